@@ -1,0 +1,1 @@
+"""The webhook receiver: verify, deduplicate, hand on durably, answer fast."""

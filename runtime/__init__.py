@@ -1,0 +1,1 @@
+"""Shared runtime plumbing: settings, database, Redis, token encryption, logging and the CLI."""

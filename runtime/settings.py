@@ -1,0 +1,100 @@
+"""The one settings object: every environment variable the pipeline reads."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["MissingSetting", "Settings", "get_settings"]
+
+
+class MissingSetting(RuntimeError):
+    """A command needs a setting that is not set; the message names the variable."""
+
+    def __init__(self, *variables: str) -> None:
+        self.variables = variables
+        names = ", ".join(variables)
+        super().__init__(f"missing setting: {names} (set it in the environment or in .env)")
+
+
+class Settings(BaseSettings):
+    """Configuration read from the environment (and `.env`); names are a public contract.
+
+    Tests and tools pass values to the initialiser, which wins over the environment:
+
+        Settings(database_url="sqlite:///x.db", redis_url="redis://localhost:6379/3")
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Public contract (issue 2): keep these names.
+    database_url: str = "sqlite:///./exact-pipeline.db"
+    redis_url: str = "redis://localhost:6379/0"
+    exact_base_url: str = "https://start.exactonline.nl"
+    exact_client_id: str | None = None
+    exact_client_secret: SecretStr | None = None
+    exact_redirect_uri: str | None = None
+    exact_webhook_secret: SecretStr | None = None
+    token_encryption_key: SecretStr | None = None
+    public_url: str = "http://localhost:8000"
+    sinks: str = "sql"
+    push_url: str | None = None
+    push_secret: SecretStr | None = None
+
+    # Extensions.
+    redis_prefix: str = Field("exact-pipeline:", description="Prefix of every Redis key, the Celery broker's too")
+    log_level: str = "INFO"
+    webhook_max_body_bytes: int = 64 * 1024
+    dedupe_window_seconds: int = 24 * 3600
+    coalesce_window_seconds: float = 2.0
+    delta_sync_minutes: float = 15.0
+    silent_subscription_hours: float = 48.0
+    default_topics: str = "Accounts,Contacts,Items,SalesInvoices"
+    rate_limit_per_minute: int = 60
+    rate_limit_per_day: int = 5000
+    rate_limit_max_wait_seconds: float = 120.0
+    delivery_max_attempts: int = 8
+    commands_token: SecretStr | None = None
+
+    @property
+    def callback_url(self) -> str:
+        """The URL Exact POSTs webhooks to."""
+        return self.public_url.rstrip("/") + "/webhooks/exact"
+
+    @property
+    def sink_names(self) -> list[str]:
+        return [name.strip() for name in self.sinks.split(",") if name.strip()]
+
+    @property
+    def default_topic_list(self) -> list[str]:
+        return [name.strip() for name in self.default_topics.split(",") if name.strip()]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def require(self, *fields: str) -> None:
+        """Raise `MissingSetting` naming every listed field that is unset or empty."""
+        missing = []
+        for name in fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if not value:
+                missing.append(name.upper())
+        if missing:
+            raise MissingSetting(*missing)
+
+    def secret(self, name: str) -> str:
+        """The plain value of a secret setting, after `require`."""
+        self.require(name)
+        value = getattr(self, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""A local Exact Online emulator that reproduces production behaviour and its quirks."""

@@ -1,0 +1,73 @@
+"""The path every `/api/v1` call takes: count, faults, auth, error block, rate limit, handler, headers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+if TYPE_CHECKING:
+    from sandbox.state import SandboxState
+
+__all__ = ["CallContext", "Handler", "error_response", "guarded"]
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who is calling which division; handed to every data-plane handler."""
+
+    client_id: str
+    user_id: str
+    division: int | None
+
+
+Handler = Callable[[Request, CallContext], Awaitable[Response]]
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Exact's error body: `{"error":{"code":"","message":{"lang":"","value":…}}}`."""
+    body = {"error": {"code": "", "message": {"lang": "", "value": message}}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def guarded(state: SandboxState, endpoint: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a data-plane handler in production's gauntlet. `endpoint` names it for counts and error budgets,
+    e.g. "crm/Accounts" or "sync/CRM/Accounts"."""
+
+    async def endpoint_fn(request: Request) -> Response:
+        raw_division = request.path_params.get("division")
+        division = int(raw_division) if raw_division is not None and str(raw_division).isdigit() else None
+        response = await _run(state, endpoint, handler, request, division)
+        state.counters.record(endpoint, division, response.status_code)
+        return response
+
+    return endpoint_fn
+
+
+async def _run(
+    state: SandboxState, endpoint: str, handler: Handler, request: Request, division: int | None
+) -> Response:
+    faulted = await state.faults.intercept(endpoint, division)
+    if faulted is not None:
+        return faulted
+    grant = state.oauth.authenticate(request.headers.get("authorization"))
+    if grant is None:
+        return error_response(401, "Unauthorized")
+    budget_division = division if division is not None else state.store.current_division(grant.user_id)
+    if state.limiter.blocked(grant.client_id, budget_division, endpoint):
+        return error_response(429, "API key blocked: too many errors on this endpoint in the last hour")
+    decision = state.limiter.acquire(grant.client_id, budget_division)
+    if not decision.allowed:
+        return error_response(429, "Too Many Requests", headers=decision.headers)
+    context = CallContext(client_id=grant.client_id, user_id=grant.user_id, division=division)
+    if "json" not in request.headers.get("accept", ""):
+        # Production answers Atom/XML without `Accept: application/json`.
+        response: Response = Response('<?xml version="1.0" encoding="utf-8"?><feed/>', media_type="application/xml")
+    else:
+        response = await handler(request, context)
+    state.limiter.record_status(grant.client_id, budget_division, endpoint, response.status_code)
+    response.headers.update(decision.headers)
+    return response

@@ -1,0 +1,1 @@
+"""Exact Online webhook subscriptions per division and topic, tracked in our database and reconciled."""

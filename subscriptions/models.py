@@ -1,0 +1,32 @@
+"""Tables for webhook subscriptions: what we want per division and topic, and what Exact holds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from runtime.db import Base, utc_now
+
+__all__ = ["Subscription"]
+
+
+class Subscription(Base):
+    """One desired (connection, division, topic) subscription and the Exact subscription that backs it."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("connection_id", "division", "topic"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    division: Mapped[int] = mapped_column(Integer)
+    topic: Mapped[str] = mapped_column(String(100))
+    callback_url: Mapped[str] = mapped_column(String(500))
+    # pending (not yet in Exact), active, failed, removed
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    exact_id: Mapped[str | None] = mapped_column(String(64))
+    last_reconciled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_webhook_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -1,0 +1,165 @@
+"""Real services for every test run: a private Redis key prefix, a fresh database, a sandbox over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import uvicorn
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from runtime.db import make_engine, make_session_factory
+from runtime.migrate import upgrade
+from runtime.redis import clear_prefix
+from runtime.settings import Settings
+from sandbox.config import SandboxConfig
+
+RUN_ID = uuid.uuid4().hex[:10]
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_URL = os.environ.get("DATABASE_URL", "")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerThread:
+    """Serves an ASGI app with a real uvicorn on a free loopback port, in a thread (as httpx's tests do)."""
+
+    def __init__(self, app: object, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> Iterator[str]:
+    """Every Redis key of this run lives under this prefix and is deleted at the end."""
+    prefix = f"ep-test-{RUN_ID}:"
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.exit(f"Redis is not answering at {REDIS_URL}: run ../shared/services ({exc})", returncode=3)
+    yield prefix
+    clear_prefix(client, prefix)
+    client.close()
+
+
+@pytest.fixture
+def redis_client(redis_prefix: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, migrated database for this run: PostgreSQL when DATABASE_URL is set, else SQLite."""
+    if PG_URL.startswith("postgresql"):
+        name = f"ep_test_{RUN_ID}"
+        admin = create_engine(make_url(PG_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        upgrade(url)
+        yield url
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    else:
+        path = Path(tmp_path_factory.mktemp("db")) / "test.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str):  # type: ignore[no-untyped-def]
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def session_factory(engine) -> sessionmaker[Session]:  # type: ignore[no-untyped-def]
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    with session_factory() as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def encryption_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def settings(database_url: str, redis_prefix: str, encryption_key: str) -> Settings:
+    """Settings for this run; built from values, never from the machine's environment or .env."""
+    test_prefix = f"{redis_prefix}{uuid.uuid4().hex[:6]}:"
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        redis_prefix=test_prefix,
+        exact_client_id=SandboxConfig.client_id,
+        exact_client_secret=SandboxConfig.client_secret,  # type: ignore[arg-type]
+        exact_redirect_uri="http://127.0.0.1:8765/callback",
+        exact_webhook_secret=SandboxConfig.webhook_secret,  # type: ignore[arg-type]
+        token_encryption_key=encryption_key,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def sandbox_config() -> SandboxConfig:
+    """Override in a test module to change sandbox limits."""
+    return SandboxConfig()
+
+
+@pytest.fixture
+def sandbox(sandbox_config: SandboxConfig) -> Iterator[ServerThread]:
+    """A fresh Exact Online emulator on a real port; `sandbox.url` is its base URL, `sandbox.state` its state."""
+    from sandbox.app import create_sandbox_app
+
+    app = create_sandbox_app(sandbox_config)
+    with ServerThread(app) as server:
+        server.state = app.state.sandbox  # type: ignore[attr-defined]
+        yield server
+
+
+@pytest.fixture
+def sandbox_http(sandbox: ServerThread) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
+        yield client

@@ -1,0 +1,1 @@
+"""Celery workers: fetch changed records from Exact, deliver them to sinks, delta-sync as a safety net."""
