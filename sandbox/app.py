@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
-from sandbox import api, control, oauth, webhooks
+from sandbox import api, control, faults, oauth, webhooks
 from sandbox.config import SandboxConfig
 from sandbox.state import SandboxState
 
@@ -23,7 +23,13 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         async with state.webhooks.running():
             yield
 
-    routes = [*oauth.routes(state), *control.routes(state), *webhooks.routes(state), *api.routes(state)]
+    routes = [
+        *oauth.routes(state),
+        *control.routes(state),
+        *faults.routes(state),
+        *webhooks.routes(state),
+        *api.routes(state),
+    ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.sandbox = state
     return app

@@ -11,7 +11,7 @@ __all__ = ["SandboxConfig"]
 class SandboxConfig:
     """Sandbox behaviour; tests shrink limits and windows instead of waiting for production's.
 
-        SandboxConfig(minute_limit=5, refresh_min_age=1.0)
+    SandboxConfig(minute_limit=5, refresh_min_age=1.0)
     """
 
     client_id: str = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"

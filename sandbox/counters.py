@@ -21,7 +21,9 @@ class CallCounter:
         return sum(
             n
             for (e, d, s), n in self.calls.items()
-            if (endpoint is None or e == endpoint) and (division is None or d == division) and (status is None or s == status)
+            if (endpoint is None or e == endpoint)
+            and (division is None or d == division)
+            and (status is None or s == status)
         )
 
     def snapshot(self) -> list[dict[str, object]]:

@@ -1,0 +1,137 @@
+"""The `/_sandbox` control API for tests, the demo and benchmarks.
+
+    GET    /_sandbox/records/{division}/{path}             every record the sandbox holds (as the API reads them)
+    POST   /_sandbox/records/{division}/{path}             create one (fires a webhook `Update`); body = fields
+    POST   /_sandbox/records/{division}/{path}/bulk        {"count": N, "fields": {...}}: create N records
+    PUT    /_sandbox/records/{division}/{path}/{id}        merge fields into a record (fires `Update`)
+    DELETE /_sandbox/records/{division}/{path}/{id}        delete one (fires `Delete`, adds a sync/Deleted row)
+    GET    /_sandbox/calls?endpoint=&division=&status=     API call counts, by endpoint, division and status
+    POST   /_sandbox/calls/reset                           zero the counts
+    POST   /_sandbox/divisions/{code}                      {"Status": 0|1|2, "granted": bool, "move": true}
+    POST   /_sandbox/clock/advance                         {"seconds": S}: move the sandbox clock forward
+    GET    /_sandbox/config, POST /_sandbox/config         read or change limits ({"minute_limit": 5, ...})
+    POST   /_sandbox/limits/reset                          forget rate windows, error counts and blocks
+    GET    /_sandbox/limits                                rate windows, error budgets and blocks
+Faults (`/_sandbox/faults`), OAuth (`/_sandbox/oauth`) and webhooks (`/_sandbox/webhooks`) have their own modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from sandbox import odata
+from sandbox.entities import Entity, by_path
+from sandbox.quirks import READ_ONLY
+from sandbox.store import NotFoundError, WriteError
+
+if TYPE_CHECKING:
+    from sandbox.state import SandboxState
+
+__all__ = ["routes"]
+
+
+def _split(path: str) -> tuple[Entity | None, str | None]:
+    """`crm/Accounts`, `crm/Accounts/bulk` or `crm/Accounts/<guid>`."""
+    head, _, last = path.rpartition("/")
+    if last == "bulk":
+        return by_path(head), "bulk"
+    try:
+        return by_path(head), str(uuid.UUID(last))
+    except ValueError:
+        return by_path(path), None
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in odata.serialize(row, select=None, uri="", type_name="").items() if k != "__metadata"}
+
+
+def routes(state: SandboxState) -> list[BaseRoute]:
+    store = state.store
+
+    async def records(request: Request) -> Response:
+        division = request.path_params["division"]
+        entity, key = _split(request.path_params["path"])
+        if entity is None or store.division(division) is None:
+            return JSONResponse({"error": "unknown entity or division"}, status_code=404)
+        try:
+            if request.method == "GET":
+                return JSONResponse({"records": [_plain(r) for r in store.rows(division, entity)]})
+            if request.method == "POST" and key == "bulk":
+                body = await request.json()
+                fields = body.get("fields", {})
+                rows = [store.create(division, entity, dict(fields)) for _ in range(int(body.get("count", 1)))]
+                return JSONResponse({"ids": [r["ID"] for r in rows]}, status_code=201)
+            if request.method == "POST":
+                return JSONResponse({"record": _plain(store.create(division, entity, await request.json()))}, 201)
+            if key is None:
+                return JSONResponse({"error": "a record id is required"}, status_code=400)
+            if request.method == "PUT":
+                current = {k: v for k, v in store.get(division, entity, key).items() if k not in READ_ONLY}
+                row = store.replace(division, entity, key, {**current, **(await request.json())})
+                return JSONResponse({"record": _plain(row)})
+            store.delete(division, entity, key)
+            return Response(status_code=204)
+        except NotFoundError:
+            return JSONResponse({"error": "no such record"}, status_code=404)
+        except WriteError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+
+    async def calls(request: Request) -> Response:
+        params = request.query_params
+        division = int(params["division"]) if "division" in params else None
+        status = int(params["status"]) if "status" in params else None
+        total = state.counters.total(endpoint=params.get("endpoint"), division=division, status=status)
+        return JSONResponse({"total": total, "calls": state.counters.snapshot()})
+
+    async def reset_calls(request: Request) -> Response:
+        state.counters.reset()
+        return JSONResponse({"total": 0})
+
+    async def division(request: Request) -> Response:
+        code = request.path_params["code"]
+        if store.division(code) is None:
+            return JSONResponse({"error": "unknown division"}, status_code=404)
+        body = await request.json()
+        if "Status" in body:
+            store.set_division_status(code, int(body["Status"]))
+        if "granted" in body:
+            store.set_grant(store.default_user_id, code, bool(body["granted"]))
+        if body.get("move"):
+            store.move_division(code)
+        return JSONResponse(_plain(store.division(code) or {}))
+
+    async def advance(request: Request) -> Response:
+        state.clock.advance(float((await request.json())["seconds"]))
+        return JSONResponse({"now": state.clock.now()})
+
+    async def config(request: Request) -> Response:
+        if request.method == "POST":
+            for name, value in (await request.json()).items():
+                if name not in {f.name for f in dataclasses.fields(state.config)}:
+                    return JSONResponse({"error": f"unknown setting {name}"}, status_code=400)
+                setattr(state.config, name, value)
+        return JSONResponse({k: v for k, v in dataclasses.asdict(state.config).items() if "secret" not in k})
+
+    async def limits(request: Request) -> Response:
+        return JSONResponse(state.limiter.snapshot())
+
+    async def reset_limits(request: Request) -> Response:
+        state.limiter.reset()
+        return JSONResponse(state.limiter.snapshot())
+
+    return [
+        Route("/_sandbox/records/{division:int}/{path:path}", records, methods=["GET", "POST", "PUT", "DELETE"]),
+        Route("/_sandbox/calls", calls, methods=["GET"]),
+        Route("/_sandbox/calls/reset", reset_calls, methods=["POST"]),
+        Route("/_sandbox/divisions/{code:int}", division, methods=["POST"]),
+        Route("/_sandbox/clock/advance", advance, methods=["POST"]),
+        Route("/_sandbox/config", config, methods=["GET", "POST"]),
+        Route("/_sandbox/limits", limits, methods=["GET"]),
+        Route("/_sandbox/limits/reset", reset_limits, methods=["POST"]),
+    ]

@@ -1,0 +1,192 @@
+"""OAuth as Exact runs it: auto-approved authorize, codes, 600 s access tokens, single-use rotating refresh tokens."""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from sandbox.clock import SandboxClock
+from sandbox.config import SandboxConfig
+
+if TYPE_CHECKING:
+    from sandbox.state import SandboxState
+    from sandbox.store import Store
+
+__all__ = ["Grant", "OAuthServer", "routes"]
+
+CODE_LIFETIME = 180.0
+
+
+@dataclass(frozen=True)
+class Grant:
+    client_id: str
+    user_id: str
+
+
+@dataclass
+class _Refresh:
+    grant: Grant
+    access_issued_at: float
+    last_used: float
+    alive: bool = True
+
+
+class OAuthServer:
+    def __init__(self, config: SandboxConfig, clock: SandboxClock, store: Store) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store
+        self._codes: dict[str, tuple[Grant, str, float]] = {}
+        self._access: dict[str, tuple[Grant, float]] = {}
+        self._refresh: dict[str, _Refresh] = {}
+        self.stats: Counter[str] = Counter()
+        self._daily: Counter[tuple[str, str, int]] = Counter()
+
+    def authenticate(self, authorization_header: str | None) -> Grant | None:
+        if not authorization_header or not authorization_header.lower().startswith("bearer "):
+            return None
+        entry = self._access.get(authorization_header[7:].strip())
+        if entry is None or entry[1] <= self.clock.now():
+            return None
+        return entry[0]
+
+    def issue_code(self, client_id: str, redirect_uri: str) -> str:
+        code = secrets.token_urlsafe(24)
+        self._codes[code] = (Grant(client_id, self.store.default_user_id), redirect_uri, self.clock.now())
+        return code
+
+    def token(self, form: dict[str, str]) -> tuple[int, dict[str, str]]:
+        """Serve the token endpoint; returns (status, body)."""
+        grant_type = form.get("grant_type", "")
+        status, body = self._token(grant_type, form)
+        self.stats[f"{grant_type or 'none'}:{status}"] += 1
+        return status, body
+
+    def _token(self, grant_type: str, form: dict[str, str]) -> tuple[int, dict[str, str]]:
+        if form.get("client_id") != self.config.client_id or form.get("client_secret") != self.config.client_secret:
+            return 401, {"error": "invalid_client", "error_description": "Invalid client credentials."}
+        if grant_type == "authorization_code":
+            return self._exchange_code(form)
+        if grant_type == "refresh_token":
+            return self._refresh_grant(form.get("refresh_token", ""))
+        return 400, {"error": "unsupported_grant_type", "error_description": "Bad Request"}
+
+    def _count_call(self, grant: Grant) -> bool:
+        day = int(self.clock.now() // 86400)
+        self._daily[(grant.client_id, grant.user_id, day)] += 1
+        return self._daily[(grant.client_id, grant.user_id, day)] <= self.config.token_calls_per_day
+
+    def _exchange_code(self, form: dict[str, str]) -> tuple[int, dict[str, str]]:
+        entry = self._codes.pop(form.get("code", ""), None)
+        if entry is None or entry[2] + CODE_LIFETIME < self.clock.now() or entry[1] != form.get("redirect_uri"):
+            return 400, {"error": "invalid_grant", "error_description": "Bad Request"}
+        if not self._count_call(entry[0]):
+            return 400, {"error": "invalid_request", "error_description": "Rate limit exceeded: token calls per day"}
+        return 200, self._issue(entry[0])
+
+    def _refresh_grant(self, token: str) -> tuple[int, dict[str, str]]:
+        entry = self._refresh.get(token)
+        if entry is None:
+            return 400, {"error": "invalid_grant", "error_description": "Invalid refresh token."}
+        if not entry.alive:
+            self.stats["rotated_token_uses"] += 1
+            return 401, {"error": "unauthorized_client", "error_description": "Old refresh token used."}
+        now = self.clock.now()
+        if now - entry.last_used > self.config.refresh_token_idle_days * 86400:
+            expired = datetime.fromtimestamp(entry.last_used + self.config.refresh_token_idle_days * 86400, UTC)
+            return 400, {
+                "error": "invalid_request",
+                "error_description": f"The refresh token expired at {expired:%m/%d/%Y %I:%M:%S %p}.",
+            }
+        if not self._count_call(entry.grant):
+            return 400, {"error": "invalid_request", "error_description": "Rate limit exceeded: token calls per day"}
+        if now - entry.access_issued_at < self.config.refresh_min_age:
+            return 400, {
+                "error": "invalid_request",
+                "error_description": "Rate limit exceeded: access_token not expired",
+            }
+        entry.alive = False
+        self.stats["refreshes"] += 1
+        return 200, self._issue(entry.grant)
+
+    def _issue(self, grant: Grant) -> dict[str, str]:
+        now = self.clock.now()
+        access = "AAEA" + secrets.token_urlsafe(32)
+        refresh = "Gcp!IAAA" + secrets.token_urlsafe(32)
+        self._access[access] = (grant, now + self.config.access_token_lifetime)
+        self._refresh[refresh] = _Refresh(grant, access_issued_at=now, last_used=now)
+        return {
+            "access_token": access,
+            "token_type": "bearer",
+            "expires_in": str(int(self.config.access_token_lifetime)),
+            "refresh_token": refresh,
+        }
+
+    def revoke(self, user_id: str | None = None) -> int:
+        """Rotate every live refresh token of a user away, as if another party had refreshed them."""
+        count = 0
+        for entry in self._refresh.values():
+            if entry.alive and (user_id is None or entry.grant.user_id == user_id):
+                entry.alive = False
+                count += 1
+        return count
+
+    def expire_access_tokens(self) -> None:
+        self._access.clear()
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "token_calls": {k: v for k, v in self.stats.items() if ":" in k},
+            "token_call_total": sum(v for k, v in self.stats.items() if ":" in k),
+            "refreshes": self.stats["refreshes"],
+            "rotated_token_uses": self.stats["rotated_token_uses"],
+        }
+
+
+def routes(state: SandboxState) -> list[BaseRoute]:
+    oauth = state.oauth
+
+    async def authorize(request: Request) -> Response:
+        params = request.query_params
+        client_id, redirect_uri = params.get("client_id", ""), params.get("redirect_uri", "")
+        if client_id != state.config.client_id or not redirect_uri:
+            return JSONResponse({"error": "invalid_request", "error_description": "Unknown client_id"}, 400)
+        if state.config.redirect_uris and redirect_uri not in state.config.redirect_uris:
+            return JSONResponse({"error": "invalid_request", "error_description": "redirect_uri mismatch"}, 400)
+        query = {"code": oauth.issue_code(client_id, redirect_uri)}
+        if "state" in params:
+            query["state"] = params["state"]
+        separator = "&" if "?" in redirect_uri else "?"
+        return RedirectResponse(f"{redirect_uri}{separator}{urlencode(query)}", status_code=302)
+
+    async def token(request: Request) -> Response:
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        status, body = oauth.token(form)
+        return JSONResponse(body, status_code=status)
+
+    async def control(request: Request) -> Response:
+        return JSONResponse(oauth.snapshot())
+
+    async def revoke(request: Request) -> Response:
+        body = await request.json() if await request.body() else {}
+        return JSONResponse({"revoked": oauth.revoke(body.get("user_id"))})
+
+    async def expire(request: Request) -> Response:
+        oauth.expire_access_tokens()
+        return JSONResponse({"expired": True})
+
+    return [
+        Route("/api/oauth2/auth", authorize, methods=["GET"]),
+        Route("/api/oauth2/token", token, methods=["POST"]),
+        Route("/_sandbox/oauth", control, methods=["GET"]),
+        Route("/_sandbox/oauth/revoke", revoke, methods=["POST"]),
+        Route("/_sandbox/oauth/expire", expire, methods=["POST"]),
+    ]

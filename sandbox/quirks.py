@@ -1,0 +1,109 @@
+"""Production's silent drops on write (gotchas 1–6): what Exact does to a body without saying so."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sandbox.entities import Entity, by_path
+
+if TYPE_CHECKING:
+    from sandbox.store import Store
+
+__all__ = ["READ_ONLY", "apply_header", "apply_line", "header_ref", "parse_write_date"]
+
+# Filled by Exact on read; a value sent for these is ignored.
+READ_ONLY = frozenset({
+    "ID", "Division", "Created", "Modified", "Timestamp", "ItemCode", "SupplierCode", "SupplierName",
+    "InvoiceToName", "FullName", "TypeDescription", "InvoiceID", "PurchaseOrderID", "QuantityOrdered",
+})  # fmt: skip
+_DATE_FIELDS = frozenset({"InvoiceDate", "OrderDate"})
+_MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+
+
+def header_ref(entity: Entity) -> str:
+    return "InvoiceID" if entity.path == "salesinvoice/SalesInvoices" else "PurchaseOrderID"
+
+
+def parse_write_date(value: Any) -> datetime | None:
+    """Writes take ISO 8601 or `/Date(ms)/`; a zone-less ISO value is taken as UTC."""
+    if value is None or isinstance(value, datetime):
+        return value
+    text = str(value)
+    if m := _MS_DATE.match(text):
+        return datetime.fromtimestamp(int(m.group(1)) / 1000, UTC)
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _guid(value: Any) -> str | None:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
+
+
+def _find(store: Store, division: int, path: str, key: Any) -> dict[str, Any] | None:
+    guid = _guid(key) if key is not None else None
+    return store.table(division, path).get(guid) if guid else None
+
+
+def apply_header(store: Store, division: int, entity: Entity, row: dict[str, Any]) -> dict[str, Any]:
+    for name in _DATE_FIELDS & row.keys():
+        row[name] = parse_write_date(row[name])
+    if "Currency" in entity.fields:
+        codes = {c["Code"] for c in store.rows(division, _entity("system/Currencies"))}
+        if row.get("Currency") not in codes:
+            # Gotcha 3: an unsupported currency becomes the division's, with no conversion.
+            row["Currency"] = store.division(division)["Currency"]  # type: ignore[index]
+    if entity.path == "crm/Accounts" and row.get("Code") is not None:
+        row["Code"] = str(row["Code"]).strip().rjust(18)
+    if entity.path == "crm/Contacts":
+        row["FullName"] = " ".join(p for p in (row.get("FirstName"), row.get("LastName")) if p) or None
+    if entity.path == "purchaseorder/PurchaseOrders":
+        supplier = _find(store, division, "crm/Accounts", row.get("Supplier"))
+        row["Supplier"] = supplier["ID"] if supplier else None
+        row["SupplierCode"] = supplier["Code"] if supplier else None
+        row["SupplierName"] = supplier["Name"] if supplier else None
+    if entity.path == "salesinvoice/SalesInvoices":
+        customer = _find(store, division, "crm/Accounts", row.get("InvoiceTo"))
+        row["InvoiceTo"] = customer["ID"] if customer else None
+        row["InvoiceToName"] = customer["Name"] if customer else None
+        if _find(store, division, "crm/Accounts", row.get("OrderedBy")) is None:
+            row["OrderedBy"] = row["InvoiceTo"]
+    return row
+
+
+def apply_line(store: Store, division: int, entity: Entity, line: dict[str, Any]) -> dict[str, Any]:
+    from sandbox.store import WriteError
+
+    row = {f: line.get(f) for f in entity.fields if f not in READ_ONLY}
+    gl = _find(store, division, "financial/GLAccounts", row.get("GLAccount"))
+    # Gotcha 1: a GL account of another division is written as null, and the answer is still 201.
+    row["GLAccount"] = gl["ID"] if gl else None
+    vat_codes = store.rows(division, _entity("vat/VATCodes"))
+    if row.get("VATCode") not in {v["Code"] for v in vat_codes}:
+        # Gotcha 2: an unknown VAT code silently becomes the division's default.
+        row["VATCode"] = next((v["Code"] for v in vat_codes if v["IsDefault"]), None)
+    item_ref = line.get("Item")
+    if item_ref is not None and _guid(item_ref) is None:
+        # Gotcha 6: Item takes a GUID; a code is refused.
+        raise WriteError(f"Item: '{item_ref}' is not a valid GUID")
+    item = _find(store, division, "logistics/Items", item_ref)
+    row["Item"] = item["ID"] if item else None
+    row["ItemCode"] = item["Code"] if item else None
+    if "QuantityOrdered" in entity.fields:
+        # Gotcha 5: purchase-order lines take Quantity and read back QuantityOrdered.
+        row["QuantityOrdered"] = line.get("Quantity")
+    quantity, price = row.get("Quantity", row.get("QuantityOrdered")), row.get("UnitPrice")
+    if isinstance(quantity, int | float) and isinstance(price, int | float):
+        row["AmountDC"] = round(quantity * price, 2)
+    return row
+
+
+def _entity(path: str) -> Entity:
+    entity = by_path(path)
+    assert entity is not None
+    return entity
