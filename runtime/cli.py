@@ -33,9 +33,12 @@ def _safe_url(url: str) -> str:
 
 
 def _mount() -> None:
+    from exact.cli import connect, divisions
     from sandbox.cli import sandbox
 
     app.command("sandbox")(sandbox)
+    app.command("connect")(connect)
+    app.command("divisions")(divisions)
 
 
 def main() -> None:

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 60
     rate_limit_per_day: int = 5000
     rate_limit_max_wait_seconds: float = 120.0
+    # Length of Exact's "minute"; only tests and benchmarks against the sandbox shrink it.
+    rate_limit_window_seconds: float = 60.0
     delivery_max_attempts: int = 8
     commands_token: SecretStr | None = None
 

@@ -6,6 +6,7 @@
     PUT    /_sandbox/records/{division}/{path}/{id}        merge fields into a record (fires `Update`)
     DELETE /_sandbox/records/{division}/{path}/{id}        delete one (fires `Delete`, adds a sync/Deleted row)
     GET    /_sandbox/calls?endpoint=&division=&status=     API call counts, by endpoint, division and status
+                                                           (&log=1 adds each call's time, endpoint, division, status)
     POST   /_sandbox/calls/reset                           zero the counts
     POST   /_sandbox/divisions/{code}                      {"Status": 0|1|2, "granted": bool, "move": true}
     POST   /_sandbox/clock/advance                         {"seconds": S}: move the sandbox clock forward
@@ -87,7 +88,10 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         division = int(params["division"]) if "division" in params else None
         status = int(params["status"]) if "status" in params else None
         total = state.counters.total(endpoint=params.get("endpoint"), division=division, status=status)
-        return JSONResponse({"total": total, "calls": state.counters.snapshot()})
+        body: dict[str, Any] = {"total": total, "calls": state.counters.snapshot()}
+        if params.get("log"):
+            body["log"] = [{"at": t, "endpoint": e, "division": d, "status": s} for t, e, d, s in state.counters.log]
+        return JSONResponse(body)
 
     async def reset_calls(request: Request) -> Response:
         state.counters.reset()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 __all__ = ["CallCounter"]
@@ -13,9 +14,12 @@ class CallCounter:
     """Counts every API call the sandbox answered (OAuth and control calls are not API calls)."""
 
     calls: Counter[tuple[str, int | None, int]] = field(default_factory=Counter)
+    # (epoch seconds, endpoint, division, status) of recent calls, for tests that check spacing in time.
+    log: deque[tuple[float, str, int | None, int]] = field(default_factory=lambda: deque(maxlen=20_000))
 
     def record(self, endpoint: str, division: int | None, status: int) -> None:
         self.calls[(endpoint, division, status)] += 1
+        self.log.append((time.time(), endpoint, division, status))
 
     def total(self, *, endpoint: str | None = None, division: int | None = None, status: int | None = None) -> int:
         return sum(
@@ -34,3 +38,4 @@ class CallCounter:
 
     def reset(self) -> None:
         self.calls.clear()
+        self.log.clear()

@@ -1,0 +1,78 @@
+"""The Exact Online API client: OAuth with rotating refresh tokens, a shared per-division budget, OData and dates."""
+
+from __future__ import annotations
+
+from exact._client import ExactClient, SyncPage
+from exact._connections import save_connection, save_divisions
+from exact._dates import format_date, normalize_record, parse_date
+from exact._envelope import Page, unwrap, unwrap_page
+from exact._exceptions import (
+    ApiError,
+    AuthError,
+    CallbackRejected,
+    DataAlreadyExists,
+    EndpointBlocked,
+    ExactError,
+    ExactUnavailable,
+    Forbidden,
+    NeedsConsent,
+    NotFound,
+    RateLimited,
+    ValidationError,
+)
+from exact._models import Connection, Division
+from exact._oauth import OAuthApp, TokenNotExpired, TokenSet
+from exact._odata import (
+    MAX_URL_LENGTH,
+    Query,
+    datetime_literal,
+    guid_literal,
+    int64_literal,
+    key_filters,
+    string_literal,
+)
+from exact._ratelimit import ErrorBudget, RateLimiter
+from exact._tokens import REFRESH_MIN_AGE, SqlTokenStore, StoredTokens, TokenManager
+
+__all__ = [
+    "MAX_URL_LENGTH",
+    "REFRESH_MIN_AGE",
+    "ApiError",
+    "AuthError",
+    "CallbackRejected",
+    "Connection",
+    "DataAlreadyExists",
+    "Division",
+    "EndpointBlocked",
+    "ErrorBudget",
+    "ExactClient",
+    "ExactError",
+    "ExactUnavailable",
+    "Forbidden",
+    "NeedsConsent",
+    "NotFound",
+    "OAuthApp",
+    "Page",
+    "Query",
+    "RateLimited",
+    "RateLimiter",
+    "SqlTokenStore",
+    "StoredTokens",
+    "SyncPage",
+    "TokenManager",
+    "TokenNotExpired",
+    "TokenSet",
+    "ValidationError",
+    "datetime_literal",
+    "format_date",
+    "guid_literal",
+    "int64_literal",
+    "key_filters",
+    "normalize_record",
+    "parse_date",
+    "save_connection",
+    "save_divisions",
+    "string_literal",
+    "unwrap",
+    "unwrap_page",
+]

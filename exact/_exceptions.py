@@ -1,0 +1,88 @@
+"""Exceptions of the Exact client, one tree; each carries the HTTP status and Exact's `error.message.value`.
+
+* ExactError
+  + AuthError                 401, or the token endpoint refused
+    - NeedsConsent            the refresh token is dead: a person must connect again
+  + RateLimited               the budget is closed until `retry_at` (429, or a wait longer than allowed)
+  + EndpointBlocked           we stopped calling an endpoint that nears Exact's 10-errors-an-hour block
+  + ApiError                  any other refusal of a request
+    - ValidationError         400
+    - Forbidden               403 (division not granted, licence, ...)
+    - NotFound                404
+    - DataAlreadyExists       500 "Data already exists" (a duplicate webhook subscription)
+    - CallbackRejected        500 "Invalid: Post to callback URL …" (subscription validation failed)
+  + ExactUnavailable          5xx, timeouts and connection errors, after the retries
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "CallbackRejected",
+    "DataAlreadyExists",
+    "EndpointBlocked",
+    "ExactError",
+    "ExactUnavailable",
+    "Forbidden",
+    "NeedsConsent",
+    "NotFound",
+    "RateLimited",
+    "ValidationError",
+]
+
+
+class ExactError(Exception):
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class AuthError(ExactError):
+    pass
+
+
+class NeedsConsent(AuthError):
+    """The connection's refresh token is dead ("Old refresh token used", expired); run `exact-pipeline connect`."""
+
+
+class RateLimited(ExactError):
+    def __init__(self, message: str, *, retry_at: float, status: int | None = 429) -> None:
+        super().__init__(message, status=status)
+        self.retry_at = retry_at
+
+
+class EndpointBlocked(ExactError):
+    def __init__(self, message: str, *, endpoint: str, division: int | None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.division = division
+
+
+class ApiError(ExactError):
+    pass
+
+
+class ValidationError(ApiError):
+    pass
+
+
+class Forbidden(ApiError):
+    pass
+
+
+class NotFound(ApiError):
+    pass
+
+
+class DataAlreadyExists(ApiError):
+    pass
+
+
+class CallbackRejected(ApiError):
+    pass
+
+
+class ExactUnavailable(ExactError):
+    pass

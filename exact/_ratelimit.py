@@ -1,0 +1,163 @@
+"""One call budget per app and division, shared by every process through Redis, in step with Exact's headers.
+
+The minute window is a sliding log: no 63.5-second interval ever holds more calls than the limit, so neither does
+any of Exact's whole-minute windows, even when network delay shifts a call into the next minute on Exact's side
+(the margin, 5% plus half a second, costs three calls a minute). The day window resets at UTC midnight like Exact's. A 429, or headers that
+say a window is spent, close the division's budget until the reset Exact gives, for every process at once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+
+import redis
+
+from exact._exceptions import EndpointBlocked, RateLimited
+
+__all__ = ["ErrorBudget", "RateLimiter"]
+
+WINDOW_MARGIN = 1.05
+WINDOW_SLACK_MS = 500
+
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local closed = tonumber(redis.call('GET', KEYS[3]) or '0')
+if closed > now then return closed - now end
+local minute_limit = tonumber(redis.call('HGET', KEYS[4], 'minute') or ARGV[1])
+local day_limit = tonumber(redis.call('HGET', KEYS[4], 'day') or ARGV[3])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= minute_limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window - now + 1
+end
+local midnight = (math.floor(now / 86400000) + 1) * 86400000
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= day_limit then return midnight - now end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window * 2)
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIREAT', KEYS[2], midnight + 60000)
+return 0
+"""
+
+_CLOSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = tonumber(ARGV[1])
+if until_ms <= now then return 0 end
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if until_ms > current then redis.call('SET', KEYS[1], until_ms, 'PX', until_ms - now) end
+return until_ms - now
+"""
+
+
+class RateLimiter:
+    """Waits, within a bound, until a call to a division may be sent.
+
+    limiter = RateLimiter(redis_client, prefix="exact-pipeline:", client_id=app_id)
+    limiter.acquire(division)          # blocks up to max_wait, else raises RateLimited
+    limiter.observe(division, response.headers, response.status_code)
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str,
+        client_id: str,
+        per_minute: int = 60,
+        per_day: int = 5000,
+        window_seconds: float = 60.0,
+        max_wait: float = 120.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._redis = client
+        self._prefix = f"{prefix}exact:rl:{client_id}"
+        self.per_minute = per_minute
+        self.per_day = per_day
+        self.window_ms = int(window_seconds * 1000 * WINDOW_MARGIN + WINDOW_SLACK_MS)
+        self.max_wait = max_wait
+        self._sleep = sleep
+        self._acquire = client.register_script(_ACQUIRE)
+        self._close = client.register_script(_CLOSE)
+
+    def _keys(self, division: int | None) -> list[str]:
+        base = f"{self._prefix}:{division if division is not None else '-'}"
+        return [f"{base}:minute", f"{base}:day", f"{base}:closed", f"{base}:limits"]
+
+    def try_acquire(self, division: int | None) -> float:
+        """Take a call from the budget; returns 0, or the seconds to wait before trying again."""
+        member = uuid.uuid4().hex
+        wait_ms = self._acquire(keys=self._keys(division), args=[self.per_minute, self.window_ms, self.per_day, member])
+        return int(wait_ms) / 1000
+
+    def acquire(self, division: int | None) -> None:
+        deadline = time.monotonic() + self.max_wait
+        while (wait := self.try_acquire(division)) > 0:
+            if time.monotonic() + wait > deadline:
+                raise RateLimited(
+                    f"division {division}: budget closed for {wait:.1f}s more", retry_at=time.time() + wait
+                )
+            self._sleep(min(wait, 5.0))
+
+    def close_until(self, division: int | None, until_epoch_ms: int) -> None:
+        self._close(keys=[self._keys(division)[2]], args=[until_epoch_ms])
+
+    def observe(self, division: int | None, headers: Mapping[str, str], status: int) -> None:
+        """Keep the budget in step with Exact: adopt its limits, close when a window is spent or on 429."""
+        lower = {k.lower(): v for k, v in headers.items()}
+        limits: dict[str, int] = {}
+        if (value := lower.get("x-ratelimit-minutely-limit", "")).isdigit():
+            limits["minute"] = min(int(value), self.per_minute)
+        if (value := lower.get("x-ratelimit-limit", "")).isdigit():
+            limits["day"] = min(int(value), self.per_day)
+        for name, limit in limits.items():
+            self._redis.hset(self._keys(division)[3], name, limit)
+        closes = []
+        if lower.get("x-ratelimit-minutely-remaining") == "0" and lower.get("x-ratelimit-minutely-reset", "").isdigit():
+            closes.append(int(lower["x-ratelimit-minutely-reset"]))
+        if lower.get("x-ratelimit-remaining") == "0" and lower.get("x-ratelimit-reset", "").isdigit():
+            closes.append(int(lower["x-ratelimit-reset"]))
+        if status == 429:
+            if (retry_after := lower.get("retry-after", "")).isdigit():
+                closes.append(int((time.time() + int(retry_after)) * 1000))
+            if not closes:
+                closes.append(int(time.time() * 1000) + self.window_ms)
+        if closes:
+            self.close_until(division, max(closes))
+
+
+class ErrorBudget:
+    """Counts 4xx answers per app, division and endpoint over an hour, and refuses to call an endpoint that nears
+    Exact's block (10 an hour), so a storm of 404s cannot take the app offline."""
+
+    COUNTED = frozenset({400, 401, 403, 404})
+
+    def __init__(self, client: redis.Redis, *, prefix: str, client_id: str, threshold: int = 8) -> None:
+        self._redis = client
+        self._prefix = f"{prefix}exact:errors:{client_id}"
+        self.threshold = threshold
+
+    def _key(self, division: int | None, endpoint: str) -> str:
+        return f"{self._prefix}:{division if division is not None else '-'}:{endpoint}"
+
+    def count(self, division: int | None, endpoint: str) -> int:
+        key = self._key(division, endpoint)
+        self._redis.zremrangebyscore(key, "-inf", time.time() - 3600)
+        return int(self._redis.zcard(key))
+
+    def check(self, division: int | None, endpoint: str) -> None:
+        if self.count(division, endpoint) >= self.threshold:
+            raise EndpointBlocked(
+                f"{endpoint} in division {division} had {self.threshold} errors within the hour; paused to avoid "
+                "Exact's block", endpoint=endpoint, division=division
+            )  # fmt: skip
+
+    def record(self, division: int | None, endpoint: str, status: int) -> None:
+        if status in self.COUNTED:
+            key = self._key(division, endpoint)
+            self._redis.zadd(key, {uuid.uuid4().hex: time.time()})
+            self._redis.expire(key, 3700)

@@ -1,0 +1,191 @@
+"""Tokens at rest and in use: an encrypted SQL store fenced by a version, and a manager that refreshes under a
+Redis lock shared by every process, only when Exact allows it (570 s after issue, or after a 401)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import redis
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from exact._exceptions import NeedsConsent
+from exact._models import Connection
+from exact._oauth import OAuthApp, TokenNotExpired, TokenSet
+from runtime.crypto import TokenCipher
+from runtime.logging import log_event
+
+__all__ = ["REFRESH_MIN_AGE", "SqlTokenStore", "StoredTokens", "TokenManager"]
+
+log = logging.getLogger(__name__)
+
+# Exact refuses a refresh sooner than 570 s after the access token was issued, and counts it as an error.
+REFRESH_MIN_AGE = 570.0
+
+
+@dataclass(frozen=True)
+class StoredTokens:
+    connection_id: int
+    access_token: str
+    refresh_token: str
+    issued_at: datetime
+    version: int
+    needs_consent: bool
+    consent_error: str | None
+
+
+class SqlTokenStore:
+    """Reads and writes a connection's tokens, encrypted, with compare-and-swap on `version`."""
+
+    def __init__(self, session_factory: sessionmaker[Session], cipher: TokenCipher) -> None:
+        self._sessions = session_factory
+        self._cipher = cipher
+
+    def load(self, connection_id: int) -> StoredTokens:
+        with self._sessions() as session:
+            row = session.get(Connection, connection_id)
+            if row is None:
+                raise NeedsConsent(f"connection {connection_id} does not exist: run `exact-pipeline connect`")
+            return StoredTokens(
+                connection_id=row.id,
+                access_token=self._cipher.decrypt(row.access_token_enc),
+                refresh_token=self._cipher.decrypt(row.refresh_token_enc),
+                issued_at=_aware(row.token_issued_at),
+                version=row.version,
+                needs_consent=row.needs_consent,
+                consent_error=row.consent_error,
+            )
+
+    def save(self, connection_id: int, tokens: TokenSet, *, expected_version: int) -> bool:
+        """Store a refreshed pair unless someone stored a newer one; True when this write won."""
+        with self._sessions() as session, session.begin():
+            result = session.execute(
+                update(Connection)
+                .where(Connection.id == connection_id, Connection.version == expected_version)
+                .values(
+                    access_token_enc=self._cipher.encrypt(tokens.access_token),
+                    refresh_token_enc=self._cipher.encrypt(tokens.refresh_token),
+                    token_issued_at=tokens.issued_at,
+                    access_expires_at=tokens.issued_at + timedelta(seconds=tokens.expires_in),
+                    version=expected_version + 1,
+                    needs_consent=False,
+                    consent_error=None,
+                    updated_at=datetime.now(UTC),
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def mark_needs_consent(self, connection_id: int, message: str) -> None:
+        with self._sessions() as session, session.begin():
+            session.execute(
+                update(Connection)
+                .where(Connection.id == connection_id)
+                .values(needs_consent=True, consent_error=message, updated_at=datetime.now(UTC))
+            )
+
+    def connection_ids(self) -> list[int]:
+        with self._sessions() as session:
+            return list(session.scalars(select(Connection.id).where(Connection.needs_consent.is_(False))))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class TokenManager:
+    """Hands out a valid access token for one connection.
+
+    tokens = TokenManager(store, oauth_app, redis_client, prefix="exact-pipeline:", connection_id=1)
+    current = tokens.current()        # refreshes first when 570 s have passed
+    tokens.refresh(seen_version=current.version, force=True)   # after a 401 with that token
+    """
+
+    def __init__(
+        self,
+        store: SqlTokenStore,
+        oauth: OAuthApp,
+        client: redis.Redis,
+        *,
+        prefix: str,
+        connection_id: int,
+        refresh_min_age: float = REFRESH_MIN_AGE,
+        lock_timeout: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._oauth = oauth
+        self._redis = client
+        self._lock_name = f"{prefix}exact:token-lock:{connection_id}"
+        self.connection_id = connection_id
+        self.refresh_min_age = refresh_min_age
+        self.lock_timeout = lock_timeout
+        self._clock = clock
+        self._current: StoredTokens | None = None
+
+    def _age(self, tokens: StoredTokens) -> float:
+        return self._clock() - tokens.issued_at.timestamp()
+
+    def _load(self) -> StoredTokens:
+        tokens = self._store.load(self.connection_id)
+        if tokens.needs_consent:
+            raise NeedsConsent(tokens.consent_error or "connection needs consent: run `exact-pipeline connect`")
+        self._current = tokens
+        return tokens
+
+    def current(self) -> StoredTokens:
+        """A token Exact accepts now, refreshed first when it is due."""
+        tokens = self._current or self._load()
+        if self._age(tokens) >= self.refresh_min_age:
+            self.refresh(seen_version=tokens.version)
+            tokens = self._current or self._load()
+        return tokens
+
+    def access_token(self) -> str:
+        return self.current().access_token
+
+    def refresh(self, *, seen_version: int, force: bool = False) -> None:
+        """Refresh under the connection's lock. After taking it, re-read: when the version moved on, another
+        process refreshed already and its token is the one to use."""
+        lock = self._redis.lock(self._lock_name, timeout=self.lock_timeout, blocking_timeout=self.lock_timeout)
+        if not lock.acquire():
+            raise NeedsConsent(f"connection {self.connection_id}: could not take the token lock")
+        try:
+            tokens = self._load()
+            if tokens.version != seen_version:
+                return
+            if self._age(tokens) < self.refresh_min_age and not force:
+                return
+            self._rotate(tokens)
+        finally:
+            lock.release()
+
+    def _rotate(self, tokens: StoredTokens) -> None:
+        try:
+            fresh = self._oauth.refresh(tokens.refresh_token)
+        except TokenNotExpired:
+            # Exact says the current token is still good: keep using it.
+            return
+        except NeedsConsent as exc:
+            self._store.mark_needs_consent(self.connection_id, f"refresh token refused: {exc.message}")
+            log_event(
+                log, "exact.token.needs_consent", logging.ERROR, connection=self.connection_id, reason=exc.message
+            )
+            raise
+        # Persisted before the lock is released: the old refresh token is already dead at Exact.
+        if not self._store.save(self.connection_id, fresh, expected_version=tokens.version):
+            log_event(log, "exact.token.stale_writer", logging.WARNING, connection=self.connection_id)
+        else:
+            log_event(log, "exact.token.refreshed", connection=self.connection_id, version=tokens.version + 1)
+        self._load()
+
+    def keep_alive(self, max_idle: timedelta = timedelta(days=25)) -> bool:
+        """Refresh a connection idle for `max_idle`, before Exact's 30 days kill its refresh token."""
+        tokens = self._load()
+        if self._age(tokens) < max_idle.total_seconds():
+            return False
+        self.refresh(seen_version=tokens.version)
+        return True

@@ -1,0 +1,69 @@
+"""Builds Exact clients and OAuth apps from `Settings`: the one place where the client meets configuration."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from exact._client import ExactClient
+from exact._oauth import OAuthApp
+from exact._ratelimit import ErrorBudget, RateLimiter
+from exact._tokens import REFRESH_MIN_AGE, SqlTokenStore, TokenManager
+from runtime.crypto import TokenCipher
+from runtime.redis import sync_client
+from runtime.settings import Settings
+
+__all__ = ["client_from_settings", "oauth_from_settings", "token_manager_from_settings"]
+
+
+def oauth_from_settings(settings: Settings) -> OAuthApp:
+    settings.require("exact_client_id", "exact_client_secret")
+    return OAuthApp(
+        settings.exact_base_url,
+        str(settings.exact_client_id),
+        settings.secret("exact_client_secret"),
+        settings.exact_redirect_uri,
+    )
+
+
+def token_manager_from_settings(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    connection_id: int,
+    *,
+    refresh_min_age: float = REFRESH_MIN_AGE,
+) -> TokenManager:
+    store = SqlTokenStore(session_factory, TokenCipher(settings.secret("token_encryption_key")))
+    return TokenManager(
+        store,
+        oauth_from_settings(settings),
+        sync_client(settings.redis_url),
+        prefix=settings.redis_prefix,
+        connection_id=connection_id,
+        refresh_min_age=refresh_min_age,
+    )
+
+
+def client_from_settings(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    connection_id: int,
+    *,
+    refresh_min_age: float = REFRESH_MIN_AGE,
+) -> ExactClient:
+    """A client for one connection, sharing the app's budget per division with every other process."""
+    redis_client = sync_client(settings.redis_url)
+    client_id = str(settings.exact_client_id)
+    return ExactClient(
+        base_url=settings.exact_base_url,
+        tokens=token_manager_from_settings(settings, session_factory, connection_id, refresh_min_age=refresh_min_age),
+        limiter=RateLimiter(
+            redis_client,
+            prefix=settings.redis_prefix,
+            client_id=client_id,
+            per_minute=settings.rate_limit_per_minute,
+            per_day=settings.rate_limit_per_day,
+            window_seconds=settings.rate_limit_window_seconds,
+            max_wait=settings.rate_limit_max_wait_seconds,
+        ),
+        errors=ErrorBudget(redis_client, prefix=settings.redis_prefix, client_id=client_id),
+    )
