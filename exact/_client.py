@@ -66,7 +66,7 @@ class ExactClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._tokens = tokens
-        self._limiter = limiter
+        self.limiter = limiter
         self._errors = errors
         self._http = http or httpx.Client(timeout=timeout)
         self.max_retries = max_retries
@@ -87,7 +87,7 @@ class ExactClient:
             raise ValidationError(f"URL of {len(str(request.url))} characters exceeds Exact's {MAX_URL_LENGTH}")
         failures = refreshed = limited = 0
         while True:
-            self._limiter.acquire(division)
+            self.limiter.acquire(division)
             tokens = self._tokens.current()
             request.headers.update({"Authorization": f"Bearer {tokens.access_token}", "Accept": "application/json"})
             try:
@@ -98,7 +98,7 @@ class ExactClient:
                     raise ExactUnavailable(f"{method} {endpoint}: {type(exc).__name__} after {failures} tries") from exc
                 self._pause(failures)
                 continue
-            self._limiter.observe(division, response.headers, response.status_code)
+            self.limiter.observe(division, response.headers, response.status_code)
             status = response.status_code
             log_event(log, "exact.call", method=method, endpoint=endpoint, division=division, status=status)
             if status == 429 and limited < 3:

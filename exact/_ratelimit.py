@@ -94,6 +94,10 @@ class RateLimiter:
         wait_ms = self._acquire(keys=self._keys(division), args=[self.per_minute, self.window_ms, self.per_day, member])
         return int(wait_ms) / 1000
 
+    def note_call(self, division: int | None) -> None:
+        """Count a call that was made before its division was known (a new connection's first `current/Me`)."""
+        self.try_acquire(division)
+
     def acquire(self, division: int | None) -> None:
         deadline = time.monotonic() + self.max_wait
         while (wait := self.try_acquire(division)) > 0:

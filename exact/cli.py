@@ -104,6 +104,8 @@ def finish_connect(settings: Settings, tokens: TokenSet) -> tuple[int, str, list
                               tokens=tokens, me=me, cipher=cipher)  # fmt: skip
         connection_id, current = row.id, row.current_division
     client = client_from_settings(settings, sessions, connection_id)
+    # Exact counts current/Me against the user's current division.
+    client.limiter.note_call(current)
     rows = client.divisions(current) if current is not None else []
     with session_scope(sessions) as session:
         stored = save_divisions(session, connection_id, rows)
