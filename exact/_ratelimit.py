@@ -1,9 +1,10 @@
 """One call budget per app and division, shared by every process through Redis, in step with Exact's headers.
 
-The minute window is a sliding log: no 63.5-second interval ever holds more calls than the limit, so neither does
-any of Exact's whole-minute windows, even when network delay shifts a call into the next minute on Exact's side
-(the margin, 5% plus half a second, costs three calls a minute). The day window resets at UTC midnight like Exact's. A 429, or headers that
-say a window is spent, close the division's budget until the reset Exact gives, for every process at once.
+The minute window is a sliding log: no 63.5-second interval ever holds more calls than the limit, so neither
+does any of Exact's whole-minute windows, even when network delay shifts a call into the next minute on Exact's
+side (the margin, 5% plus half a second, costs three calls a minute). The day window resets at UTC midnight like
+Exact's. A 429, or headers that say a window is spent, close the division's budget until the reset Exact gives,
+for every process at once.
 """
 
 from __future__ import annotations

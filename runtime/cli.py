@@ -34,11 +34,13 @@ def _safe_url(url: str) -> str:
 
 def _mount() -> None:
     from exact.cli import connect, divisions
+    from receiver.cli import receiver
     from sandbox.cli import sandbox
 
     app.command("sandbox")(sandbox)
     app.command("connect")(connect)
     app.command("divisions")(divisions)
+    app.command("receiver")(receiver)
 
 
 def main() -> None:

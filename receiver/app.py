@@ -1,0 +1,79 @@
+"""The receiver's Starlette app: `create_app(settings)` with a lifespan that owns the Redis pool and the caches."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TypedDict
+
+import redis.asyncio
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from receiver.handoff import Handoff
+from receiver.metrics import ReceiverMetrics
+from receiver.routes import healthz, metrics, readyz, webhook
+from receiver.tracking import TrackedPairs
+from runtime.db import make_engine
+from runtime.logging import configure_logging, log_event
+from runtime.redis import async_client
+from runtime.settings import Settings, get_settings
+
+__all__ = ["State", "WEBHOOK_PATH", "create_app", "create_app_from_env"]
+
+WEBHOOK_PATH = "/webhooks/exact"
+log = logging.getLogger("receiver")
+
+
+class State(TypedDict):
+    settings: Settings
+    secret: str
+    redis: redis.asyncio.Redis
+    engine: Engine
+    handoff: Handoff
+    tracked: TrackedPairs
+    metrics: ReceiverMetrics
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The receiver. A missing EXACT_WEBHOOK_SECRET stops it here, never at the first request."""
+    secret = settings.secret("exact_webhook_secret")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[State]:
+        client = async_client(settings.redis_url)
+        engine = make_engine(settings.database_url)
+        tracked = TrackedPairs(engine)
+        try:
+            await tracked.refresh()
+        except Exception as exc:
+            log_event(log, "receiver.tracking_unavailable", logging.WARNING, error=type(exc).__name__)
+        handoff = Handoff(client, prefix=settings.redis_prefix, dedupe_seconds=settings.dedupe_window_seconds)
+        try:
+            yield State(settings=settings, secret=secret, redis=client, engine=engine, handoff=handoff,
+                        tracked=tracked, metrics=ReceiverMetrics.create())  # fmt: skip
+        finally:
+            await client.aclose()
+            engine.dispose()
+
+    routes = [
+        Route(WEBHOOK_PATH, webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory` and `exact-pipeline receiver`."""
+    settings = get_settings()
+    configure_logging(settings.log_level, secrets=_secrets(settings))
+    return create_app(settings)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    names = ("exact_client_secret", "exact_webhook_secret", "token_encryption_key", "push_secret", "commands_token")
+    return [v.get_secret_value() for n in names if (v := getattr(settings, n)) is not None]

@@ -1,0 +1,20 @@
+"""`exact-pipeline receiver`: serve the webhook receiver with uvicorn."""
+
+from __future__ import annotations
+
+import typer
+
+from runtime.settings import get_settings
+
+
+def receiver(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Worker processes."),
+) -> None:
+    """Serve POST /webhooks/exact, /healthz, /readyz and /metrics."""
+    import uvicorn
+
+    get_settings().require("exact_webhook_secret")
+    uvicorn.run("receiver.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)  # fmt: skip

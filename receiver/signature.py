@@ -1,0 +1,33 @@
+"""Exact's HashCode, checked on the raw bytes of `Content` exactly as they arrived (never re-serialised)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+__all__ = ["InvalidSignature", "verify"]
+
+_PREFIX = b'{"Content":'
+_MARKER = b',"HashCode":"'
+_SUFFIX = b'"}'
+
+
+class InvalidSignature(ValueError):
+    """Missing, malformed or wrong HashCode: the request is not from Exact."""
+
+
+def verify(body: bytes, secret: str) -> bytes:
+    """Return the raw `Content` bytes when the HashCode (uppercase hex HMAC-SHA256 under the webhook secret) matches."""
+    if not secret:
+        # An empty secret verifies against an empty key, which anyone can forge.
+        raise InvalidSignature("no webhook secret configured")
+    if not body.startswith(_PREFIX) or not body.endswith(_SUFFIX):
+        raise InvalidSignature("not an Exact webhook body")
+    marker = body.rfind(_MARKER)
+    if marker < len(_PREFIX):
+        raise InvalidSignature("no HashCode")
+    content, received = body[len(_PREFIX) : marker], body[marker + len(_MARKER) : -len(_SUFFIX)]
+    expected = hmac.new(secret.encode(), content, hashlib.sha256).hexdigest().upper().encode()
+    if not hmac.compare_digest(expected, received.upper()):
+        raise InvalidSignature("HashCode does not match")
+    return content

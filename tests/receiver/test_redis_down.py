@@ -1,0 +1,76 @@
+"""With Redis stopped the receiver answers 503 (Exact retries); once Redis is back the same delivery is accepted once.
+
+Uses a private redis-server on a free port: the shared one on 6379 serves other runs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from receiver.app import create_app
+from runtime.settings import Settings
+from tests.conftest import ServerThread, free_port
+from tests.receiver.builders import signed_webhook
+from workers.names import EVENTS_QUEUE
+
+
+class PrivateRedis:
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                   "no", "--dir", str(self.directory)]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "private redis-server did not start"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed: scripts/services installs it")
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_redis_down_gives_503_then_the_retry_is_accepted_once(
+    settings: Settings, tracked: None, private_redis: PrivateRedis
+) -> None:
+    settings = settings.model_copy(update={"redis_url": private_redis.url})
+    body = signed_webhook()
+    with ServerThread(create_app(settings)) as server:
+        private_redis.stop()
+        down = httpx.post(f"{server.url}/webhooks/exact", content=body, timeout=20)
+        assert down.status_code == 503
+        assert httpx.get(f"{server.url}/readyz", timeout=20).status_code == 503
+        private_redis.start()
+        outcomes = [httpx.post(f"{server.url}/webhooks/exact", content=body, timeout=20).json()["outcome"]
+                    for _ in range(2)]  # fmt: skip
+        assert outcomes == ["enqueued", "duplicate"]
+        assert redis.Redis.from_url(private_redis.url).llen(settings.redis_prefix + EVENTS_QUEUE) == 1

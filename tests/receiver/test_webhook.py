@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from receiver.app import create_app
+from runtime.settings import MissingSetting, Settings
+from tests.receiver.builders import content, sign, signed_raw, signed_webhook
+from tests.receiver.conftest import Receiver
+
+# ../shared/exact-api.md §1.2: real payload shapes, HashCode computed with Python's hmac under "webhook-secret".
+SALES_ORDER = (
+    b'{"Topic":"SalesOrders","ClientId":"63824703-cf5c-4143-be7d-db3113b83b0e","Division":441609,"Action":"Update",'
+    b'"Key":"19cee073-095e-46d1-8d2d-f3fc97ba5bc1","ExactOnlineEndpoint":"https://start.exactonline.be/api/v1/441609/'
+    b'salesorder/SalesOrders(guid\'19cee073-095e-46d1-8d2d-f3fc97ba5bc1\')","EventCreatedOn":"2020-01-06T16:26:08.587"}'
+)
+ITEMS = (
+    b'{"Topic":"Items","ClientId":"00000000-0000-0000-0000-000000000000","Division":1234567890,"Action":"Update",'
+    b'"Key":"00000000-0000-0000-0000-000000000001"}'
+)
+
+
+@pytest.fixture
+def vector_receiver(receiver: Receiver) -> Iterator[Receiver]:
+    # The vectors were signed with "webhook-secret"; run a receiver that holds that secret.
+    from tests.conftest import ServerThread
+
+    settings = receiver.settings.model_copy(update={"exact_webhook_secret": "webhook-secret"})
+    with ServerThread(create_app(settings)) as server:
+        yield Receiver(server.url, settings, receiver.redis)
+
+
+def enqueued_events(receiver: Receiver) -> list[dict[str, object]]:
+    import base64
+
+    return [json.loads(base64.b64decode(json.loads(m)["body"]))[0][0] for m in receiver.queue()]
+
+
+class TestAccepted:
+    @pytest.mark.parametrize(
+        ("raw", "hashcode"),
+        [
+            pytest.param(SALES_ORDER, "49ED6F39570998C4FC3259B7F27AC93A2E1FA4CF36B413C091CCF8D7CC287A48", id="sales"),
+            pytest.param(ITEMS, "D5BF1635317477097D59883A52717B065C6CE5BCBEF792B5EBB4CD147350C8B2", id="items"),
+        ],
+    )
+    def test_documented_vectors(self, vector_receiver: Receiver, raw: bytes, hashcode: str) -> None:
+        response = vector_receiver.post(signed_raw(raw, hashcode=hashcode))
+        assert response.status_code == 200, response.text
+        assert response.json()["outcome"] == "enqueued"
+        assert len(vector_receiver.queue()) == 1
+
+    def test_non_ascii_and_escaped_slashes_byte_for_byte(self, receiver: Receiver) -> None:
+        key = "5b7f4515-b7a0-4839-ac69-574968677d96"
+        raw = (
+            '{"Topic":"Accounts","ClientId":"c","Division":101,"Action":"Update","Key":"' + key + '",'
+            '"ExactOnlineEndpoint":"https:\\/\\/start.exactonline.nl\\/api\\/v1\\/101\\/crm\\/Accounts",'
+            '"EventCreatedOn":"2026-01-01T00:00:00.000","Note":"Zoë \\u00e9 Müller"}'
+        ).encode()
+        response = receiver.post(signed_raw(raw))
+        assert response.status_code == 200, response.text
+        [event] = enqueued_events(receiver)
+        assert event["key"] == key
+        assert event["division"] == 101
+
+    def test_the_event_holds_plain_values(self, receiver: Receiver) -> None:
+        body = signed_webhook(Key="19CEE073-095E-46D1-8D2D-F3FC97BA5BC1", Action="Delete")
+        assert receiver.post(body).status_code == 200
+        [event] = enqueued_events(receiver)
+        assert {k: event[k] for k in ("division", "topic", "key", "action")} == {
+            "division": 101, "topic": "Accounts", "key": "19cee073-095e-46d1-8d2d-f3fc97ba5bc1", "action": "Delete",
+        }  # fmt: skip
+        assert isinstance(event["event_id"], str)
+
+    def test_lowercase_hex_is_accepted(self, receiver: Receiver) -> None:
+        raw = json.dumps(content(), separators=(",", ":")).encode()
+        assert receiver.post(signed_raw(raw, hashcode=sign(raw).lower())).status_code == 200
+
+
+class TestRejected:
+    def test_empty_body_is_the_validation_post(self, receiver: Receiver) -> None:
+        response = receiver.post(b"")
+        assert response.status_code == 200
+        assert response.json()["outcome"] == "validation"
+        assert receiver.queue() == []
+
+    def test_oversized_by_content_length(self, receiver: Receiver) -> None:
+        big = signed_webhook(Note="x" * 70_000)
+        assert receiver.post(big).status_code == 413
+        assert receiver.queue() == []
+
+    def test_oversized_chunked_body_is_cut_off(self, receiver: Receiver) -> None:
+        def chunks() -> Iterator[bytes]:
+            for _ in range(100):
+                yield b"x" * 1024
+
+        response = httpx.post(f"{receiver.url}/webhooks/exact", content=chunks(), timeout=10)
+        assert response.status_code == 413
+        assert receiver.queue() == []
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            pytest.param(signed_webhook(secret="the-client-secret"), id="wrong-secret"),
+            pytest.param(signed_raw(json.dumps(content()).encode(), hashcode="00" * 32), id="wrong-hash"),
+            pytest.param(b'{"Content":' + json.dumps(content()).encode() + b"}", id="no-hashcode"),
+            pytest.param(b"not json at all", id="junk"),
+            pytest.param(signed_webhook()[:-5], id="truncated"),
+        ],
+    )
+    def test_forged_or_unsigned_is_401(self, receiver: Receiver, body: bytes) -> None:
+        assert receiver.post(body).status_code == 401
+        assert receiver.queue() == []
+
+    def test_re_serialised_content_does_not_verify(self, receiver: Receiver) -> None:
+        raw = json.dumps(content(), separators=(",", ":")).encode()
+        spaced = json.dumps(json.loads(raw)).encode()  # same data, other bytes
+        assert receiver.post(signed_raw(spaced, hashcode=sign(raw))).status_code == 401
+
+    @pytest.mark.parametrize(
+        ("raw", "reason"),
+        [
+            pytest.param(b'{"Topic":"Accounts",', "Content", id="malformed-json"),
+            pytest.param(json.dumps(content(Division=...)).encode(), "Division", id="missing-division"),
+            pytest.param(json.dumps(content(Division="101")).encode(), "Division", id="division-as-string"),
+            pytest.param(json.dumps(content(Key="not-a-guid")).encode(), "Key", id="bad-key"),
+            pytest.param(b"[1,2]", "Content", id="not-an-object"),
+        ],
+    )
+    def test_signed_but_malformed_is_400_with_a_reason(self, receiver: Receiver, raw: bytes, reason: str) -> None:
+        response = receiver.post(signed_raw(raw))
+        assert response.status_code == 400
+        assert reason in response.json()["detail"]
+        assert receiver.queue() == []
+
+    def test_untracked_division_or_topic(self, receiver: Receiver) -> None:
+        for body in (signed_webhook(Division=999), signed_webhook(Topic="BankEntries")):
+            response = receiver.post(body)
+            assert response.status_code == 200
+            assert response.json()["outcome"] == "untracked"
+        assert receiver.queue() == []
+
+    def test_duplicates_are_enqueued_once(self, receiver: Receiver) -> None:
+        body = signed_webhook()
+        outcomes = [receiver.post(body).json()["outcome"] for _ in range(3)]
+        assert outcomes == ["enqueued", "duplicate", "duplicate"]
+        assert len(receiver.queue()) == 1
+
+    def test_unknown_action_is_accepted_and_counted(self, receiver: Receiver) -> None:
+        response = receiver.post(signed_webhook(Action="Create"))
+        assert response.status_code == 200
+        metrics = httpx.get(f"{receiver.url}/metrics").text
+        assert 'exact_webhook_requests_total{outcome="unknown_action"} 1.0' in metrics
+
+
+class TestOperations:
+    def test_health_ready_and_metrics(self, receiver: Receiver) -> None:
+        assert httpx.get(f"{receiver.url}/healthz").json() == {"status": "alive"}
+        ready = httpx.get(f"{receiver.url}/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {"ready": True, "redis": "ok", "database": "ok"}
+        receiver.post(signed_webhook())
+        receiver.post(signed_webhook(secret="forged"))
+        text = httpx.get(f"{receiver.url}/metrics").text
+        assert 'exact_webhook_requests_total{outcome="enqueued"} 1.0' in text
+        assert 'exact_webhook_requests_total{outcome="forged"} 1.0' in text
+        assert "exact_webhook_events_enqueued_total 1.0" in text
+        assert "exact_webhook_handling_seconds_count 2.0" in text
+
+    def test_an_empty_secret_stops_the_app_at_start(self, settings: Settings) -> None:
+        with pytest.raises(MissingSetting, match="EXACT_WEBHOOK_SECRET"):
+            create_app(settings.model_copy(update={"exact_webhook_secret": None}))

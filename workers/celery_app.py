@@ -1,0 +1,48 @@
+"""The Celery app on Redis, configured so that a killed worker loses nothing (reliability.md §1).
+
+`celery -A workers.celery_app worker` uses the module-level `app`, built from the environment.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from runtime.settings import Settings, get_settings
+from workers.names import EVENTS_QUEUE
+
+__all__ = ["app", "make_celery"]
+
+# Longer than any task may run, or Redis hands a running task to a second worker.
+VISIBILITY_TIMEOUT = 3600
+
+
+def make_celery(settings: Settings, *, include: tuple[str, ...] = ()) -> Celery:
+    celery = Celery("exact_pipeline", broker=settings.redis_url, include=list(include))
+    transport = {
+        "global_keyprefix": settings.redis_prefix,
+        "visibility_timeout": VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
+    celery.conf.update(
+        broker_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        task_default_queue=EVENTS_QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        # Ack after the task ran, and give a task back when its worker process dies mid-run.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_soft_shutdown_timeout=10.0,
+        worker_enable_soft_shutdown_on_idle=True,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+    )
+    return celery
+
+
+app = make_celery(get_settings())
