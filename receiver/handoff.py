@@ -20,9 +20,13 @@ import redis.asyncio
 
 from workers.names import EVENTS_QUEUE, HANDLE_EVENT
 
-__all__ = ["Handoff", "build_message", "event_id"]
+__all__ = ["LAST_WEBHOOK_KEY", "Handoff", "build_message", "event_id"]
+
+# Hash of "division:topic" → epoch seconds of the last webhook; subscriptions flags silent pairs from it.
+LAST_WEBHOOK_KEY = "last-webhook"
 
 _DEDUPE_AND_PUSH = """
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   redis.call('LPUSH', KEYS[2], ARGV[2])
   return 1
@@ -75,5 +79,7 @@ class Handoff:
         return self._queue_key
 
     async def submit(self, event: dict[str, Any]) -> bool:
-        keys = [f"{self._prefix}dedupe:{event['event_id']}", self._queue_key]
-        return bool(await self._script(keys=keys, args=[self._dedupe_seconds, build_message(event)]))
+        keys = [f"{self._prefix}dedupe:{event['event_id']}", self._queue_key, f"{self._prefix}{LAST_WEBHOOK_KEY}"]
+        pair = f"{event['division']}:{str(event['topic']).lower()}"
+        args: list[str | int | bytes] = [self._dedupe_seconds, build_message(event), pair, int(event["received_at"])]
+        return bool(await self._script(keys=keys, args=args))

@@ -36,11 +36,13 @@ def _mount() -> None:
     from exact.cli import connect, divisions
     from receiver.cli import receiver
     from sandbox.cli import sandbox
+    from subscriptions.cli import app as subscriptions_app
 
     app.command("sandbox")(sandbox)
     app.command("connect")(connect)
     app.command("divisions")(divisions)
     app.command("receiver")(receiver)
+    app.add_typer(subscriptions_app, name="subscriptions")
 
 
 def main() -> None:

@@ -45,4 +45,4 @@ def make_celery(settings: Settings, *, include: tuple[str, ...] = ()) -> Celery:
     return celery
 
 
-app = make_celery(get_settings())
+app = make_celery(get_settings(), include=("subscriptions.tasks",))

@@ -18,7 +18,7 @@ class TestCli:
     def test_help_lists_the_commands(self) -> None:
         result = run_cli("--help")
         assert result.returncode == 0, result.stderr
-        for command in ("db", "sandbox"):
+        for command in ("db", "sandbox", "connect", "divisions", "receiver", "subscriptions"):
             assert command in result.stdout
 
     def test_db_upgrade_creates_the_schema(self, tmp_path: Path) -> None:

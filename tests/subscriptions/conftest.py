@@ -1,0 +1,60 @@
+"""A connection to the sandbox, the real receiver as the callback, and a service for that connection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+from pydantic import SecretStr
+from sqlalchemy.orm import Session, sessionmaker
+
+from receiver.app import create_app
+from runtime.settings import Settings, get_settings
+from subscriptions.service import SubscriptionService
+from tests.conftest import ServerThread
+from tests.exact.conftest import Connected, connect_to
+
+
+@pytest.fixture
+def receiver_url(settings: Settings) -> Iterator[str]:
+    with ServerThread(create_app(settings)) as server:
+        yield server.url
+
+
+@pytest.fixture
+def connected(
+    settings: Settings, sandbox: ServerThread, receiver_url: str, session_factory: sessionmaker[Session]
+) -> Connected:
+    settings = settings.model_copy(update={"exact_base_url": sandbox.url, "public_url": receiver_url})
+    return Connected(settings, connect_to(settings), session_factory)
+
+
+@pytest.fixture
+def service(connected: Connected, redis_client: redis.Redis) -> SubscriptionService:
+    return SubscriptionService(connected.settings, connected.sessions, connected.client(), connected.connection_id,
+                               redis_client)  # fmt: skip
+
+
+@pytest.fixture
+def cli_env(connected: Connected, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The environment a user would set, for commands run through the CLI."""
+    for name, value in connected.settings.model_dump().items():
+        if value is not None:
+            plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+            monkeypatch.setenv(name.upper(), str(plain))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def sandbox_subscriptions(sandbox: ServerThread) -> list[dict[str, object]]:
+    return list(httpx.get(f"{sandbox.url}/_sandbox/webhooks/subscriptions").json()["subscriptions"])
+
+
+def writes(sandbox: ServerThread) -> int:
+    """Creates (201) and deletes (204) of webhook subscriptions the sandbox has answered."""
+    params = {"endpoint": "webhooks/WebhookSubscriptions"}
+    return sum(int(httpx.get(f"{sandbox.url}/_sandbox/calls", params={**params, "status": s}).json()["total"])
+               for s in ("201", "204"))  # fmt: skip
