@@ -8,7 +8,7 @@ from __future__ import annotations
 from celery import Celery
 
 from runtime.settings import Settings, get_settings
-from workers.names import EVENTS_QUEUE
+from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
 
 __all__ = ["app", "make_celery"]
 
@@ -41,8 +41,15 @@ def make_celery(settings: Settings, *, include: tuple[str, ...] = ()) -> Celery:
         worker_enable_soft_shutdown_on_idle=True,
         worker_hijack_root_logger=False,
         timezone="UTC",
+        beat_schedule={
+            "delta-sync": {"task": "workers.delta_sync_all", "schedule": settings.delta_sync_minutes * 60},
+            "deliveries-sweep": {"task": "workers.deliveries.sweep", "schedule": 60.0},
+            "keep-alive": {"task": "workers.keep_alive", "schedule": 6 * 3600.0},
+            "subscriptions-reconcile": {"task": "subscriptions.reconcile", "schedule": 24 * 3600.0},
+        },
+        task_routes={"workers.deliver": {"queue": DELIVERIES_QUEUE}},
     )
     return celery
 
 
-app = make_celery(get_settings(), include=("subscriptions.tasks",))
+app = make_celery(get_settings(), include=("workers.tasks", "subscriptions.tasks"))

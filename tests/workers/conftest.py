@@ -1,0 +1,190 @@
+"""The whole pipeline for real: sandbox, receiver, subscriptions, a Celery worker process and a push target."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from standardwebhooks import Webhook
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from exact import normalize_record
+from receiver.app import create_app
+from runtime.settings import Settings
+from subscriptions.service import SubscriptionService
+from tests.conftest import ServerThread
+from tests.exact.conftest import connect_to
+from workers.models import MirrorRecord
+from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
+from workers.topics import spec_of
+
+PUSH_SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+
+
+@dataclass
+class PushTarget:
+    """Verifies every push with the standardwebhooks package and keeps the latest state per key."""
+
+    secret: str
+    fail_next: int = 0
+    state: dict[tuple[int, str, str], dict[str, Any] | None] = field(default_factory=dict)
+    versions: dict[tuple[int, str, str], list[int]] = field(default_factory=dict)
+    seen_ids: set[str] = field(default_factory=set)
+    rejected: int = 0
+
+    async def endpoint(self, request: Request) -> Response:
+        body = await request.body()
+        try:
+            payload = Webhook(self.secret).verify(body, dict(request.headers))
+        except Exception:
+            self.rejected += 1
+            return Response(status_code=401)
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return Response(status_code=503)
+        message_id = request.headers["webhook-id"]
+        if message_id in self.seen_ids:
+            return Response(status_code=200)  # a retry of something we have: dedupe by id
+        self.seen_ids.add(message_id)
+        data = payload["data"]
+        lane = (data["division"], data["topic"], data["key"])
+        self.versions.setdefault(lane, []).append(int(message_id.split(":")[3]))
+        self.state[lane] = data["record"]
+        return Response(status_code=200)
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    sandbox: ServerThread
+    push: PushTarget
+    sessions: sessionmaker[Session]
+    connection_id: int
+    service: SubscriptionService
+    start_worker: Callable[[], subprocess.Popen[bytes]]
+
+    def control(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, f"{self.sandbox.url}/_sandbox/{path}", timeout=30, **kwargs)
+
+    def sandbox_records(self, division: int, topic: str) -> dict[str, dict[str, Any]]:
+        spec = spec_of(topic)
+        assert spec is not None
+        rows = self.control("GET", f"records/{division}/{spec.path}").json()["records"]
+        return {r["ID"]: _fields(normalize_record(r), spec.fields) for r in rows}
+
+    def mirror(self, division: int, topic: str) -> dict[str, dict[str, Any]]:
+        spec = spec_of(topic)
+        assert spec is not None
+        with self.sessions() as session:
+            rows = session.scalars(select(MirrorRecord).where(MirrorRecord.division == division,
+                                                              MirrorRecord.topic == spec.topic))  # fmt: skip
+            return {r.key: _fields(r.record or {}, spec.fields) for r in rows if not r.deleted}
+
+    def pushed(self, division: int, topic: str) -> dict[str, dict[str, Any]]:
+        spec = spec_of(topic)
+        assert spec is not None
+        return {k: _fields(v, spec.fields) for (d, t, k), v in self.push.state.items()
+                if d == division and t == spec.topic and v is not None}  # fmt: skip
+
+    def calls(self, **filters: object) -> int:
+        return int(self.control("GET", "calls", params={k: str(v) for k, v in filters.items()}).json()["total"])
+
+    def expected(self, division: int, topic: str, only: set[str] | None) -> dict[str, dict[str, Any]]:
+        records = self.sandbox_records(division, topic)
+        return records if only is None else {k: v for k, v in records.items() if k in only}
+
+    def differences(self, pairs: list[tuple[int, str]], only: dict[tuple[int, str], set[str]], push: bool) -> list[str]:
+        diffs = []
+        for d, t in pairs:
+            want = self.expected(d, t, only.get((d, t)))
+            views = [("mirror", self.mirror(d, t))] + ([("push", self.pushed(d, t))] if push else [])
+            for name, have in views:
+                have = have if (d, t) not in only else {k: v for k, v in have.items() if k in only[(d, t)]}
+                if have != want:
+                    missing, extra = set(want) - set(have), set(have) - set(want)
+                    stale = [k for k in set(want) & set(have) if want[k] != have[k]]
+                    diffs.append(f"{name} {d}/{t}: {len(missing)} missing, {len(extra)} extra, {len(stale)} stale")
+        return diffs
+
+    def await_level(self, pairs: list[tuple[int, str]], *, only: dict[tuple[int, str], set[str]] | None = None,
+                    push: bool = True, timeout: float = 90.0) -> None:  # fmt: skip
+        """Wait until mirror (and push target) equal the sandbox; `only` limits a pair to some keys."""
+        deadline = time.monotonic() + timeout
+        while True:
+            idle = self.control("GET", "webhooks/idle").json()["idle"]
+            diffs = self.differences(pairs, only or {}, push) if idle else ["webhooks pending"]
+            if not diffs:
+                return
+            assert time.monotonic() < deadline, f"not level after {timeout}s: {diffs}"
+            time.sleep(0.5)
+
+
+def _fields(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    return {f: record.get(f) for f in fields}
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXACT_", "PUSH_", "DATABASE", "REDIS", "SINKS"))}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[name.upper()] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return env
+
+
+@pytest.fixture
+def pipeline(settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session],
+             redis_client: redis.Redis, tmp_path: Path) -> Iterator[Pipeline]:  # fmt: skip
+    push = PushTarget(PUSH_SECRET)
+    push_app = Starlette(routes=[Route("/push", push.endpoint, methods=["POST"])])
+    workers: list[subprocess.Popen[bytes]] = []
+    with ServerThread(push_app) as push_server:
+        settings = settings.model_copy(update={
+            "exact_base_url": sandbox.url, "sinks": "sql,http", "push_url": f"{push_server.url}/push",
+            "push_secret": SecretStr(PUSH_SECRET), "coalesce_window_seconds": 0.5, "delivery_max_attempts": 4,
+        })  # fmt: skip
+        with ServerThread(create_app(settings)) as receiver:
+            settings = settings.model_copy(update={"public_url": receiver.url})
+            connection_id = connect_to(settings)
+            from exact.factory import client_from_settings
+
+            client = client_from_settings(settings, session_factory, connection_id)
+            service = SubscriptionService(settings, session_factory, client, connection_id, redis_client)
+
+            def start_worker() -> subprocess.Popen[bytes]:
+                celery = Path(sys.executable).parent / "celery"
+                log = open(tmp_path / f"worker{len(workers)}.log", "wb")
+                process = subprocess.Popen(
+                    [str(celery), "-A", "workers.celery_app", "worker", "--pool", "prefork", "-c", "2",
+                     "-Q", f"{EVENTS_QUEUE},{DELIVERIES_QUEUE}", "--loglevel", "WARNING",
+                     "--without-heartbeat", "--without-mingle", "--without-gossip"],
+                    env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT,
+                )  # fmt: skip
+                workers.append(process)
+                return process
+
+            try:
+                yield Pipeline(settings, sandbox, push, session_factory, connection_id, service, start_worker)
+            finally:
+                for process in workers:
+                    process.kill()
+                    process.wait(timeout=30)
+                for log_file in sorted(tmp_path.glob("worker*.log")):
+                    text = log_file.read_text(errors="replace")
+                    if "Traceback" in text:
+                        sys.stderr.write(f"--- {log_file.name}\n{text[-3000:]}\n")
