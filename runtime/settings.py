@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # Length of Exact's "minute"; only tests and benchmarks against the sandbox shrink it.
     rate_limit_window_seconds: float = 60.0
     delivery_max_attempts: int = 8
+    # Longer than any task may run, or Redis hands a running task to a second worker; crash tests shrink it.
+    broker_visibility_timeout: int = 3600
     commands_token: SecretStr | None = None
 
     @property

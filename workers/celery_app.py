@@ -12,16 +12,13 @@ from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
 
 __all__ = ["app", "make_celery"]
 
-# Longer than any task may run, or Redis hands a running task to a second worker.
-VISIBILITY_TIMEOUT = 3600
-
 
 def make_celery(settings: Settings, *, include: tuple[str, ...] = ()) -> Celery:
     celery = Celery("exact_pipeline", broker=settings.redis_url, include=list(include))
     transport = {
         "global_keyprefix": settings.redis_prefix,
-        "visibility_timeout": VISIBILITY_TIMEOUT,
-        "unacked_restore_interval": 10,
+        "visibility_timeout": settings.broker_visibility_timeout,
+        "unacked_restore_interval": min(10, max(1, settings.broker_visibility_timeout // 4)),
         "unacked_restore_throttle": 1,
     }
     celery.conf.update(

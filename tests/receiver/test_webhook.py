@@ -173,3 +173,13 @@ class TestOperations:
     def test_an_empty_secret_stops_the_app_at_start(self, settings: Settings) -> None:
         with pytest.raises(MissingSetting, match="EXACT_WEBHOOK_SECRET"):
             create_app(settings.model_copy(update={"exact_webhook_secret": None}))
+
+
+class TestTracking:
+    def test_a_pair_registered_a_moment_ago_is_tracked(self, receiver: Receiver, session_factory: object) -> None:
+        from tests.factories import create_subscription
+
+        assert receiver.post(signed_webhook(Division=777)).json()["outcome"] == "untracked"
+        with session_factory() as session, session.begin():  # type: ignore[operator]
+            create_subscription(session, division=777)
+        assert receiver.post(signed_webhook(Division=777)).json()["outcome"] == "enqueued"

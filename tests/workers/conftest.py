@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 from starlette.applications import Starlette
@@ -30,7 +30,7 @@ from runtime.settings import Settings
 from subscriptions.service import SubscriptionService
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
-from workers.models import MirrorRecord
+from workers.models import Delivery, MirrorRecord, SyncCursor
 from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
 from workers.topics import spec_of
 
@@ -77,7 +77,7 @@ class Pipeline:
     sessions: sessionmaker[Session]
     connection_id: int
     service: SubscriptionService
-    start_worker: Callable[[], subprocess.Popen[bytes]]
+    start_worker: Callable[..., subprocess.Popen[bytes]]
 
     def control(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.request(method, f"{self.sandbox.url}/_sandbox/{path}", timeout=30, **kwargs)
@@ -99,7 +99,7 @@ class Pipeline:
     def pushed(self, division: int, topic: str) -> dict[str, dict[str, Any]]:
         spec = spec_of(topic)
         assert spec is not None
-        return {k: _fields(v, spec.fields) for (d, t, k), v in self.push.state.items()
+        return {k: _fields(v, spec.fields) for (d, t, k), v in list(self.push.state.items())
                 if d == division and t == spec.topic and v is not None}  # fmt: skip
 
     def calls(self, **filters: object) -> int:
@@ -150,6 +150,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
 @pytest.fixture
 def pipeline(settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session],
              redis_client: redis.Redis, tmp_path: Path) -> Iterator[Pipeline]:  # fmt: skip
+    # Each test has a fresh sandbox; the run shares one database, so the worker tables start empty.
+    with session_factory() as session, session.begin():
+        for table in (MirrorRecord, Delivery, SyncCursor):
+            session.execute(delete(table))
     push = PushTarget(PUSH_SECRET)
     push_app = Starlette(routes=[Route("/push", push.endpoint, methods=["POST"])])
     workers: list[subprocess.Popen[bytes]] = []
@@ -166,23 +170,27 @@ def pipeline(settings: Settings, sandbox: ServerThread, session_factory: session
             client = client_from_settings(settings, session_factory, connection_id)
             service = SubscriptionService(settings, session_factory, client, connection_id, redis_client)
 
-            def start_worker() -> subprocess.Popen[bytes]:
+            def start_worker(*, beat: bool = False) -> subprocess.Popen[bytes]:
                 celery = Path(sys.executable).parent / "celery"
-                log = open(tmp_path / f"worker{len(workers)}.log", "wb")
-                process = subprocess.Popen(
-                    [str(celery), "-A", "workers.celery_app", "worker", "--pool", "prefork", "-c", "2",
-                     "-Q", f"{EVENTS_QUEUE},{DELIVERIES_QUEUE}", "--loglevel", "WARNING",
-                     "--without-heartbeat", "--without-mingle", "--without-gossip"],
-                    env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT,
-                )  # fmt: skip
+                log = open(tmp_path / f"worker{len(workers)}.log", "wb")  # noqa: SIM115
+                command = [str(celery), "-A", "workers.celery_app", "worker", "--pool", "prefork", "-c", "2",
+                           "-Q", f"{EVENTS_QUEUE},{DELIVERIES_QUEUE}", "--loglevel", "WARNING",
+                           "--without-heartbeat", "--without-mingle", "--without-gossip"]  # fmt: skip
+                if beat:
+                    command += ["--beat", "--schedule", str(tmp_path / "beat-schedule")]
+                # Its own process group, so a test can kill the worker with all its children at once.
+                process = subprocess.Popen(command, env=settings_env(current[0].settings), stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
                 workers.append(process)
                 return process
 
+            current = [Pipeline(settings, sandbox, push, session_factory, connection_id, service, start_worker)]
             try:
-                yield Pipeline(settings, sandbox, push, session_factory, connection_id, service, start_worker)
+                yield current[0]
             finally:
                 for process in workers:
-                    process.kill()
+                    if process.poll() is None:
+                        os.killpg(process.pid, 9)
                     process.wait(timeout=30)
                 for log_file in sorted(tmp_path.glob("worker*.log")):
                     text = log_file.read_text(errors="replace")

@@ -40,5 +40,5 @@ def test_500_changes_across_2_divisions_and_3_topics(pipeline: Pipeline) -> None
     # Purchase orders have no sync endpoint: the mirror holds the ones whose webhooks arrived, not the seeded ones.
     pipeline.await_level(PAIRS, only=touched)
     assert pipeline.push.rejected == 0
-    for lane, versions in pipeline.push.versions.items():
+    for lane, versions in list(pipeline.push.versions.items()):
         assert versions == sorted(versions), f"out of order for {lane}"

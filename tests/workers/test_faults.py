@@ -1,0 +1,38 @@
+"""A burst and lost webhooks: every change still arrives, within the budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.workers.conftest import Pipeline
+
+
+@pytest.mark.slow
+def test_a_burst_of_1000_costs_at_most_5_calls(pipeline: Pipeline) -> None:
+    pipeline.service.register([101], ["Contacts"])
+    pipeline.start_worker()
+    # A first change makes the first flush walk from cursor 0, which loads the seeded records.
+    pipeline.control("POST", "records/101/crm/Contacts", json={"FirstName": "first"})
+    pipeline.await_level([(101, "Contacts")])
+    before = pipeline.calls(division=101)
+    assert pipeline.control("POST", "records/101/crm/Contacts/bulk", json={"count": 1000}).status_code == 201
+    pipeline.await_level([(101, "Contacts")])
+    spent = pipeline.calls(division=101) - before
+    assert spent <= 5, f"{spent} Exact calls for 1,000 changes"
+    assert pipeline.calls(status=429) == 0
+
+
+@pytest.mark.slow
+def test_with_webhooks_lost_the_delta_sync_alone_levels_the_mirror(pipeline: Pipeline) -> None:
+    pipeline.service.register([101, 202], ["Accounts", "PurchaseOrders"])
+    pipeline.control("POST", "webhooks/config", json={"delivery": False})
+    pipeline.settings = pipeline.settings.model_copy(update={"delta_sync_minutes": 0.05})  # every 3 s
+    for division in (101, 202):
+        pipeline.control("POST", f"records/{division}/crm/Accounts/bulk", json={"count": 20})
+        key = pipeline.control("GET", f"records/{division}/crm/Accounts").json()["records"][0]["ID"]
+        pipeline.control("DELETE", f"records/{division}/crm/Accounts/{key}")
+        pipeline.control("POST", f"records/{division}/purchaseorder/PurchaseOrders", json={"Description": "po"})
+    pipeline.start_worker(beat=True)
+    pairs = [(d, t) for d in (101, 202) for t in ("Accounts", "PurchaseOrders")]
+    pipeline.await_level(pairs, timeout=60)
+    assert pipeline.control("GET", "webhooks").json()["stats"]["suppressed"] > 0
