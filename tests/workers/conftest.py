@@ -172,7 +172,7 @@ def pipeline(settings: Settings, sandbox: ServerThread, session_factory: session
 
             def start_worker(*, beat: bool = False) -> subprocess.Popen[bytes]:
                 celery = Path(sys.executable).parent / "celery"
-                log = open(tmp_path / f"worker{len(workers)}.log", "wb")  # noqa: SIM115
+                log = open(tmp_path / f"worker{len(workers)}.log", "wb")
                 command = [str(celery), "-A", "workers.celery_app", "worker", "--pool", "prefork", "-c", "2",
                            "-Q", f"{EVENTS_QUEUE},{DELIVERIES_QUEUE}", "--loglevel", "WARNING",
                            "--without-heartbeat", "--without-mingle", "--without-gossip"]  # fmt: skip
