@@ -39,3 +39,32 @@ def test_sandbox_command_is_documented(flag: str) -> None:
     result = run_cli("sandbox", flag)
     assert result.returncode == 0, result.stderr
     assert "--port" in result.stdout
+
+
+def test_sandbox_command_serves_exact_online() -> None:
+    import time
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    process = subprocess.Popen([str(BIN), "sandbox", "--port", str(port)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(
+                    f"http://127.0.0.1:{port}/api/v1/current/Me", headers={"Accept": "application/json"}
+                )
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else b""
+                assert time.monotonic() < deadline, "the sandbox did not start"
+                time.sleep(0.1)
+        assert response.status_code == 401  # it answers like Exact: no token, no data
+        assert response.json()["error"]["message"]["value"] == "Unauthorized"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

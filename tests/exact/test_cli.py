@@ -1,0 +1,75 @@
+"""`exact-pipeline connect --code`, `--refresh-token` and `divisions` through the real CLI, against the sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from exact import Connection, OAuthApp
+from runtime.cli import _mount, app
+from runtime.settings import Settings, get_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_settings(exact_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    for name, value in exact_settings.model_dump().items():
+        if value is not None:
+            monkeypatch.setenv(name.upper(), value.get_secret_value() if isinstance(value, SecretStr) else str(value))
+    get_settings.cache_clear()
+    _mount()
+    yield exact_settings
+    get_settings.cache_clear()
+
+
+def a_code(settings: Settings) -> str:
+    oauth = OAuthApp(settings.exact_base_url, str(settings.exact_client_id), settings.secret("exact_client_secret"),
+                     settings.exact_redirect_uri)  # fmt: skip
+    url, _state = oauth.authorize_url()
+    return httpx.URL(httpx.get(url).headers["location"]).params["code"]
+
+
+def connections(sessions: sessionmaker[Session], base_url: str) -> list[Connection]:
+    with sessions() as session:
+        return list(session.scalars(select(Connection).where(Connection.base_url == base_url)))
+
+
+class TestConnect:
+    def test_code_then_divisions(self, cli_settings: Settings, session_factory: sessionmaker[Session]) -> None:
+        result = runner.invoke(app, ["connect", "--code", a_code(cli_settings)])
+        assert result.exit_code == 0, result.output
+        assert "Sandra Sandbox" in result.output
+        [connection] = connections(session_factory, cli_settings.exact_base_url)
+        assert connection.current_division == 101
+        listed = runner.invoke(app, ["divisions"])
+        assert listed.exit_code == 0, listed.output
+        for code in ("101", "202", "303"):
+            assert code in listed.output
+        assert "archived" in listed.output
+
+    def test_adopting_a_refresh_token_rotates_it(
+        self, cli_settings: Settings, session_factory: sessionmaker[Session]
+    ) -> None:
+        oauth = OAuthApp(cli_settings.exact_base_url, str(cli_settings.exact_client_id),
+                         cli_settings.secret("exact_client_secret"), cli_settings.exact_redirect_uri)  # fmt: skip
+        theirs = oauth.exchange_code(a_code(cli_settings))
+        httpx.post(f"{cli_settings.exact_base_url}/_sandbox/clock/advance", json={"seconds": 580})
+        result = runner.invoke(app, ["connect", "--refresh-token", theirs.refresh_token])
+        assert result.exit_code == 0, result.output
+        assert len(connections(session_factory, cli_settings.exact_base_url)) == 1
+        stats = httpx.get(f"{cli_settings.exact_base_url}/_sandbox/oauth").json()
+        assert stats["refreshes"] == 1
+
+    def test_a_missing_setting_is_named(self, cli_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("EXACT_REDIRECT_URI")
+        get_settings.cache_clear()
+        result = runner.invoke(app, ["connect", "--code", "x"])
+        assert result.exit_code != 0
+        assert "EXACT_REDIRECT_URI" in str(result.exception)
