@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from exact import ExactClient
+from exact._models import Connection
 from exact.factory import client_from_settings
 from runtime.db import make_engine, make_session_factory
 from runtime.redis import sync_client
@@ -44,9 +45,17 @@ def client(connection_id: int) -> ExactClient:
 
 
 def connection_for(division: int, topic: str) -> int | None:
-    """The connection whose subscription delivers this division and topic."""
+    """The connection whose subscription delivers this division and topic: a live one, the newest first."""
     with sessions()() as session:
-        query = select(Subscription.connection_id).where(
-            Subscription.division == division, Subscription.topic == topic, Subscription.state != "removed"
+        query = (
+            select(Subscription.connection_id)
+            .join(Connection, Connection.id == Subscription.connection_id)
+            .where(
+                Subscription.division == division,
+                Subscription.topic == topic,
+                Subscription.state.in_(("active", "pending")),
+                Connection.needs_consent.is_(False),
+            )
+            .order_by(Subscription.id.desc())
         )
-        return session.scalars(query.order_by(Subscription.id)).first()
+        return session.scalars(query).first()

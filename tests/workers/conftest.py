@@ -30,6 +30,7 @@ from runtime.settings import Settings
 from subscriptions.service import SubscriptionService
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
+from subscriptions.models import Subscription
 from workers.models import Delivery, MirrorRecord, SyncCursor
 from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
 from workers.topics import spec_of
@@ -123,7 +124,7 @@ class Pipeline:
         return diffs
 
     def await_level(self, pairs: list[tuple[int, str]], *, only: dict[tuple[int, str], set[str]] | None = None,
-                    push: bool = True, timeout: float = 90.0) -> None:  # fmt: skip
+                    push: bool = True, timeout: float = 240.0) -> None:  # fmt: skip
         """Wait until mirror (and push target) equal the sandbox; `only` limits a pair to some keys."""
         deadline = time.monotonic() + timeout
         while True:
@@ -152,7 +153,7 @@ def pipeline(settings: Settings, sandbox: ServerThread, session_factory: session
              redis_client: redis.Redis, tmp_path: Path) -> Iterator[Pipeline]:  # fmt: skip
     # Each test has a fresh sandbox; the run shares one database, so the worker tables start empty.
     with session_factory() as session, session.begin():
-        for table in (MirrorRecord, Delivery, SyncCursor):
+        for table in (MirrorRecord, Delivery, SyncCursor, Subscription):
             session.execute(delete(table))
     push = PushTarget(PUSH_SECRET)
     push_app = Starlette(routes=[Route("/push", push.endpoint, methods=["POST"])])

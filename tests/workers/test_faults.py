@@ -34,5 +34,5 @@ def test_with_webhooks_lost_the_delta_sync_alone_levels_the_mirror(pipeline: Pip
         pipeline.control("POST", f"records/{division}/purchaseorder/PurchaseOrders", json={"Description": "po"})
     pipeline.start_worker(beat=True)
     pairs = [(d, t) for d in (101, 202) for t in ("Accounts", "PurchaseOrders")]
-    pipeline.await_level(pairs, timeout=60)
+    pipeline.await_level(pairs, timeout=120)
     assert pipeline.control("GET", "webhooks").json()["stats"]["suppressed"] > 0
