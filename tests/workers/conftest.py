@@ -27,10 +27,10 @@ from starlette.routing import Route
 from exact import normalize_record
 from receiver.app import create_app
 from runtime.settings import Settings
+from subscriptions.models import Subscription
 from subscriptions.service import SubscriptionService
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
-from subscriptions.models import Subscription
 from workers.models import Delivery, MirrorRecord, SyncCursor
 from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
 from workers.topics import spec_of
