@@ -81,7 +81,8 @@ class Pipeline:
     start_worker: Callable[..., subprocess.Popen[bytes]]
 
     def control(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.request(method, f"{self.sandbox.url}/_sandbox/{path}", timeout=30, **kwargs)
+        # Generous: during a burst the sandbox, receiver and push target share this process with 1,000 deliveries.
+        return httpx.request(method, f"{self.sandbox.url}/_sandbox/{path}", timeout=120, **kwargs)
 
     def sandbox_records(self, division: int, topic: str) -> dict[str, dict[str, Any]]:
         spec = spec_of(topic)
@@ -133,7 +134,7 @@ class Pipeline:
             if not diffs:
                 return
             assert time.monotonic() < deadline, f"not level after {timeout}s: {diffs}"
-            time.sleep(0.5)
+            time.sleep(1.0)
 
 
 def _fields(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
