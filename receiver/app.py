@@ -1,7 +1,13 @@
-"""The receiver's Starlette app: `create_app(settings)` with a lifespan that owns the Redis pool and the caches."""
+"""The receiver's Starlette app: `create_app(settings)` with a lifespan that owns the Redis pool and the caches.
+
+The lifespan yields a typed `State` (starlette's lifespan state): the async Redis pool and the `Handoff` built on it,
+the tracked-pairs cache with its background refresh task, a sync engine used only off the request path (the cache's
+reloads and /readyz), and a metrics registry of this app's own, so tests can run several apps in one process.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -15,7 +21,7 @@ from starlette.routing import Route
 from receiver.handoff import Handoff
 from receiver.metrics import ReceiverMetrics
 from receiver.routes import healthz, metrics, readyz, webhook
-from receiver.tracking import TrackedPairs
+from receiver.tracking import TrackedPairs, TrackingUnavailable
 from runtime.db import make_engine
 from runtime.logging import configure_logging, log_event
 from runtime.redis import async_client
@@ -48,13 +54,18 @@ def create_app(settings: Settings) -> Starlette:
         tracked = TrackedPairs(engine)
         try:
             await tracked.refresh()
-        except Exception as exc:
-            log_event(log, "receiver.tracking_unavailable", logging.WARNING, error=type(exc).__name__)
+        except TrackingUnavailable as exc:
+            # Start anyway: /readyz reports the database, and a miss answers 503 until it is back.
+            log_event(log, "receiver.tracking_unavailable", logging.WARNING, error=str(exc))
+        refresher = asyncio.create_task(tracked.run(), name="tracked-pairs-refresh")
         handoff = Handoff(client, prefix=settings.redis_prefix, dedupe_seconds=settings.dedupe_window_seconds)
         try:
             yield State(settings=settings, secret=secret, redis=client, engine=engine, handoff=handoff,
                         tracked=tracked, metrics=ReceiverMetrics.create())  # fmt: skip
         finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
             await client.aclose()
             engine.dispose()
 

@@ -4,7 +4,12 @@ The message is a genuine Celery task message (protocol 2, JSON) for `workers.han
 queue's Redis list the way kombu's Redis transport does (LPUSH; workers BRPOP). Building it here costs a few
 microseconds; Celery's own `apply_async` costs ~0.6 ms of CPU and would block the event loop
 (reliability.md §6.2). Dedupe key and message are written together or not at all, so a failed handoff leaves
-no dedupe key behind and Exact's retry is accepted.
+no dedupe key behind and Exact's retry is accepted. The script also stamps the pair's last-webhook time, which
+subscriptions uses to flag pairs that went silent.
+
+Per accepted event this is one Redis round trip (EVALSHA; after a Redis restart redis-py reloads the script once).
+If the reply is lost after the script ran, Exact's retry finds the dedupe key and is answered as a duplicate, which
+is right: the message is already on the queue.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import redis.asyncio
 
 from workers.names import EVENTS_QUEUE, HANDLE_EVENT
 
-__all__ = ["LAST_WEBHOOK_KEY", "Handoff", "build_message", "event_id"]
+__all__ = ["LAST_WEBHOOK_KEY", "Handoff", "HandoffFailed", "build_message", "event_id"]
 
 # Hash of "division:topic" → epoch seconds of the last webhook; subscriptions flags silent pairs from it.
 LAST_WEBHOOK_KEY = "last-webhook"
@@ -34,6 +39,10 @@ end
 return 0
 """
 _ORIGIN = f"receiver@{socket.gethostname()}"
+
+
+class HandoffFailed(Exception):
+    """Redis did not take the event (down, timed out, refused): nothing was written, Exact must retry."""
 
 
 def event_id(division: int, topic: str, key: str, action: str, event_created_on: str | None) -> str:
@@ -82,4 +91,7 @@ class Handoff:
         keys = [f"{self._prefix}dedupe:{event['event_id']}", self._queue_key, f"{self._prefix}{LAST_WEBHOOK_KEY}"]
         pair = f"{event['division']}:{str(event['topic']).lower()}"
         args: list[str | int | bytes] = [self._dedupe_seconds, build_message(event), pair, int(event["received_at"])]
-        return bool(await self._script(keys=keys, args=args))
+        try:
+            return bool(await self._script(keys=keys, args=args))
+        except (redis.RedisError, OSError) as exc:
+            raise HandoffFailed(type(exc).__name__) from exc

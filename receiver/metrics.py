@@ -11,10 +11,13 @@ __all__ = ["ReceiverMetrics"]
 
 @dataclass
 class ReceiverMetrics:
+    """One app's counters; `requests` is labelled by outcome (enqueued, duplicate, untracked, forged, ...)."""
+
     registry: CollectorRegistry
     requests: Counter
     enqueued: Counter
     duplicates: Counter
+    unknown_actions: Counter
     latency: Histogram
 
     @classmethod
@@ -25,6 +28,9 @@ class ReceiverMetrics:
             requests=Counter("exact_webhook_requests", "Webhook requests by outcome", ["outcome"], registry=registry),
             enqueued=Counter("exact_webhook_events_enqueued", "Events handed to the workers", registry=registry),
             duplicates=Counter("exact_webhook_duplicates", "Duplicate deliveries answered 200", registry=registry),
+            unknown_actions=Counter(
+                "exact_webhook_unknown_actions", "Signed events whose Action is not Update or Delete", registry=registry
+            ),
             latency=Histogram(
                 "exact_webhook_handling_seconds",
                 "Time to handle one webhook request",

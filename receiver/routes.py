@@ -1,23 +1,32 @@
-"""`POST /webhooks/exact` and the health, readiness and metrics endpoints."""
+"""`POST /webhooks/exact` and the health, readiness and metrics endpoints.
+
+The webhook's path, in order, each step answering as soon as it can:
+size cap (Content-Length, then streamed bytes) → 413; empty body (Exact's validation POST) → 200; HashCode on the
+raw `Content` bytes → 401; pydantic → 400; tracked pair (in memory) → 200 "untracked"; one Redis round trip that
+dedupes and enqueues → 200 "duplicate" / 200 "enqueued", or 503 when Redis did not take it. No database read or
+write on that path: the tracked pairs are cached (tracking.py) and the event is handed on through Redis only.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from receiver.handoff import event_id
+from receiver.handoff import HandoffFailed, event_id
 from receiver.schemas import KNOWN_ACTIONS, WebhookContent
 from receiver.signature import InvalidSignature, verify
+from receiver.tracking import TrackingUnavailable
 from runtime.logging import log_event
 
 if TYPE_CHECKING:
@@ -34,6 +43,7 @@ class Outcome:
     outcome: str
     detail: str = ""
     content: WebhookContent | None = None
+    error: str | None = None  # why Redis or the database failed, for the log only
 
 
 async def webhook(request: Request) -> Response:
@@ -42,11 +52,22 @@ async def webhook(request: Request) -> Response:
     result = await _handle(request, state)
     state["metrics"].requests.labels(result.outcome).inc()
     state["metrics"].latency.observe(time.perf_counter() - started)
-    content = result.content
-    log_event(log, "receiver.webhook", outcome=result.outcome, status=result.status,
-              division=content.Division if content else None, topic=content.Topic if content else None,
-              key=content.Key if content else None, action=content.Action if content else None)  # fmt: skip
+    _log(result)
     return JSONResponse({"outcome": result.outcome, "detail": result.detail}, status_code=result.status)
+
+
+def _log(result: Outcome) -> None:
+    """One line per request: outcome and ids only, never the body or the HashCode."""
+    content = result.content
+    fields: dict[str, Any] = {"outcome": result.outcome, "status": result.status}
+    if result.error is not None:
+        fields["error"] = result.error
+    if content is None:
+        log_event(log, "receiver.webhook", logging.INFO, **fields)
+        return
+    level = logging.WARNING if result.status >= 500 or content.Action not in KNOWN_ACTIONS else logging.INFO
+    log_event(log, "receiver.webhook", level, division=content.Division, topic=content.Topic, key=content.Key,
+              action=content.Action, **fields)  # fmt: skip
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
@@ -61,31 +82,50 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
 
 
 async def _handle(request: Request, state: State) -> Outcome:
-    limit = state["settings"].webhook_max_body_bytes
+    body = await _read_body(request, state["settings"].webhook_max_body_bytes)
+    if isinstance(body, Outcome):
+        return body
+    content = _parse(body, state["secret"])
+    if isinstance(content, Outcome):
+        return content
+    if content.Action not in KNOWN_ACTIONS:
+        # Exact documents Update and Delete only; a new action is handed on for the workers to decide on.
+        state["metrics"].unknown_actions.inc()
+    try:
+        tracked = await state["tracked"].tracks(content.Division, content.Topic)
+    except TrackingUnavailable as exc:
+        return Outcome(503, "tracking_unavailable", "try again", content, error=str(exc))
+    if not tracked:
+        return Outcome(200, "untracked", content=content)
+    return await _hand_on(state, content)
+
+
+async def _read_body(request: Request, limit: int) -> bytes | Outcome:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        return Outcome(413, "too_large", f"body over {limit} bytes")
-    body = await _read_capped(request, limit)
+        return Outcome(413, "too_large", f"body over {limit} bytes")  # before reading a byte of it
+    try:
+        body = await _read_capped(request, limit)
+    except ClientDisconnect:
+        return Outcome(400, "disconnected", "body incomplete")  # nobody is left to read it; counted and logged
     if body is None:
         return Outcome(413, "too_large", f"body over {limit} bytes")
     if not body:
         return Outcome(200, "validation")  # Exact's empty POST when a subscription is created
+    return body
+
+
+def _parse(body: bytes, secret: str) -> WebhookContent | Outcome:
     try:
-        raw = verify(body, state["secret"])
+        raw = verify(body, secret)
     except InvalidSignature as exc:
         return Outcome(401, "forged", str(exc))
     try:
-        content = WebhookContent.model_validate_json(raw)
+        return WebhookContent.model_validate_json(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "Content"
         return Outcome(400, "malformed", f"{where}: {first.get('msg', 'invalid')}"[:200])
-    if content.Action not in KNOWN_ACTIONS:
-        state["metrics"].requests.labels("unknown_action").inc()
-        log_event(log, "receiver.unknown_action", logging.WARNING, action=content.Action, division=content.Division)
-    if not await state["tracked"].tracks(content.Division, content.Topic):
-        return Outcome(200, "untracked", content=content)
-    return await _hand_on(state, content)
 
 
 async def _hand_on(state: State, content: WebhookContent) -> Outcome:
@@ -101,10 +141,9 @@ async def _hand_on(state: State, content: WebhookContent) -> Outcome:
     }
     try:
         enqueued = await state["handoff"].submit(event)
-    except (redis.RedisError, OSError) as exc:
+    except HandoffFailed as exc:
         # Not handed on: a non-2xx makes Exact deliver again later.
-        log_event(log, "receiver.handoff_failed", logging.ERROR, error=type(exc).__name__, division=content.Division)
-        return Outcome(503, "unavailable", "try again", content)
+        return Outcome(503, "unavailable", "try again", content, error=str(exc))
     if not enqueued:
         state["metrics"].duplicates.inc()
         return Outcome(200, "duplicate", content=content)
@@ -127,7 +166,7 @@ async def readyz(request: Request) -> Response:
     try:
         await run_in_threadpool(_ping_db, state)
         checks["database"] = "ok"
-    except Exception as exc:
+    except SQLAlchemyError as exc:
         checks["database"] = type(exc).__name__
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import redis
+from celery import Task
 
 from runtime.settings import get_settings
 from workers.celery_app import make_celery
@@ -13,9 +14,11 @@ from workers.names import HANDLE_EVENT
 
 settings = get_settings()
 app = make_celery(settings)
+RECEIVED_KEY = "probe:received"
 
 
-@app.task(name=HANDLE_EVENT)
-def handle_event(event: dict[str, Any]) -> None:
+@app.task(name=HANDLE_EVENT, bind=True)  # type: ignore[untyped-decorator]
+def handle_event(self: Task, event: dict[str, Any]) -> None:
+    record = {"event": event, "task": self.request.task, "queue": self.request.delivery_info.get("routing_key")}
     client = redis.Redis.from_url(settings.redis_url)
-    client.rpush(settings.redis_prefix + "probe:received", json.dumps(event))
+    client.rpush(settings.redis_prefix + RECEIVED_KEY, json.dumps(record))

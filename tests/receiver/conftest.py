@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -27,7 +30,11 @@ class Receiver:
         return httpx.post(f"{self.url}/webhooks/exact", content=body, headers=headers, timeout=10)
 
     def queue(self) -> list[bytes]:
-        return list(self.redis.lrange(self.settings.redis_prefix + EVENTS_QUEUE, 0, -1))
+        return cast("list[bytes]", self.redis.lrange(self.settings.redis_prefix + EVENTS_QUEUE, 0, -1))
+
+    def events(self) -> list[dict[str, Any]]:
+        """The queued events, decoded from their Celery envelopes: the task's one positional argument."""
+        return [json.loads(base64.b64decode(json.loads(m)["body"]))[0][0] for m in self.queue()]
 
 
 @pytest.fixture(scope="module")

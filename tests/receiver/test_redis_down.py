@@ -73,4 +73,5 @@ def test_redis_down_gives_503_then_the_retry_is_accepted_once(
         outcomes = [httpx.post(f"{server.url}/webhooks/exact", content=body, timeout=20).json()["outcome"]
                     for _ in range(2)]  # fmt: skip
         assert outcomes == ["enqueued", "duplicate"]
+        assert httpx.get(f"{server.url}/readyz", timeout=20).status_code == 200
         assert redis.Redis.from_url(private_redis.url).llen(settings.redis_prefix + EVENTS_QUEUE) == 1
