@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
-from sandbox import api, control, faults, oauth, webhooks
+from sandbox import api, control, faults, oauth, ratelimit, webhooks
 from sandbox.config import SandboxConfig
 from sandbox.state import SandboxState
 
@@ -27,6 +27,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         *oauth.routes(state),
         *control.routes(state),
         *faults.routes(state),
+        *ratelimit.routes(state),
         *webhooks.routes(state),
         *api.routes(state),
     ]

@@ -41,6 +41,8 @@ class SandboxConfig:
     webhook_late_seconds: float = 0.0
     webhook_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
     webhook_timeout: float = 10.0
+    # POSTs in flight at once: Exact paces its deliveries, and 1,000 at once would only measure the test machine.
+    webhook_concurrency: int = 16
     # Seed data
     seed: int = 42
     extra: dict[str, object] = field(default_factory=dict)

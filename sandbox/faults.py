@@ -1,45 +1,63 @@
-"""Injected faults: N failures with 500, slow answers, forced 429s, per endpoint or for all."""
+"""Injected faults: N failures with 500, slow answers, timeouts, forced 429s, per endpoint or for all.
+
+Control API:
+    POST   /_sandbox/faults   {"kind": "error"|"slow"|"timeout"|"429", "endpoint": "crm/Contacts"|"*",
+                               "division": 101?, "count": N, "delay": S, "status": 500, "window_seconds": S}
+    GET    /_sandbox/faults   the faults still armed and how many fired
+    DELETE /_sandbox/faults   disarm all
+Kinds: `error` answers `status` (500) with Exact's error body; `slow` waits `delay` real seconds, then the call runs
+normally (a client that gave up still caused the write); `timeout` waits `delay` real seconds and answers 504 without
+running the call; `429` answers Too Many Requests with only the minutely headers, reset `window_seconds` from now
+(default: the next whole window of the sandbox clock). Faults fire before authentication and rate limits.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sandbox.clock import SandboxClock
+from sandbox.config import SandboxConfig
 from sandbox.guard import error_response
 
 if TYPE_CHECKING:
     from sandbox.state import SandboxState
 
-__all__ = ["Fault", "Faults", "routes"]
+__all__ = ["KINDS", "Fault", "Faults", "routes"]
 
-KINDS = ("error", "slow", "429")
+Kind = Literal["error", "slow", "timeout", "429"]
+KINDS: tuple[Kind, ...] = ("error", "slow", "timeout", "429")
+_DEFAULT_TIMEOUT_DELAY = 30.0
 
 
 @dataclass
 class Fault:
-    kind: str
+    kind: Kind
     endpoint: str = "*"
     division: int | None = None
     remaining: int = 1
     delay: float = 0.0
-    window_seconds: float = 60.0
+    status: int = 500
+    window_seconds: float | None = None
 
     def matches(self, endpoint: str, division: int | None) -> bool:
         return (
             self.remaining > 0
-            and self.endpoint in ("*", endpoint)
+            and (self.endpoint == "*" or self.endpoint.lower() == endpoint.lower())
             and (self.division is None or self.division == division)
         )
 
 
 @dataclass
 class Faults:
+    config: SandboxConfig = field(default_factory=SandboxConfig)
+    clock: SandboxClock = field(default_factory=SandboxClock)
     active: list[Fault] = field(default_factory=list)
     fired: int = 0
 
@@ -52,47 +70,77 @@ class Faults:
         self.active.clear()
 
     async def intercept(self, endpoint: str, division: int | None) -> Response | None:
+        """A faulty answer for this call, or None to let it run (after a delay, for `slow`)."""
         fault = next((f for f in self.active if f.matches(endpoint, division)), None)
         if fault is None:
             return None
         fault.remaining -= 1
         self.fired += 1
+        self.active = [f for f in self.active if f.remaining > 0]
         if fault.kind == "slow":
+            # Real time on purpose: the point is a client's real timeout.
             await asyncio.sleep(fault.delay)
             return None
+        if fault.kind == "timeout":
+            await asyncio.sleep(fault.delay or _DEFAULT_TIMEOUT_DELAY)
+            return error_response(504, "Gateway Timeout")
         if fault.kind == "429":
-            reset_ms = int((time.time() + fault.window_seconds) * 1000)
-            return error_response(429, "Too Many Requests", headers={
-                "X-RateLimit-Minutely-Limit": "60", "X-RateLimit-Minutely-Remaining": "0",
-                "X-RateLimit-Minutely-Reset": str(reset_ms),
-            })  # fmt: skip
-        return error_response(500, "An error occurred. Please try again later.")
+            return error_response(429, "Too Many Requests", headers=self._minutely_headers(fault))
+        return error_response(fault.status, "An error occurred. Please try again later.")
+
+    def _minutely_headers(self, fault: Fault) -> dict[str, str]:
+        now = self.clock.now()
+        if fault.window_seconds is not None:
+            reset = now + fault.window_seconds
+        else:
+            length = self.config.minute_window_seconds
+            reset = (now // length + 1) * length
+        return {
+            "X-RateLimit-Minutely-Limit": str(self.config.minute_limit),
+            "X-RateLimit-Minutely-Remaining": "0",
+            "X-RateLimit-Minutely-Reset": str(int(reset * 1000)),
+        }
+
+    def snapshot(self) -> dict[str, object]:
+        return {"faults": [vars(f) for f in self.active if f.remaining > 0], "fired": self.fired}
+
+
+class _FaultBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind
+    endpoint: str = "*"
+    division: int | None = None
+    count: int = Field(default=1, ge=1)
+    delay: float = Field(default=0.0, ge=0)
+    status: int = Field(default=500, ge=400, le=599)
+    window_seconds: float | None = Field(default=None, gt=0)
 
 
 def routes(state: SandboxState) -> list[BaseRoute]:
     async def inject(request: Request) -> Response:
-        body = await request.json()
         try:
-            fault = Fault(
-                kind=body["kind"],
-                endpoint=body.get("endpoint", "*"),
-                division=body.get("division"),
-                remaining=int(body.get("count", 1)),
-                delay=float(body.get("delay", 0.0)),
-                window_seconds=float(body.get("window_seconds", state.config.minute_window_seconds)),
-            )
-            state.faults.add(fault)
-        except (KeyError, ValueError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse({"faults": len(state.faults.active)}, status_code=201)
+            body = _FaultBody.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return JSONResponse({"error": exc.errors(include_url=False, include_context=False)}, status_code=400)
+        fault = Fault(
+            kind=body.kind,
+            endpoint=body.endpoint,
+            division=body.division,
+            remaining=body.count,
+            delay=body.delay,
+            status=body.status,
+            window_seconds=body.window_seconds,
+        )
+        state.faults.add(fault)
+        return JSONResponse(state.faults.snapshot(), status_code=201)
 
     async def clear(request: Request) -> Response:
         state.faults.clear()
-        return JSONResponse({"faults": 0})
+        return JSONResponse(state.faults.snapshot())
 
     async def show(request: Request) -> Response:
-        active = [vars(f) for f in state.faults.active if f.remaining > 0]
-        return JSONResponse({"faults": active, "fired": state.faults.fired})
+        return JSONResponse(state.faults.snapshot())
 
     return [
         Route("/_sandbox/faults", inject, methods=["POST"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections import Counter
 from dataclasses import dataclass
@@ -47,7 +48,9 @@ class OAuthServer:
         self._codes: dict[str, tuple[Grant, str, float]] = {}
         self._access: dict[str, tuple[Grant, float]] = {}
         self._refresh: dict[str, _Refresh] = {}
+        # "grant_type:status" -> count, plus "refreshes" and "rotated_token_uses".
         self.stats: Counter[str] = Counter()
+        self.outcomes: Counter[tuple[str, str]] = Counter()
         self._daily: Counter[tuple[str, str, int]] = Counter()
 
     def authenticate(self, authorization_header: str | None) -> Grant | None:
@@ -64,10 +67,11 @@ class OAuthServer:
         return code
 
     def token(self, form: dict[str, str]) -> tuple[int, dict[str, str]]:
-        """Serve the token endpoint; returns (status, body)."""
-        grant_type = form.get("grant_type", "")
+        """Serve the token endpoint; returns (status, body) and counts the call by grant type and outcome."""
+        grant_type = form.get("grant_type", "") or "none"
         status, body = self._token(grant_type, form)
-        self.stats[f"{grant_type or 'none'}:{status}"] += 1
+        self.stats[f"{grant_type}:{status}"] += 1
+        self.outcomes[(grant_type, _outcome(status, body))] += 1
         return status, body
 
     def _token(self, grant_type: str, form: dict[str, str]) -> tuple[int, dict[str, str]]:
@@ -80,16 +84,23 @@ class OAuthServer:
         return 400, {"error": "unsupported_grant_type", "error_description": "Bad Request"}
 
     def _count_call(self, grant: Grant) -> bool:
+        """Count a token call of this app and user today (UTC); False once over `token_calls_per_day`."""
         day = int(self.clock.now() // 86400)
         self._daily[(grant.client_id, grant.user_id, day)] += 1
         return self._daily[(grant.client_id, grant.user_id, day)] <= self.config.token_calls_per_day
 
     def _exchange_code(self, form: dict[str, str]) -> tuple[int, dict[str, str]]:
+        # Popped first: a code is single-use even when this exchange fails.
         entry = self._codes.pop(form.get("code", ""), None)
-        if entry is None or entry[2] + CODE_LIFETIME < self.clock.now() or entry[1] != form.get("redirect_uri"):
+        if (
+            entry is None
+            or entry[0].client_id != form.get("client_id")
+            or entry[2] + CODE_LIFETIME < self.clock.now()
+            or entry[1] != form.get("redirect_uri")
+        ):
             return 400, {"error": "invalid_grant", "error_description": "Bad Request"}
         if not self._count_call(entry[0]):
-            return 400, {"error": "invalid_request", "error_description": "Rate limit exceeded: token calls per day"}
+            return 400, _DAILY_CAP
         return 200, self._issue(entry[0])
 
     def _refresh_grant(self, token: str) -> tuple[int, dict[str, str]]:
@@ -100,15 +111,17 @@ class OAuthServer:
             self.stats["rotated_token_uses"] += 1
             return 401, {"error": "unauthorized_client", "error_description": "Old refresh token used."}
         now = self.clock.now()
-        if now - entry.last_used > self.config.refresh_token_idle_days * 86400:
-            expired = datetime.fromtimestamp(entry.last_used + self.config.refresh_token_idle_days * 86400, UTC)
+        expires_at = entry.last_used + self.config.refresh_token_idle_days * 86400
+        if now > expires_at:
             return 400, {
                 "error": "invalid_request",
-                "error_description": f"The refresh token expired at {expired:%m/%d/%Y %I:%M:%S %p}.",
+                "error_description": f"The refresh token expired at {_exact_time(expires_at)} "
+                f"and it is now {_exact_time(now)}.",
             }
         if not self._count_call(entry.grant):
-            return 400, {"error": "invalid_request", "error_description": "Rate limit exceeded: token calls per day"}
+            return 400, _DAILY_CAP
         if now - entry.access_issued_at < self.config.refresh_min_age:
+            # Refused, and the refresh token stays valid: the client keeps using its current access token.
             return 400, {
                 "error": "invalid_request",
                 "error_description": "Rate limit exceeded: access_token not expired",
@@ -148,7 +161,41 @@ class OAuthServer:
             "token_call_total": sum(v for k, v in self.stats.items() if ":" in k),
             "refreshes": self.stats["refreshes"],
             "rotated_token_uses": self.stats["rotated_token_uses"],
+            "by_grant": _nested(self.outcomes),
+            "live_refresh_tokens": sum(1 for r in self._refresh.values() if r.alive),
         }
+
+
+_DAILY_CAP = {"error": "invalid_request", "error_description": "Rate limit exceeded: token calls per day"}
+
+
+def _outcome(status: int, body: dict[str, str]) -> str:
+    """A short name for how a token call ended, for `/_sandbox/oauth`."""
+    if status == 200:
+        return "ok"
+    description = body.get("error_description", "")
+    if "Old refresh token" in description:
+        return "rotated"
+    if "not expired" in description:
+        return "too_early"
+    if "expired at" in description:
+        return "expired"
+    if "per day" in description:
+        return "daily_cap"
+    return body.get("error", str(status))
+
+
+def _nested(counts: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    nested: dict[str, dict[str, int]] = {}
+    for (grant, outcome), n in sorted(counts.items()):
+        nested.setdefault(grant, {})[outcome] = n
+    return nested
+
+
+def _exact_time(epoch: float) -> str:
+    """Exact's token-error time format: `10/11/2022 9:18:20 PM`."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return f"{moment.month}/{moment.day}/{moment.year} {moment.strftime('%I').lstrip('0')}:{moment:%M:%S %p}"
 
 
 def routes(state: SandboxState) -> list[BaseRoute]:
@@ -176,8 +223,10 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         return JSONResponse(oauth.snapshot())
 
     async def revoke(request: Request) -> Response:
-        body = await request.json() if await request.body() else {}
-        return JSONResponse({"revoked": oauth.revoke(body.get("user_id"))})
+        raw = await request.body()
+        body = json.loads(raw) if raw else {}
+        user_id = body.get("user_id") if isinstance(body, dict) else None
+        return JSONResponse({"revoked": oauth.revoke(user_id if isinstance(user_id, str) else None)})
 
     async def expire(request: Request) -> Response:
         oauth.expire_access_tokens()

@@ -39,6 +39,6 @@ class SandboxState:
             store=store,
             oauth=OAuthServer(config, clock, store),
             limiter=RateLimiter(config, clock),
-            faults=Faults(),
+            faults=Faults(config, clock),
             webhooks=webhooks,
         )

@@ -80,6 +80,86 @@ class TestRefresh:
         assert api.refresh(SandboxConfig()).json()["error_description"] == "Old refresh token used."
 
 
+def auth_code(http: httpx.Client, redirect_uri: str = REDIRECT) -> str:
+    params = {"client_id": SandboxConfig.client_id, "redirect_uri": redirect_uri, "response_type": "code"}
+    response = http.get("/api/oauth2/auth", params=params)
+    assert response.status_code == 302, response.text
+    return str(httpx.URL(response.headers["location"]).params["code"])
+
+
+def exchange(http: httpx.Client, code: str, *, secret: str = SandboxConfig.client_secret,
+             redirect_uri: str = REDIRECT) -> httpx.Response:  # fmt: skip
+    return http.post("/api/oauth2/token", data={
+        "grant_type": "authorization_code", "client_id": SandboxConfig.client_id, "client_secret": secret,
+        "redirect_uri": redirect_uri, "code": code,
+    })  # fmt: skip
+
+
+class TestCodes:
+    def test_wrong_secret_gets_an_oauth_error_body(self, sandbox_http: httpx.Client) -> None:
+        response = exchange(sandbox_http, auth_code(sandbox_http), secret="wrong")
+        assert response.status_code == 401
+        assert response.json()["error"] == "invalid_client"
+
+    def test_a_code_dies_after_three_minutes(self, sandbox_http: httpx.Client) -> None:
+        code = auth_code(sandbox_http)
+        sandbox_http.post("/_sandbox/clock/advance", json={"seconds": 181})
+        assert exchange(sandbox_http, code).status_code == 400
+
+    def test_a_code_is_bound_to_its_redirect_uri(self, sandbox_http: httpx.Client) -> None:
+        code = auth_code(sandbox_http)
+        assert exchange(sandbox_http, code, redirect_uri="http://127.0.0.1:9/other").status_code == 400
+
+
+class TestRegisteredRedirect:
+    @pytest.fixture
+    def sandbox_config(self) -> SandboxConfig:
+        return SandboxConfig(redirect_uris=(REDIRECT,))
+
+    def test_only_a_registered_redirect_uri_is_accepted(self, sandbox_http: httpx.Client) -> None:
+        params = {
+            "client_id": SandboxConfig.client_id,
+            "redirect_uri": "http://evil.example/cb",
+            "response_type": "code",
+        }
+        assert sandbox_http.get("/api/oauth2/auth", params=params).status_code == 400
+        assert exchange(sandbox_http, auth_code(sandbox_http)).status_code == 200
+
+
+class TestRefreshLifecycle:
+    def test_early_then_on_time_then_reused_are_counted_by_outcome(self, api: Api, sandbox_http: httpx.Client) -> None:
+        early = api.refresh(SandboxConfig())
+        assert early.status_code == 400
+        sandbox_http.post("/_sandbox/clock/advance", json={"seconds": 570})
+        fresh = api.refresh(SandboxConfig())  # the refused early call left the refresh token valid
+        assert fresh.status_code == 200
+        assert api.refresh(SandboxConfig()).status_code == 401
+        api.token = fresh.json()
+        assert api.get("current/Me").status_code == 200
+        stats = sandbox_http.get("/_sandbox/oauth").json()
+        assert stats["by_grant"] == {
+            "authorization_code": {"ok": 1},
+            "refresh_token": {"ok": 1, "rotated": 1, "too_early": 1},
+        }
+        assert stats["token_calls"] == {"authorization_code:200": 1, "refresh_token:400": 1,
+                                        "refresh_token:200": 1, "refresh_token:401": 1}  # fmt: skip
+        assert (stats["refreshes"], stats["rotated_token_uses"], stats["live_refresh_tokens"]) == (1, 1, 1)
+
+    def test_an_idle_refresh_token_expires(self, api: Api, sandbox_http: httpx.Client) -> None:
+        sandbox_http.post("/_sandbox/clock/advance", json={"seconds": 30 * 86400 + 1})
+        response = api.refresh(SandboxConfig())
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_request"
+        assert response.json()["error_description"].startswith("The refresh token expired at ")
+        assert " and it is now " in response.json()["error_description"]
+        assert api.refresh(SandboxConfig()).json()["error_description"].startswith("The refresh token expired")
+
+    def test_revoke_touches_only_the_named_user(self, api: Api, sandbox_http: httpx.Client) -> None:
+        assert sandbox_http.post("/_sandbox/oauth/revoke", json={"user_id": "someone-else"}).json() == {"revoked": 0}
+        sandbox_http.post("/_sandbox/clock/advance", json={"seconds": 600})
+        assert api.refresh(SandboxConfig()).status_code == 200
+
+
 class TestLimits:
     @pytest.fixture
     def sandbox_config(self) -> SandboxConfig:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from sandbox.signature import sign, signed_body
@@ -33,3 +36,22 @@ def test_signed_body_splices_the_signed_bytes_unchanged() -> None:
     content = body[len(b'{"Content":') : body.index(b',"HashCode":')]
     assert content == '{"Topic":"Accounts","Division":1,"Key":"é/ü"}'.encode()
     assert body.endswith(b',"HashCode":"' + sign(content, "webhook-secret").encode() + b'"}')
+
+
+def test_the_signature_is_over_bytes_not_over_the_parsed_object() -> None:
+    respaced = json.dumps(json.loads(SALES_ORDER)).encode()  # same object, Python's default ", " and ": "
+    assert respaced != SALES_ORDER
+    assert sign(respaced, "webhook-secret") != sign(SALES_ORDER, "webhook-secret")
+
+
+def test_the_webhook_secret_is_the_key() -> None:
+    signature = sign(ITEMS, "webhook-secret")
+    assert re.fullmatch(r"[0-9A-F]{64}", signature)
+    assert sign(ITEMS, "sandbox-client-secret") != signature
+
+
+def test_signed_body_is_compact_with_unescaped_slashes() -> None:
+    body = signed_body({"Topic": "Items", "ExactOnlineEndpoint": "https://x/api/v1/1/logistics/Items"}, "s")
+    assert b" " not in body
+    assert b"https://x/api/v1/1/logistics/Items" in body
+    assert list(json.loads(body)) == ["Content", "HashCode"]
