@@ -2,10 +2,11 @@
 
 Usage:
     exact-pipeline subscriptions register --division 101 --topic Accounts --topic SalesInvoices
-    exact-pipeline subscriptions register --all-divisions          # default topics: DEFAULT_TOPICS
+    exact-pipeline subscriptions register --all-divisions          # topics default to DEFAULT_TOPICS
     exact-pipeline subscriptions list
     exact-pipeline subscriptions reconcile [--dry-run]
     exact-pipeline subscriptions remove --division 101 [--topic Accounts]
+Each takes --connection ID, optional when there is exactly one connection.
 """
 
 from __future__ import annotations
@@ -14,19 +15,19 @@ from datetime import datetime
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import select
 
-from exact._models import Connection, Division
 from exact.factory import client_from_settings
 from runtime.db import make_engine, make_session_factory
 from runtime.redis import sync_client
 from runtime.settings import get_settings
-from subscriptions.models import Subscription
-from subscriptions.service import RegistrationFailed, Report, SubscriptionService, is_silent
+from subscriptions import repository as repo
+from subscriptions.service import RegistrationFailed, Report, SubscriptionService
+from subscriptions.silence import is_silent, last_webhook, last_webhooks
 
 app = typer.Typer(help="Webhook subscriptions per division and topic.", no_args_is_help=True)
-console = Console(width=160)
+console = Console(width=200)
 CONNECTION = typer.Option(None, "--connection", help="Connection id; optional when there is only one.")
 
 
@@ -35,7 +36,7 @@ def _service(connection_id: int | None) -> SubscriptionService:
     settings.require("exact_client_id", "exact_client_secret", "token_encryption_key")
     sessions = make_session_factory(make_engine(settings.database_url))
     with sessions() as session:
-        ids = list(session.scalars(select(Connection.id).order_by(Connection.id)))
+        ids = repo.connection_ids(session)
     if connection_id is None:
         if len(ids) != 1:
             raise typer.BadParameter(
@@ -54,7 +55,7 @@ def _print_plan(report: Report, *, dry_run: bool) -> None:
         return
     table = Table("plan" if dry_run else "done", "division", "topic", "reason", "Exact ID")
     for action in report.actions:
-        table.add_row(action.kind, str(action.division), action.topic, action.reason, action.exact_id or "")
+        table.add_row(action.kind, str(action.division), action.topic, escape(action.reason), action.exact_id or "")
     console.print(table)
 
 
@@ -65,22 +66,16 @@ def register(
     all_divisions: bool = typer.Option(False, "--all-divisions", help="Every active division of the connection."),
     connection: int | None = CONNECTION,
 ) -> None:
-    """Subscribe these divisions to these topics (and make Exact match)."""
+    """Subscribe these divisions to these topics, and make Exact match."""
     service = _service(connection)
-    divisions = list(division)
-    if all_divisions:
-        service.reconcile(dry_run=True, divisions=[])  # refreshes the divisions
-        with service.sessions() as session:
-            query = select(Division.code).where(Division.connection_id == service.connection_id,
-                                                Division.status == 1, Division.granted.is_(True))  # fmt: skip
-            divisions = sorted(set(divisions) | set(session.scalars(query)))
+    divisions = sorted(set(division) | set(service.active_divisions() if all_divisions else []))
     if not divisions:
         raise typer.BadParameter("name --division at least once, or --all-divisions")
-    topics = list(topic) or service.settings.default_topic_list
+    topics = list(dict.fromkeys(topic)) or service.settings.default_topic_list
     try:
         report = service.register(divisions, topics)
     except RegistrationFailed as exc:
-        console.print(f"[red]registration failed:[/red] {exc}")
+        console.print(f"[red]registration failed:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     _print_plan(report, dry_run=False)
 
@@ -94,7 +89,7 @@ def reconcile(
     report = _service(connection).reconcile(dry_run=dry_run)
     _print_plan(report, dry_run=dry_run)
     if report.errors:
-        console.print("[red]errors:[/red] " + "; ".join(report.errors))
+        console.print("[red]errors:[/red] " + escape("; ".join(report.errors)))
         raise typer.Exit(1)
 
 
@@ -105,23 +100,30 @@ def remove(
     connection: int | None = CONNECTION,
 ) -> None:
     """Stop tracking a division's subscriptions and delete them in Exact."""
-    _print_plan(_service(connection).remove(division, list(topic) or None), dry_run=False)
+    report = _service(connection).remove(division, list(topic) or None)
+    _print_plan(report, dry_run=False)
+    if report.errors:
+        console.print("[red]errors:[/red] " + escape("; ".join(report.errors)))
+        raise typer.Exit(1)
 
 
 @app.command("list")
-def list_() -> None:
+def list_(connection: int | None = typer.Option(None, "--connection", help="Only this connection.")) -> None:
     """Division, topic, state, Exact ID, last webhook, last error; silent ones flagged."""
     settings = get_settings()
     sessions = make_session_factory(make_engine(settings.database_url))
+    seen = last_webhooks(sync_client(settings.redis_url), settings.redis_prefix)
     table = Table("connection", "division", "topic", "state", "Exact ID", "last webhook", "last error")
     with sessions() as session:
-        for row in session.scalars(select(Subscription).order_by(Subscription.connection_id, Subscription.division,
-                                                                 Subscription.topic)):  # fmt: skip
-            state = row.state + (" (silent)" if is_silent(row, settings.silent_subscription_hours) else "")
-            table.add_row(str(row.connection_id), str(row.division), row.topic, state, row.exact_id or "",
-                          _when(row.last_webhook_at), row.last_error or "")  # fmt: skip
+        ids = [connection] if connection is not None else repo.connection_ids(session)
+        for connection_id in ids:
+            for row in repo.rows(session, connection_id):
+                silent = is_silent(row, settings.silent_subscription_hours, seen=seen)
+                table.add_row(str(row.connection_id), str(row.division), row.topic,
+                              row.state + (" (silent)" if silent else ""), row.exact_id or "",
+                              _when(last_webhook(row, seen)), escape(row.last_error or ""))  # fmt: skip
     console.print(table)
 
 
 def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "never"
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "never"

@@ -1,26 +1,30 @@
-"""Register, remove and reconcile webhook subscriptions for one connection, through the Exact client."""
+"""Register, remove and reconcile webhook subscriptions for one connection, through the Exact client.
+
+Exceptions:
+    RuntimeError
+      └── RegistrationFailed   Exact refused a create (a refused validation POST names the callback and the fix)
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from typing import Any
 
 import redis
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from exact import CallbackRejected, DataAlreadyExists, ExactClient, ExactError, Forbidden, NotFound, save_divisions
-from exact._models import Connection, Division
-from receiver.handoff import LAST_WEBHOOK_KEY
 from runtime.db import session_scope
 from runtime.logging import log_event
 from runtime.settings import Settings
-from subscriptions.models import Subscription
-from subscriptions.plan import Action, Desired, Observed, plan
+from subscriptions import repository as repo
+from subscriptions.plan import Action, Observed, plan
+from subscriptions.silence import last_webhooks
 
-__all__ = ["PATH", "RegistrationFailed", "Report", "SubscriptionService", "is_silent"]
+__all__ = ["PATH", "RegistrationFailed", "Report", "SubscriptionService"]
 
 PATH = "webhooks/WebhookSubscriptions"
 log = logging.getLogger(__name__)
@@ -36,13 +40,11 @@ class Report:
     errors: list[str] = field(default_factory=list)
 
 
-def is_silent(row: Subscription, hours: float, now: datetime | None = None) -> bool:
-    """No webhook for longer than `hours`: Exact sends no heartbeat, so silence is all there is to see."""
-    if row.state != "active":
-        return False
-    last = row.last_webhook_at or row.created_at
-    last = last if last.tzinfo else last.replace(tzinfo=UTC)
-    return (now or datetime.now(UTC)) - last > timedelta(hours=hours)
+@dataclass(frozen=True)
+class _Scope:
+    divisions: list[int]
+    inactive: set[int]
+    ungranted: set[int]
 
 
 class SubscriptionService:
@@ -61,151 +63,139 @@ class SubscriptionService:
         self._redis = redis_client
 
     def register(self, divisions: Sequence[int], topics: Sequence[str]) -> Report:
-        """Want these pairs, then make Exact match for those divisions; raises when Exact refused a create."""
+        """Want these pairs, then make Exact match in those divisions; raises when Exact refused a create."""
         with session_scope(self.sessions) as session:
             for division in divisions:
                 for topic in topics:
-                    self._want(session, division, topic)
+                    repo.want(session, self.connection_id, division, topic, self.settings.callback_url)
         report = self.reconcile(divisions=divisions)
         if report.errors:
             raise RegistrationFailed("; ".join(report.errors))
         return report
 
     def remove(self, division: int, topics: Sequence[str] | None = None) -> Report:
+        """Stop tracking the division's pairs (all, or these topics) and delete them in Exact."""
         with session_scope(self.sessions) as session:
-            for row in self._rows(session, [division]):
-                if topics is None or row.topic.lower() in {t.lower() for t in topics}:
-                    row.state = "removed"
+            repo.mark_removed(session, self.connection_id, division, topics)
         return self.reconcile(divisions=[division])
 
-    def _want(self, session: Session, division: int, topic: str) -> None:
-        query = select(Subscription).where(Subscription.connection_id == self.connection_id,
-                                           Subscription.division == division, Subscription.topic == topic)  # fmt: skip
-        row = session.scalar(query)
-        if row is None:
-            session.add(Subscription(connection_id=self.connection_id, division=division, topic=topic,
-                                     callback_url=self.settings.callback_url, state="pending"))  # fmt: skip
-        elif row.state == "removed":
-            row.state = "pending"
-
-    def _rows(self, session: Session, divisions: Iterable[int] | None = None) -> list[Subscription]:
-        query = select(Subscription).where(Subscription.connection_id == self.connection_id)
-        if divisions is not None:
-            query = query.where(Subscription.division.in_(list(divisions)))
-        return list(session.scalars(query.order_by(Subscription.division, Subscription.topic)))
+    def active_divisions(self) -> list[int]:
+        """Refresh the connection's divisions from Exact; the codes that are active and granted."""
+        self._refresh_divisions()
+        with self.sessions() as session:
+            states = repo.division_states(session, self.connection_id)
+        return sorted(code for code, (status, granted) in states.items() if status == 1 and granted)
 
     def reconcile(self, *, dry_run: bool = False, divisions: Sequence[int] | None = None) -> Report:
-        """GET Exact's list per division and plan; apply the plan unless `dry_run`."""
-        scope, inactive, ungranted = self._divisions(divisions)
+        """GET Exact's list per division (every division the connection has or wants, or `divisions`) and plan;
+        apply the plan unless `dry_run`."""
+        self._refresh_divisions()
+        scope = self._scope(divisions)
         observed: list[Observed] = []
-        for division in scope:
-            if division in ungranted:
-                continue
+        for division in scope.divisions:
+            if division in scope.ungranted:
+                continue  # a 403 would only spend the endpoint's error budget (ten 4xx an hour block the app)
             try:
-                observed += [_observed(item) for item in self._client.iter_records(division, PATH)]
+                observed += [_observed(item, division) for item in self._client.iter_records(division, PATH)]
             except Forbidden:
-                ungranted.add(division)
+                scope.ungranted.add(division)
         with self.sessions() as session:
-            rows = [r for r in self._rows(session, scope) if r.division in scope]
-        desired = [Desired(r.division, r.topic, self.settings.callback_url) for r in rows if r.state != "removed"]
-        known = [(r.division, r.topic, r.exact_id) for r in rows if r.state == "active"]
-        known += [(r.division, r.topic, None) for r in rows if r.state == "failed" and r.division in ungranted]
-        actions = plan(desired, observed, inactive=inactive, ungranted=ungranted, known=known)
-        report = Report(actions=actions)
+            tracked = repo.rows(session, self.connection_id, scope.divisions)
+            desired = repo.desired(tracked, self.settings.callback_url)
+        report = Report(plan(desired, observed, inactive=scope.inactive, ungranted=scope.ungranted))
         if not dry_run:
-            for action in actions:
+            for action in report.actions:
                 self._apply(action, report)
-            self._sync_last_webhooks()
+            self._copy_last_webhooks()
         return report
 
-    def _divisions(self, only: Sequence[int] | None) -> tuple[list[int], set[int], set[int]]:
-        """Refresh the connection's divisions; the scope is every division it has or had, or `only`."""
+    # -- the divisions in scope
+    def _refresh_divisions(self) -> None:
         with self.sessions() as session:
-            connection = session.get(Connection, self.connection_id)
-            current = connection.current_division if connection else None
-        if current is not None:
-            fresh = self._client.divisions(current)
-            with session_scope(self.sessions) as session:
-                save_divisions(session, self.connection_id, fresh)
-        with self.sessions() as session:
-            rows = list(session.scalars(select(Division).where(Division.connection_id == self.connection_id)))
-            wanted = {r.division for r in self._rows(session)}
-        inactive = {d.code for d in rows if d.status != 1}
-        ungranted = {d.code for d in rows if not d.granted}
-        scope = sorted(set(only) if only is not None else {d.code for d in rows} | wanted)
-        return scope, inactive, ungranted | (set(scope) - {d.code for d in rows})
+            current = repo.current_division(session, self.connection_id)
+        if current is None:
+            return
+        fresh = self._client.divisions(current)
+        with session_scope(self.sessions) as session:
+            save_divisions(session, self.connection_id, fresh)
 
+    def _scope(self, only: Sequence[int] | None) -> _Scope:
+        with self.sessions() as session:
+            states = repo.division_states(session, self.connection_id)
+            wanted = {r.division for r in repo.rows(session, self.connection_id) if r.state != "removed"}
+        divisions = sorted(set(only) if only is not None else set(states) | wanted)
+        inactive = {code for code in divisions if code in states and states[code][0] != 1}
+        # A division Exact does not list for the user is one the app may not touch.
+        ungranted = {code for code in divisions if code not in states or not states[code][1]}
+        return _Scope(divisions, inactive, ungranted)
+
+    # -- applying one action
     def _apply(self, action: Action, report: Report) -> None:
         log_event(log, "subscriptions.apply", kind=action.kind, division=action.division, topic=action.topic,
-                  reason=action.reason)  # fmt: skip
+                  reason=action.reason, exact_id=action.exact_id)  # fmt: skip
         try:
-            if action.kind in ("delete", "recreate") and action.exact_id:
+            if action.kind in ("delete", "recreate"):
                 self._delete(action)
             if action.kind in ("create", "recreate"):
-                self._record(action, *self._create(action))
+                self._record(action, "active", self._create(action), None)
             elif action.kind == "adopt":
-                self._record(action, action.exact_id, None)
-            elif action.kind == "unreachable":
-                self._record(action, None, action.reason, state="failed")
-            elif action.kind == "delete":
-                self._forget(action)
+                self._record(action, "active", action.exact_id, None)
+            elif action.kind in ("suspend", "unreachable"):
+                self._record(action, "failed", None, action.reason)
         except CallbackRejected as exc:
-            message = (
-                f"{exc.message}. Fix: Exact must reach {self.settings.callback_url} and get a 2xx for an empty "
-                "POST; run `exact-pipeline receiver` there and set PUBLIC_URL to its public HTTPS address."
-            )
-            self._record(action, None, message, state="failed")
-            report.errors.append(f"division {action.division} {action.topic}: {message}")
+            self._fail(action, report, self._callback_message(exc.message))
+        except DataAlreadyExists as exc:
+            unseen = "Exact holds one for this topic that this connection's user cannot list; delete it in Exact"
+            self._fail(action, report, f"{exc.message}: {unseen}")
         except ExactError as exc:
-            self._record(action, None, exc.message, state="failed")
-            report.errors.append(f"division {action.division} {action.topic}: {exc.message}")
+            self._fail(action, report, exc.message)
 
-    def _create(self, action: Action) -> tuple[str | None, str | None]:
+    def _callback_message(self, exact_message: str) -> str:
+        url = self.settings.callback_url
+        return (
+            f"Exact could not validate the callback URL {url}: {exact_message}. Fix: Exact first POSTs an empty body "
+            f"to {url} and needs a 2xx; run `exact-pipeline receiver` there and set PUBLIC_URL to its public HTTPS "
+            "address (on the same domain as the OAuth redirect URI)."
+        )
+
+    def _fail(self, action: Action, report: Report, message: str) -> None:
+        self._record(action, "failed", None, message)
+        report.errors.append(f"division {action.division} {action.topic}: {message}")
+
+    def _create(self, action: Action) -> str:
         body = {"Topic": action.topic, "CallbackURL": action.callback_url or self.settings.callback_url}
         try:
-            created = self._client.create(action.division, PATH, body)
-            return str(created["ID"]), None
+            return str(self._client.create(action.division, PATH, body)["ID"])
         except DataAlreadyExists:
-            # Another user of the same app subscribed already: that subscription is ours to adopt.
+            # One per app, division and topic: a create that raced ours, or our list was stale. Ours to adopt.
             for item in self._client.iter_records(action.division, PATH):
                 if str(item.get("Topic", "")).lower() == action.topic.lower():
-                    return str(item["ID"]), None
-            return None, "Exact says it exists but does not list it"
+                    return str(item["ID"])
+            raise
 
     def _delete(self, action: Action) -> None:
+        if action.exact_id is None:
+            return
         try:
-            self._client.delete(action.division, PATH, str(action.exact_id))
+            self._client.delete(action.division, PATH, action.exact_id)
         except NotFound:
             pass  # gone already: the goal is reached
-
-    def _record(self, action: Action, exact_id: str | None, error: str | None, *, state: str = "active") -> None:
         with session_scope(self.sessions) as session:
-            for row in self._rows(session, [action.division]):
-                if row.topic.lower() == action.topic.lower() and row.state != "removed":
-                    row.state, row.exact_id, row.last_error = state, exact_id or row.exact_id, error
-                    row.callback_url = self.settings.callback_url
-                    row.last_reconciled_at = datetime.now(UTC)
+            repo.forget(session, self.connection_id, action.division, action.exact_id, datetime.now(UTC))
 
-    def _forget(self, action: Action) -> None:
+    def _record(self, action: Action, state: str, exact_id: str | None, error: str | None) -> None:
         with session_scope(self.sessions) as session:
-            for row in self._rows(session, [action.division]):
-                if row.topic.lower() == action.topic.lower() and row.exact_id == action.exact_id:
-                    row.exact_id = None
-                    row.last_reconciled_at = datetime.now(UTC)
-                    if row.state != "removed":
-                        row.state, row.last_error = "removed", action.reason
+            repo.record(session, self.connection_id, action.division, action.topic, state=state, exact_id=exact_id,
+                        error=error, callback_url=self.settings.callback_url, now=datetime.now(UTC))  # fmt: skip
 
-    def _sync_last_webhooks(self) -> None:
-        """Copy the receiver's last-webhook times (kept in Redis, off the database) into the table."""
-        seen = self._redis.hgetall(self.settings.redis_prefix + LAST_WEBHOOK_KEY)
-        if not seen:
-            return
-        with session_scope(self.sessions) as session:
-            for row in self._rows(session):
-                stamp = seen.get(f"{row.division}:{row.topic.lower()}".encode())
-                if stamp is not None:
-                    row.last_webhook_at = datetime.fromtimestamp(int(stamp), UTC)
+    def _copy_last_webhooks(self) -> None:
+        """The receiver keeps the last-webhook times in Redis (off the database); copy them into the table."""
+        seen = last_webhooks(self._redis, self.settings.redis_prefix)
+        if seen:
+            with session_scope(self.sessions) as session:
+                repo.set_last_webhooks(session, seen)
 
 
-def _observed(item: dict[str, object]) -> Observed:
-    return Observed(str(item["ID"]), int(str(item["Division"])), str(item["Topic"]), str(item["CallbackURL"]))
+def _observed(item: dict[str, Any], division: int) -> Observed:
+    return Observed(str(item["ID"]), int(item.get("Division") or division), str(item["Topic"]),
+                    str(item["CallbackURL"]))  # fmt: skip

@@ -53,8 +53,28 @@ def sandbox_subscriptions(sandbox: ServerThread) -> list[dict[str, object]]:
     return list(httpx.get(f"{sandbox.url}/_sandbox/webhooks/subscriptions").json()["subscriptions"])
 
 
-def writes(sandbox: ServerThread) -> int:
-    """Creates (201) and deletes (204) of webhook subscriptions the sandbox has answered."""
+def calls(sandbox: ServerThread) -> tuple[int, int]:
+    """Calls on the WebhookSubscriptions endpoint the sandbox answered: (all, answered 200 — the list GETs)."""
     params = {"endpoint": "webhooks/WebhookSubscriptions"}
-    return sum(int(httpx.get(f"{sandbox.url}/_sandbox/calls", params={**params, "status": s}).json()["total"])
-               for s in ("201", "204"))  # fmt: skip
+    every = httpx.get(f"{sandbox.url}/_sandbox/calls", params=params).json()["total"]
+    listed = httpx.get(f"{sandbox.url}/_sandbox/calls", params={**params, "status": "200"}).json()["total"]
+    return int(every), int(listed)
+
+
+def plant(sandbox: ServerThread, division: int, topic: str, callback_url: str) -> str:
+    """A subscription made behind our back (another tool, a colleague by hand); its Exact ID."""
+    body = {"Division": division, "Topic": topic, "CallbackURL": callback_url}
+    response = httpx.post(f"{sandbox.url}/_sandbox/webhooks/subscriptions", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["ID"])
+
+
+def set_division(sandbox: ServerThread, code: int, **change: object) -> None:
+    assert httpx.post(f"{sandbox.url}/_sandbox/divisions/{code}", json=change).status_code == 200
+
+
+def held(sandbox: ServerThread) -> list[tuple[int, str, str]]:
+    """(division, topic, CallbackURL) of every subscription the sandbox holds, sorted."""
+    return sorted(
+        (int(str(s["Division"])), str(s["Topic"]), str(s["CallbackURL"])) for s in sandbox_subscriptions(sandbox)
+    )

@@ -1,0 +1,136 @@
+"""Queries on the subscriptions table and the connection's divisions; every function works in the caller's session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from exact import Connection, Division
+from subscriptions.models import Subscription
+from subscriptions.plan import Desired
+
+__all__ = [
+    "aware",
+    "connection_ids",
+    "current_division",
+    "desired",
+    "division_states",
+    "forget",
+    "mark_removed",
+    "record",
+    "rows",
+    "set_last_webhooks",
+    "want",
+]
+
+
+def connection_ids(session: Session, *, consented_only: bool = False) -> list[int]:
+    query = select(Connection.id).order_by(Connection.id)
+    if consented_only:
+        query = query.where(Connection.needs_consent.is_(False))
+    return list(session.scalars(query))
+
+
+def current_division(session: Session, connection_id: int) -> int | None:
+    connection = session.get(Connection, connection_id)
+    return connection.current_division if connection else None
+
+
+def division_states(session: Session, connection_id: int) -> dict[int, tuple[int, bool]]:
+    """Division code → (status, granted) as last read from `system/Divisions`."""
+    query = select(Division).where(Division.connection_id == connection_id)
+    return {d.code: (d.status, d.granted) for d in session.scalars(query)}
+
+
+def rows(session: Session, connection_id: int, divisions: Iterable[int] | None = None) -> list[Subscription]:
+    query = select(Subscription).where(Subscription.connection_id == connection_id)
+    if divisions is not None:
+        query = query.where(Subscription.division.in_(list(divisions)))
+    return list(session.scalars(query.order_by(Subscription.division, Subscription.topic)))
+
+
+def _pair(session: Session, connection_id: int, division: int, topic: str) -> Subscription | None:
+    return next((r for r in rows(session, connection_id, [division]) if r.topic.lower() == topic.lower()), None)
+
+
+def desired(subscriptions: Iterable[Subscription], callback_url: str) -> list[Desired]:
+    """The tracked rows as the planner sees them; the callback is always today's, so a moved PUBLIC_URL drifts."""
+    return [
+        Desired(r.division, r.topic, callback_url, r.exact_id if r.state == "active" else None,
+                r.last_error if r.state == "failed" else None)
+        for r in subscriptions
+        if r.state != "removed"
+    ]  # fmt: skip
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time stored here is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def want(session: Session, connection_id: int, division: int, topic: str, callback_url: str) -> bool:
+    """Track the pair; True when that changed anything (a new row, or a removed one wanted again)."""
+    row = _pair(session, connection_id, division, topic)
+    if row is None:
+        session.add(Subscription(connection_id=connection_id, division=division, topic=topic,
+                                 callback_url=callback_url, state="pending"))  # fmt: skip
+        session.flush()
+        return True
+    if row.state == "removed":
+        row.state, row.last_error = "pending", None
+        return True
+    return False
+
+
+def mark_removed(session: Session, connection_id: int, division: int, topics: Iterable[str] | None = None) -> int:
+    """Stop tracking the division's pairs (all, or these topics); reconcile then deletes them in Exact."""
+    names = None if topics is None else {t.lower() for t in topics}
+    changed = 0
+    for row in rows(session, connection_id, [division]):
+        if row.state != "removed" and (names is None or row.topic.lower() in names):
+            row.state = "removed"
+            changed += 1
+    return changed
+
+
+def record(
+    session: Session,
+    connection_id: int,
+    division: int,
+    topic: str,
+    *,
+    state: str,
+    exact_id: str | None,
+    error: str | None,
+    callback_url: str,
+    now: datetime,
+) -> None:
+    """Store the outcome of an action on a tracked pair (a pair we do not track has no row to update)."""
+    row = _pair(session, connection_id, division, topic)
+    if row is None or row.state == "removed":
+        return
+    row.state, row.exact_id, row.last_error = state, exact_id, error
+    row.callback_url, row.last_reconciled_at = callback_url, now
+
+
+def forget(session: Session, connection_id: int, division: int, exact_id: str, now: datetime) -> None:
+    """Exact no longer holds `exact_id`: drop it from whichever row recorded it."""
+    for row in rows(session, connection_id, [division]):
+        if row.exact_id == exact_id:
+            row.exact_id, row.last_reconciled_at = None, now
+            if row.state == "active":
+                row.state = "pending"
+
+
+def set_last_webhooks(session: Session, seen: Mapping[tuple[int, str], datetime]) -> int:
+    """Copy the receiver's last-webhook times (keyed by division and lower-case topic) onto every connection's rows."""
+    updated = 0
+    for row in session.scalars(select(Subscription).where(Subscription.division.in_({d for d, _ in seen}))):
+        stamp = seen.get((row.division, row.topic.lower()))
+        if stamp is not None and (row.last_webhook_at is None or aware(row.last_webhook_at) != stamp):
+            row.last_webhook_at = stamp
+            updated += 1
+    return updated
