@@ -37,12 +37,19 @@ def _mount() -> None:
     from receiver.cli import receiver
     from sandbox.cli import sandbox
     from subscriptions.cli import app as subscriptions_app
+    from workers.cli import deadletters_app, records_app
+    from workers.sync_cli import beat, sync, worker
 
     app.command("sandbox")(sandbox)
     app.command("connect")(connect)
     app.command("divisions")(divisions)
     app.command("receiver")(receiver)
     app.add_typer(subscriptions_app, name="subscriptions")
+    app.command("sync")(sync)
+    app.command("worker")(worker)
+    app.command("beat")(beat)
+    app.add_typer(records_app, name="records")
+    app.add_typer(deadletters_app, name="deadletters")
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ __all__ = ["MODEL_MODULES", "alembic_config", "load_metadata", "upgrade"]
 MODEL_MODULES = (
     "exact._models",
     "subscriptions.models",
-    "receiver.models",
     "workers.models",
+    "workers.cursors",
 )
 
 

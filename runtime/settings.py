@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     # Length of Exact's "minute"; only tests and benchmarks against the sandbox shrink it.
     rate_limit_window_seconds: float = 60.0
     delivery_max_attempts: int = 8
+    # Pushes: backoff base and cap (the cap stays well under the visibility timeout), the POST timeout, and how long
+    # a pending delivery may wait before the sweeper dispatches its lane again.
+    delivery_backoff_seconds: float = 5.0
+    delivery_backoff_max_seconds: float = 900.0
+    push_timeout_seconds: float = 15.0
+    delivery_sweep_after_seconds: float = 60.0
     # Longer than any task may run, or Redis hands a running task to a second worker; crash tests shrink it.
     broker_visibility_timeout: int = 3600
     commands_token: SecretStr | None = None

@@ -9,6 +9,7 @@ from celery import Celery
 
 from runtime.settings import Settings, get_settings
 from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
+from workers.schedule import beat_schedule
 
 __all__ = ["app", "make_celery"]
 
@@ -39,14 +40,12 @@ def make_celery(settings: Settings, *, include: tuple[str, ...] = ()) -> Celery:
         worker_hijack_root_logger=False,
         timezone="UTC",
         beat_schedule={
-            "delta-sync": {"task": "workers.delta_sync_all", "schedule": settings.delta_sync_minutes * 60},
+            **beat_schedule(settings),
             "deliveries-sweep": {"task": "workers.deliveries.sweep", "schedule": 60.0},
-            "keep-alive": {"task": "workers.keep_alive", "schedule": 6 * 3600.0},
-            "subscriptions-reconcile": {"task": "subscriptions.reconcile", "schedule": 24 * 3600.0},
         },
         task_routes={"workers.deliver": {"queue": DELIVERIES_QUEUE}},
     )
     return celery
 
 
-app = make_celery(get_settings(), include=("workers.tasks", "subscriptions.tasks"))
+app = make_celery(get_settings(), include=("workers.tasks", "workers.deliveries", "subscriptions.tasks"))

@@ -1,101 +1,340 @@
-"""Changes into every sink, in the caller's transaction; pushes out of the delivery log, per key in version order."""
+"""Changes into every sink in the caller's transaction; pushes out of the delivery log, per key in version order.
+
+The fetching side calls `accept(session, changes, settings)` inside its transaction, commits, then calls
+`dispatch_pending(settings, event_ids)`. That sends one `workers.deliver` task per push lane (sink, division, topic,
+key); the task runs `deliver_lane`, which holds the lane's Redis lock and walks the lane's log rows oldest version
+first: pending → sending (committed before the POST: the fence) → delivered, or back to pending with a backoff,
+or dead after `delivery_max_attempts`. A version older than one already delivered is superseded, never sent.
+`sweep_lanes` finds rows a lost message left behind, so Redis losing a task is a delay, not a loss.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import random
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from celery import Celery
+from kombu.exceptions import OperationalError
+from pydantic import SecretStr
+from redis import Redis, RedisError
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from runtime.db import utc_now
 from runtime.logging import log_event
 from runtime.settings import Settings
 from workers.changes import ChangeRecord
+from workers.coalesce import LaneLock
 from workers.models import Delivery
-from workers.sinks import Sink
-from workers.sinks.base import PushFailed, PushSink
+from workers.names import DELIVER, DELIVERIES_QUEUE
+from workers.sinks import Outgoing, PushFailed, PushSink, Sink, load_sinks
 
-__all__ = ["Lane", "LaneResult", "accept", "deliver_lane", "lanes_of", "pending_lanes"]
+__all__ = [
+    "AcceptResult",
+    "DeliveryContext",
+    "LaneOutcome",
+    "PushLane",
+    "accept",
+    "backoff_seconds",
+    "deliver_lane",
+    "dispatch_lanes",
+    "dispatch_pending",
+    "lane_of_event",
+    "sinks_for",
+    "sweep_lanes",
+]
 
 log = logging.getLogger(__name__)
 
+# Seconds a task waits before trying a lane that another task holds.
+BUSY_RETRY_SECONDS = 2.0
+SWEEP_BATCH = 1000
+
 
 @dataclass(frozen=True)
-class Lane:
-    """Deliveries to one sink for one record: they go out one at a time, in version order."""
+class PushLane:
+    """Deliveries to one push sink of one record: they go out one at a time, in version order."""
 
     sink: str
     division: int
     topic: str
     key: str
 
+    def lock_key(self, prefix: str) -> str:
+        return f"{prefix}delivery:{self.sink}:{self.division}:{self.topic}:{self.key}:lock"
+
 
 @dataclass(frozen=True)
-class LaneResult:
-    delivered: int
-    retry: bool
+class AcceptResult:
+    """What `accept` did: changes applied (or logged) per sink, and the push lanes to dispatch after the commit."""
+
+    applied: dict[str, int]
+    lanes: tuple[PushLane, ...]
 
 
-def accept(session: Session, sinks: Sequence[Sink], changes: Sequence[ChangeRecord]) -> list[Lane]:
-    """Every sink takes `changes` within `session`'s transaction; returns the push lanes to dispatch after commit."""
-    for sink in sinks:
-        sink.accept(session, changes)
-    return lanes_of(sinks, changes)
+@dataclass(frozen=True)
+class LaneOutcome:
+    delivered: int = 0
+    superseded: int = 0
+    dead: int = 0
+    retry_in: float | None = None  # the lane's head failed: try again after this many seconds
+    busy: bool = False  # another task holds the lane
 
 
-def lanes_of(sinks: Sequence[Sink], changes: Sequence[ChangeRecord]) -> list[Lane]:
+# -- accepting, inside the caller's transaction
+_sinks_cache: dict[str, list[Sink]] = {}
+_sinks_guard = threading.Lock()
+
+
+def sinks_for(settings: Settings) -> list[Sink]:
+    """The configured sinks, built once per distinct settings (entry points are slow to scan on every call)."""
+    fingerprint = _fingerprint(settings)
+    with _sinks_guard:
+        if fingerprint not in _sinks_cache:
+            _sinks_cache[fingerprint] = load_sinks(settings)
+        return _sinks_cache[fingerprint]
+
+
+def _fingerprint(settings: Settings) -> str:
+    # model_dump_json masks secrets, and two settings differing only in PUSH_SECRET must not share sinks.
+    values = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in settings.model_dump().items()}
+    return repr(sorted(values.items()))
+
+
+def accept(session: Session, changes: Sequence[ChangeRecord], settings: Settings) -> AcceptResult:
+    """Every configured sink takes `changes` within `session`'s transaction (the caller commits).
+
+    Idempotent: the mirror moves only to a strictly newer version, and the delivery log holds one row per (sink,
+    event id), so accepting the same changes again changes nothing and logs nothing new.
+    """
+    sinks = sinks_for(settings)
+    applied = {sink.name: sink.accept(session, changes) for sink in sinks}
     keys = dict.fromkeys((c.division, c.topic, c.key) for c in changes)
-    return [Lane(s.name, d, t, k) for s in sinks if isinstance(s, PushSink) for d, t, k in keys]
+    lanes = tuple(PushLane(s.name, d, t, k) for s in sinks if isinstance(s, PushSink) for d, t, k in keys)
+    return AcceptResult(applied, lanes)
 
 
-def deliver_lane(session: Session, sink: PushSink, lane: Lane, settings: Settings) -> LaneResult:
-    """Push the lane's pending changes, oldest first; a version older than one delivered is superseded, never sent."""
-    rows = list(session.scalars(
-        select(Delivery).where(Delivery.sink == lane.sink, Delivery.division == lane.division,
-                               Delivery.topic == lane.topic, Delivery.key == lane.key, Delivery.state == "pending")
-        .order_by(Delivery.version, Delivery.id).with_for_update()
-    ))  # fmt: skip
-    newest = session.scalar(
-        select(func.max(Delivery.version)).where(Delivery.sink == lane.sink, Delivery.division == lane.division,
-                                                 Delivery.topic == lane.topic, Delivery.key == lane.key,
-                                                 Delivery.state == "delivered")
-    )  # fmt: skip
-    delivered = 0
-    for row in rows:
-        if newest is not None and row.version < newest:
-            row.state, row.updated_at = "superseded", utc_now()
-            continue
+# -- dispatching, after the caller committed
+def lane_of_event(sink: str, event_id: str) -> PushLane:
+    """The lane of an event id `division:topic:key:version:action` (see `workers.changes.event_id_of`)."""
+    division, topic, rest = event_id.split(":", 2)
+    key, _version, _action = rest.rsplit(":", 2)
+    return PushLane(sink, int(division), topic, key)
+
+
+def dispatch_pending(settings: Settings, event_ids: Iterable[str]) -> int:
+    """Send one delivery task per push lane the events touch; returns how many were sent.
+
+    Call it after the commit of `accept`. When Redis cannot take a task it logs and returns: the rows are committed,
+    and the sweeper dispatches them later.
+    """
+    names = [s.name for s in sinks_for(settings) if isinstance(s, PushSink)]
+    lanes = dict.fromkeys(lane_of_event(name, event_id) for event_id in event_ids for name in names)
+    return dispatch_lanes(settings, lanes)
+
+
+def dispatch_lanes(settings: Settings, lanes: Iterable[PushLane]) -> int:
+    sent = 0
+    for lane in lanes:
         try:
-            sink.push(_change(row))
-        except PushFailed as exc:
-            row.attempts += 1
-            row.last_error, row.updated_at = str(exc), utc_now()
-            if row.attempts >= settings.delivery_max_attempts or not exc.retry:
-                row.state = "dead"
-                log_event(log, "workers.delivery.dead", logging.ERROR, sink=lane.sink, event_id=row.event_id,
-                          attempts=row.attempts, error=str(exc))  # fmt: skip
+            _producer(settings).send_task(DELIVER, args=[lane.sink, lane.division, lane.topic, lane.key],
+                                          queue=DELIVERIES_QUEUE)  # fmt: skip
+        except (OperationalError, RedisError, OSError) as exc:
+            log_event(log, "workers.delivery.dispatch_failed", logging.WARNING, sink=lane.sink, division=lane.division,
+                      topic=lane.topic, key=lane.key, error=str(exc))  # fmt: skip
+            continue
+        sent += 1
+    return sent
+
+
+_producers: dict[tuple[str, str], Celery] = {}
+_producers_guard = threading.Lock()
+
+
+def _producer(settings: Settings) -> Celery:
+    """A Celery app configured like the workers' (same broker, same key prefix), used only to send."""
+    from celery import current_app
+
+    from workers.celery_app import make_celery
+
+    wanted = (settings.redis_url, settings.redis_prefix)
+    with _producers_guard:
+        if wanted not in _producers:
+            current = current_app._get_current_object()
+            _producers[wanted] = make_celery(settings)
+            current.set_current()  # building an app makes it current; the process's own app stays current
+        return _producers[wanted]
+
+
+# -- delivering one lane, in a task
+@dataclass
+class DeliveryContext:
+    """What delivering needs: settings, sessions, Redis (for the lane locks) and the push sinks by name."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    redis: Redis
+    push_sinks: dict[str, PushSink] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings, sessions: sessionmaker[Session], client: Redis) -> DeliveryContext:
+        sinks = {s.name: s for s in sinks_for(settings) if isinstance(s, PushSink)}
+        return cls(settings, sessions, client, sinks)
+
+    @property
+    def lock_ttl_seconds(self) -> float:
+        # Longer than one attempt (the POST's timeout plus the bookkeeping around it); refreshed before each.
+        return max(60.0, 4 * self.settings.push_timeout_seconds)
+
+
+def backoff_seconds(settings: Settings, attempts: int, retry_after: float | None = None) -> float:
+    """Exponential in the attempts made, capped, with jitter (half to full), and never below the target's wish."""
+    ceiling = min(settings.delivery_backoff_max_seconds, settings.delivery_backoff_seconds * 2.0 ** (attempts - 1))
+    wait = ceiling * (0.5 + random.random() / 2)
+    return max(wait, retry_after or 0.0)
+
+
+def deliver_lane(ctx: DeliveryContext, lane: PushLane, owner: str) -> LaneOutcome:
+    """Push the lane's pending changes in version order until it is empty or its head must wait.
+
+    `owner` is the task id: a redelivered task (same id) takes its own lock back at once after a crash.
+    """
+    sink = ctx.push_sinks.get(lane.sink)
+    if sink is None:
+        log_event(log, "workers.delivery.sink_not_configured", logging.WARNING, sink=lane.sink)
+        return LaneOutcome()
+    lock = LaneLock(ctx.redis, lane.lock_key(ctx.settings.redis_prefix), owner, ctx.lock_ttl_seconds)
+    if not lock.acquire():
+        return LaneOutcome(busy=True)
+    try:
+        return _drain(ctx, sink, lane, lock)
+    finally:
+        lock.release()
+
+
+def _drain(ctx: DeliveryContext, sink: PushSink, lane: PushLane, lock: LaneLock) -> LaneOutcome:
+    delivered = superseded = dead = 0
+
+    def outcome(retry_in: float | None = None) -> LaneOutcome:
+        return LaneOutcome(delivered, superseded, dead, retry_in)
+
+    while True:
+        with ctx.sessions() as session:
+            head = session.scalars(_live_rows(lane).order_by(Delivery.version, Delivery.id).limit(1)).first()
+            if head is None:
+                return outcome()
+            newest = session.scalar(
+                select(func.max(Delivery.version)).where(*_in_lane(lane), Delivery.state == "delivered")
+            )
+            if newest is not None and head.version < newest:
+                superseded += _finish(session, head.id, "superseded", f"version {newest} was delivered first")
                 continue
-            session.commit()
-            return LaneResult(delivered, retry=True)
-        row.attempts += 1
-        row.state, row.last_error, row.updated_at = "delivered", None, utc_now()
-        newest = row.version
-        delivered += 1
-        session.commit()
+            if head.state == "sending" and head.attempts >= ctx.settings.delivery_max_attempts:
+                # The last attempt never finished (its worker died every time): stop rather than loop forever.
+                dead += _finish(session, head.id, "dead", head.last_error or "the last attempt did not finish")
+                continue
+            if _aware(head.due_at) > utc_now():
+                # The task that saw it fail has scheduled the retry; the sweeper stands behind that.
+                return outcome()
+            if not lock.refresh():
+                return outcome()  # our lock lapsed: whoever holds it now carries on
+            attempt = _start(session, head)
+            if attempt is None:
+                return outcome()  # the row moved under us: another holder is at work
+        try:
+            sink.push(attempt)  # outside any transaction
+        except PushFailed as exc:
+            with ctx.sessions() as session:
+                retry_in = _failed(ctx.settings, session, head.id, attempt.attempt, exc)
+            if retry_in is None:
+                dead += 1
+                continue  # a dead letter no longer holds the lane up
+            return outcome(retry_in)
+        with ctx.sessions() as session:
+            delivered += _finish(session, head.id, "delivered", None)
+
+
+def _in_lane(lane: PushLane) -> tuple[ColumnElement[bool], ...]:
+    return (Delivery.sink == lane.sink, Delivery.division == lane.division, Delivery.topic == lane.topic,
+            Delivery.key == lane.key)  # fmt: skip
+
+
+def _live_rows(lane: PushLane) -> Select[Delivery]:
+    return select(Delivery).where(*_in_lane(lane), Delivery.state.in_(("pending", "sending")))
+
+
+def _start(session: Session, row: Delivery) -> Outgoing | None:
+    """Mark the row as sending and count the attempt, only if nobody moved it since we read it (the fence)."""
+    attempt = row.attempts + 1  # read first: the ORM update below refreshes `row` in place
+    change = ChangeRecord(row.division, row.topic, row.key, row.action, row.record, row.version, row.event_id)
+    outgoing = Outgoing(change, _aware(row.created_at), attempt)
+    moved = session.execute(
+        update(Delivery)
+        .where(Delivery.id == row.id, Delivery.state == row.state, Delivery.attempts == row.attempts)
+        .values(state="sending", attempts=attempt, updated_at=utc_now())
+    )
     session.commit()
-    return LaneResult(delivered, retry=False)
+    return outgoing if _rowcount(moved) == 1 else None
 
 
-def pending_lanes(session: Session, *, older_than_seconds: float = 0.0) -> list[Lane]:
-    query = select(Delivery.sink, Delivery.division, Delivery.topic, Delivery.key).where(Delivery.state == "pending")
-    if older_than_seconds:
-        from datetime import timedelta
+def _failed(settings: Settings, session: Session, row_id: int, attempts: int, exc: PushFailed) -> float | None:
+    """Record a failed attempt: back to pending after a backoff (returned), or dead at the limit (None)."""
+    if attempts >= settings.delivery_max_attempts:
+        _finish(session, row_id, "dead", str(exc))
+        return None
+    wait = backoff_seconds(settings, attempts, exc.retry_after)
+    now = utc_now()
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == row_id, Delivery.state == "sending")
+        .values(state="pending", last_error=str(exc), due_at=now + timedelta(seconds=wait), updated_at=now)
+    )
+    session.commit()
+    log_event(log, "workers.delivery.retry", logging.WARNING, delivery=row_id, attempts=attempts,
+              retry_in=round(wait, 3), error=str(exc))  # fmt: skip
+    return wait
 
-        query = query.where(Delivery.updated_at < utc_now() - timedelta(seconds=older_than_seconds))
-    return [Lane(*row) for row in session.execute(query.distinct())]
+
+def _finish(session: Session, row_id: int, state: str, error: str | None) -> int:
+    """Move a live row to a final state; 1 when it moved (`delivered` only from `sending`)."""
+    now = utc_now()
+    values: dict[str, object] = {"state": state, "updated_at": now}
+    if state == "delivered":
+        values.update(delivered_at=now, last_error=None)
+        live: tuple[str, ...] = ("sending",)
+    else:
+        values.update(last_error=error)
+        live = ("pending", "sending")
+    moved = _rowcount(session.execute(update(Delivery).where(Delivery.id == row_id, Delivery.state.in_(live))
+                                      .values(**values)))  # fmt: skip
+    session.commit()
+    if moved and state != "delivered":
+        level = logging.ERROR if state == "dead" else logging.INFO
+        log_event(log, f"workers.delivery.{state}", level, delivery=row_id, error=error)
+    return moved
 
 
-def _change(row: Delivery) -> ChangeRecord:
-    return ChangeRecord(row.division, row.topic, row.key, row.action, row.record, row.version)
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0))
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands datetimes back without a zone; everything stored here is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# -- the sweeper
+def sweep_lanes(settings: Settings, session: Session) -> list[PushLane]:
+    """Lanes with a pending row due for longer than `delivery_sweep_after_seconds`, or a row left `sending` as long
+    (its worker died and its message is gone): their tasks were lost or are late, so they are dispatched again."""
+    cutoff = utc_now() - timedelta(seconds=settings.delivery_sweep_after_seconds)
+    stale = or_(
+        and_(Delivery.state == "pending", Delivery.due_at <= cutoff),
+        and_(Delivery.state == "sending", Delivery.updated_at <= cutoff),
+    )
+    query = select(Delivery.sink, Delivery.division, Delivery.topic, Delivery.key).where(stale).distinct()
+    return [PushLane(*row) for row in session.execute(query.limit(SWEEP_BATCH))]

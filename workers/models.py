@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from runtime.db import Base, utc_now
 
-__all__ = ["Delivery", "MirrorRecord", "SyncCursor"]
+__all__ = ["DELIVERY_STATES", "Delivery", "MirrorRecord"]
+
+# pending: waits for its lane (new, replayed, or after a failed attempt until `due_at`); sending: an attempt is under
+# way (a crash leaves it so, and the next run sends it again under the same webhook-id); delivered; superseded: older
+# than a version already delivered, never sent; dead: the attempt limit was reached (a dead letter).
+DELIVERY_STATES = ("pending", "sending", "delivered", "superseded", "dead")
 
 
 class MirrorRecord(Base):
@@ -30,10 +35,14 @@ class MirrorRecord(Base):
 
 
 class Delivery(Base):
-    """One change for one push sink: pending → delivered | superseded | dead, with attempts and the last error."""
+    """One change for one push sink, with its state (see DELIVERY_STATES), attempts and the last error."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("sink", "event_id"),)
+    __table_args__ = (
+        UniqueConstraint("sink", "event_id"),
+        Index("ix_deliveries_lane", "sink", "division", "topic", "key", "state"),
+        Index("ix_deliveries_state_due", "state", "due_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sink: Mapped[str] = mapped_column(String(50))
@@ -47,22 +56,8 @@ class Delivery(Base):
     state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # When the next attempt may start: now for a new row, later after a failed attempt (the backoff).
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
-
-
-class SyncCursor(Base):
-    """Where the delta sync of a (connection, division, topic) stands; advanced only after the sinks accepted."""
-
-    __tablename__ = "sync_cursors"
-    __table_args__ = (UniqueConstraint("connection_id", "division", "topic"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    connection_id: Mapped[int] = mapped_column(Integer)
-    division: Mapped[int] = mapped_column(Integer)
-    topic: Mapped[str] = mapped_column(String(100))
-    timestamp: Mapped[int] = mapped_column(BigInteger, default=0)
-    deleted_timestamp: Mapped[int] = mapped_column(BigInteger, default=0)
-    modified_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    division_move_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

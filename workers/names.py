@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["DELIVERIES_QUEUE", "EVENTS_QUEUE", "HANDLE_EVENT"]
+__all__ = [
+    "DELIVER",
+    "DELIVERIES_QUEUE",
+    "DELTA_SYNC",
+    "DELTA_SYNC_ALL",
+    "EVENTS_QUEUE",
+    "FLUSH",
+    "HANDLE_EVENT",
+    "KEEP_ALIVE",
+    "SWEEP_DELIVERIES",
+]
 
 # The receiver publishes one message per accepted webhook to this task, with one positional argument:
 # a dict of plain values {"event_id", "division", "topic", "key", "action", "event_created_on",
@@ -11,3 +21,12 @@ HANDLE_EVENT = "workers.handle_event"
 EVENTS_QUEUE = "exact-events"
 # Pushes to sinks get their own queue so that a slow or down target never holds up fetching.
 DELIVERIES_QUEUE = "exact-deliveries"
+# Pushing (workers/deliveries.py): one task per push lane (sink, division, topic, key); the periodic sweeper.
+DELIVER = "workers.deliver"
+SWEEP_DELIVERIES = "workers.deliveries.sweep"
+# Fetching (workers/tasks.py): one flush per lane and coalescing window, the delta sync per lane and its fan-out,
+# the token keep-alive.
+FLUSH = "workers.flush"
+DELTA_SYNC = "workers.delta_sync"
+DELTA_SYNC_ALL = "workers.delta_sync_all"
+KEEP_ALIVE = "workers.keep_alive"

@@ -1,166 +1,259 @@
-"""Celery tasks: coalesce webhook events per lane, fetch them in batches, push from the delivery log, delta sync.
+"""Celery tasks that fetch: gather webhook events per lane, flush each lane once per window, delta-sync every lane.
 
-Every task is idempotent: the mirror upserts by version, the delivery log is unique per (sink, change), and a
-flush re-reads from its cursor, so a task run twice (acks_late after a crash) changes nothing twice.
+Flow per event: `handle_event` records the key in its lane's pending set and, for the first event of a window,
+schedules one `flush` `coalesce_window_seconds` later. The flush takes the lane's lock and its pending events,
+fetches (a sync walk, keyed batches, sync/Deleted), has the sinks accept each call's changes in a transaction,
+dispatches the pushes, then advances the cursor. Every task is idempotent: the mirror upserts by version, the
+delivery log is unique per (sink, event id), and a retried flush re-reads from its cursor and its kept events.
+
+Exceptions stay inside this module: `LaneBusy` (another flush or walk owns the lane) is retried, Exact's
+`RateLimited` and `ExactUnavailable` are retried later, `NeedsConsent` waits for a new `connect`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from celery import Task
+from celery import Task, shared_task
 from sqlalchemy import select
 
-from exact import ExactError, NeedsConsent, RateLimited
+from exact import ExactError, ExactUnavailable, NeedsConsent, RateLimited
 from exact._models import Connection
+from exact.factory import token_manager_from_settings
 from runtime.logging import log_event
 from subscriptions.models import Subscription
-from workers import runtime
-from workers.celery_app import app
-from workers.delivery import Lane, deliver_lane, pending_lanes
-from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE, HANDLE_EVENT
-from workers.sinks.base import PushSink
-from workers.sync import LaneSync
+from workers.coalesce import Lane
+from workers.context import WorkerContext, process_context
+from workers.fetch import epoch_ms
+from workers.names import DELTA_SYNC, DELTA_SYNC_ALL, EVENTS_QUEUE, FLUSH, HANDLE_EVENT, KEEP_ALIVE
+from workers.topics import spec_of
 
-__all__ = ["deliver", "delta_sync", "delta_sync_all", "flush", "handle_event", "keep_alive", "sweep"]
+__all__ = [
+    "LaneBusy",
+    "delta_sync",
+    "delta_sync_all",
+    "fan_out",
+    "flush",
+    "flush_lane",
+    "handle",
+    "handle_event",
+    "keep_alive",
+    "sync_lane",
+]
 
 log = logging.getLogger(__name__)
 
-# Take the pending set into a processing set atomically; a crashed flush leaves it there for its retry.
-_TAKE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('SUNIONSTORE', KEYS[2], KEYS[2], KEYS[1])
-  redis.call('DEL', KEYS[1])
-end
-redis.call('DEL', KEYS[3])
-return redis.call('SMEMBERS', KEYS[2])
-"""
+# A lane's lock outlives any single call (a rate-limit wait included) and is refreshed after every call; a killed
+# holder's redelivered task takes it back at once (same task id), anyone else waits for it to expire.
+LANE_LOCK_TTL_SECONDS = 300.0
+MAX_BACKOFF_SECONDS = 300.0
 
 
-def _keys(connection_id: int, division: int, topic: str) -> tuple[str, str, str, str]:
-    base = f"{runtime.settings().redis_prefix}lane:{connection_id}:{division}:{topic.lower()}"
-    return f"{base}:pending", f"{base}:processing", f"{base}:scheduled", f"{base}:lock"
+class LaneBusy(RuntimeError):
+    """Another flush or walk holds the lane's cursor."""
 
 
-def dispatch(lanes: Sequence[Lane]) -> None:
-    for lane in lanes:
-        deliver.apply_async(args=[lane.sink, lane.division, lane.topic, lane.key], queue=DELIVERIES_QUEUE)
-
-
-@app.task(name=HANDLE_EVENT, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
-def handle_event(event: dict[str, Any]) -> None:
-    """Record the event in its lane's pending set and make sure one flush is scheduled for the window."""
-    division, topic = int(event["division"]), str(event["topic"])
-    connection_id = runtime.connection_for(division, topic)
+# -- the work, as plain functions (tests call these; the tasks below only add Celery's retries)
+def handle(ctx: WorkerContext, event: dict[str, Any], schedule: Callable[[Lane], None]) -> str:
+    """Record one webhook event in its lane; returns what became of it (for logs and tests)."""
+    division, spec = int(event["division"]), spec_of(str(event["topic"]))
+    if spec is None:
+        return "unknown-topic"
+    connection_id = ctx.connection_for(division, spec.topic)
     if connection_id is None:
-        log_event(log, "workers.event.untracked", division=division, topic=topic)
-        return
-    pending, _processing, scheduled, _lock = _keys(connection_id, division, topic)
-    client = runtime.redis_client()
-    client.sadd(pending, f"{event['action']}|{str(event['key']).lower()}")
-    window = runtime.settings().coalesce_window_seconds
-    if client.set(scheduled, "1", nx=True, ex=max(int(window * 10), 30)):
-        flush.apply_async(args=[connection_id, division, topic], countdown=window, queue=EVENTS_QUEUE)
+        return "untracked"
+    lane = Lane(connection_id, division, spec.topic)
+    added = ctx.coalescer.add(lane, str(event["key"]), str(event["action"]), _event_ms(event))
+    if added == "schedule":
+        try:
+            schedule(lane)
+        except Exception:
+            ctx.coalescer.unschedule(lane)  # the next event schedules it again
+            raise
+        return "scheduled"
+    return added
 
 
-@app.task(name="workers.flush", bind=True, acks_late=True, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
-def flush(self: Task, connection_id: int, division: int, topic: str) -> int:
-    """Fetch everything the lane's events point at, in as few calls as the topic allows."""
-    pending, processing, scheduled, lock_key = _keys(connection_id, division, topic)
-    client = runtime.redis_client()
-    lock = client.lock(lock_key, timeout=600, blocking_timeout=1)
+def flush_lane(ctx: WorkerContext, lane: Lane, owner: str) -> int:
+    """Fetch everything the lane's pending events point at; returns the number of changes accepted."""
+    lock = ctx.coalescer.lock(lane, owner, ttl_seconds=LANE_LOCK_TTL_SECONDS)
     if not lock.acquire():
-        raise self.retry(countdown=runtime.settings().coalesce_window_seconds)
+        raise LaneBusy(f"{lane} is held by another flush")
     try:
-        taken = [m.decode() for m in client.register_script(_TAKE)(keys=[pending, processing, scheduled])]
-        if not taken:
-            return 0
-        keys = {m.split("|", 1)[1] for m in taken if not m.startswith("Delete|")}
-        has_deletes = any(m.startswith("Delete|") for m in taken)
-        accepted = _lane(connection_id, division, topic).run(keys=keys, deletes=has_deletes or not keys)
-        client.delete(processing)
+        batch = ctx.coalescer.take(lane)
+        accepted = ctx.lane_sync(lane, on_page=lambda _n: lock.refresh()).flush(batch) if batch else 0
+        ctx.coalescer.done(lane)  # only now: a crash above leaves the events for the retry
         return accepted
-    except RateLimited as exc:
-        raise self.retry(countdown=min(max(exc.retry_at - __import__("time").time(), 1), 300)) from exc
-    except NeedsConsent:
-        log_event(log, "workers.flush.needs_consent", logging.ERROR, connection=connection_id)
-        return 0
     finally:
         lock.release()
 
 
-def _lane(connection_id: int, division: int, topic: str) -> LaneSync:
-    return LaneSync(runtime.sessions(), runtime.client(connection_id), runtime.sinks(), dispatch,
-                    connection_id, division, topic)  # fmt: skip
-
-
-@app.task(name="workers.deliver", bind=True, acks_late=True, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
-def deliver(self: Task, sink_name: str, division: int, topic: str, key: str) -> int:
-    """Push one lane's pending changes in version order; on a passing failure, retry with backoff."""
-    sink = next((s for s in runtime.sinks() if s.name == sink_name and isinstance(s, PushSink)), None)
-    if sink is None:
-        return 0
-    lane = Lane(sink_name, division, topic, key)
-    lock = runtime.redis_client().lock(f"{runtime.settings().redis_prefix}deliver:{sink_name}:{division}:{key}",
-                                       timeout=300, blocking_timeout=2)  # fmt: skip
+def sync_lane(
+    ctx: WorkerContext, lane: Lane, owner: str, *, full: bool = False, on_page: Callable[[int], object] | None = None
+) -> int:
+    """The delta sync of one lane, under the lane's lock; `on_page` hears of every accepted call."""
+    lock = ctx.coalescer.lock(lane, owner, ttl_seconds=LANE_LOCK_TTL_SECONDS)
     if not lock.acquire():
-        raise self.retry(countdown=1)
+        raise LaneBusy(f"{lane} is held by another flush")
+
+    def page(count: int) -> None:
+        lock.refresh()
+        if on_page is not None:
+            on_page(count)
+
     try:
-        with runtime.sessions()() as session:
-            result = deliver_lane(session, sink, lane, runtime.settings())
+        return ctx.lane_sync(lane, on_page=page).walk(full=full)
     finally:
         lock.release()
-    if result.retry:
-        raise self.retry(countdown=min(2 ** min(self.request.retries, 8), 300))
-    return result.delivered
 
 
-@app.task(name="workers.delta_sync", acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
-def delta_sync(connection_id: int, division: int, topic: str, full: bool = False) -> int:
-    """The safety net: everything since the cursor, whether or not a webhook said so."""
-    try:
-        return _lane(connection_id, division, topic).run(full=full)
-    except ExactError as exc:
-        log_event(log, "workers.delta_sync.failed", logging.WARNING, division=division, topic=topic, error=exc.message)
-        return 0
-
-
-@app.task(name="workers.delta_sync_all", ignore_result=True)  # type: ignore[untyped-decorator]
-def delta_sync_all() -> int:
-    """Fan out one delta sync per subscribed lane; a DivisionMoveDate change makes it a full resync."""
-    with runtime.sessions()() as session:
-        lanes = session.execute(
-            select(Subscription.connection_id, Subscription.division, Subscription.topic)
-            .join(Connection, Connection.id == Subscription.connection_id)
-            .where(Subscription.state != "removed", Connection.needs_consent.is_(False))
-        ).all()
-    for connection_id, division, topic in lanes:
-        delta_sync.apply_async(args=[connection_id, division, topic], queue=EVENTS_QUEUE)
+def fan_out(ctx: WorkerContext, start: Callable[[Lane, bool], None]) -> int:
+    """Start one delta sync per subscribed lane; a lane whose division moved starts as a full resync."""
+    query = (
+        select(Subscription.connection_id, Subscription.division, Subscription.topic)
+        .join(Connection, Connection.id == Subscription.connection_id)
+        .where(Subscription.state != "removed", Connection.needs_consent.is_(False))
+        .order_by(Subscription.connection_id, Subscription.division, Subscription.topic)
+    )
+    with ctx.sessions() as session:
+        lanes = [Lane(c, d, spec.topic) for c, d, t in session.execute(query) if (spec := spec_of(t))]
+    moves = _move_dates(ctx, lanes)
+    for lane in lanes:
+        moved = lane.division in moves.get(lane.connection_id, {}) and ctx.cursors.note_move_date(
+            lane.connection_id, lane.division, lane.topic, moves[lane.connection_id][lane.division]
+        )
+        if moved:
+            log_event(log, "workers.delta_sync.division_moved", division=lane.division, topic=lane.topic)
+        start(lane, moved)
     return len(lanes)
 
 
-@app.task(name="workers.deliveries.sweep", ignore_result=True)  # type: ignore[untyped-decorator]
-def sweep(older_than_seconds: float = 60.0) -> int:
-    """Re-dispatch lanes whose pending deliveries lost their message (a Redis restart): a delay, not a loss."""
-    with runtime.sessions()() as session:
-        lanes = pending_lanes(session, older_than_seconds=older_than_seconds)
-    dispatch(lanes)
-    return len(lanes)
+def _move_dates(ctx: WorkerContext, lanes: list[Lane]) -> dict[int, dict[int, str | None]]:
+    """DivisionMoveDate per connection and division: one `system/Divisions` call per connection."""
+    found: dict[int, dict[int, str | None]] = {}
+    for connection_id in dict.fromkeys(lane.connection_id for lane in lanes):
+        division = next(lane.division for lane in lanes if lane.connection_id == connection_id)
+        try:
+            rows = ctx.client(connection_id).divisions(division)
+        except ExactError as exc:
+            log_event(log, "workers.delta_sync.divisions_failed", logging.WARNING, connection=connection_id,
+                      error=exc.message)  # fmt: skip
+            continue
+        found[connection_id] = {int(r["Code"]): _text(r.get("DivisionMoveDate")) for r in rows if "Code" in r}
+    return found
 
 
-@app.task(name="workers.keep_alive", ignore_result=True)  # type: ignore[untyped-decorator]
-def keep_alive() -> int:
-    """Refresh connections idle for 25 days, before Exact's 30 days kill their refresh tokens."""
-    from exact.factory import token_manager_from_settings
-
-    with runtime.sessions()() as session:
+def keep_alive_all(ctx: WorkerContext) -> int:
+    """Refresh connections idle for 25 days, before Exact's 30 days expire their refresh tokens."""
+    with ctx.sessions() as session:
         ids = list(session.scalars(select(Connection.id).where(Connection.needs_consent.is_(False))))
     refreshed = 0
     for connection_id in ids:
         try:
-            refreshed += token_manager_from_settings(runtime.settings(), runtime.sessions(), connection_id).keep_alive()
+            refreshed += token_manager_from_settings(ctx.settings, ctx.sessions, connection_id).keep_alive()
         except ExactError as exc:
             log_event(log, "workers.keep_alive.failed", logging.ERROR, connection=connection_id, error=exc.message)
     return refreshed
+
+
+def _event_ms(event: dict[str, Any]) -> int:
+    for name in ("event_created_on", "received_at"):
+        value = event.get(name)
+        if isinstance(value, int | float):
+            return int(value * 1000) if value < 10**11 else int(value)
+        if isinstance(value, str) and value:
+            try:
+                return epoch_ms(value)
+            except ValueError:
+                continue
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _backoff(retries: int) -> float:
+    return min(MAX_BACKOFF_SECONDS, 2.0 ** min(retries, 8)) * (0.5 + random.random() / 2)
+
+
+def _busy_wait(ctx: WorkerContext, retries: int) -> float:
+    # Usually the holder finishes within a window; a dead holder's lock only goes when it expires.
+    return min(max(ctx.settings.coalesce_window_seconds, 1.0) * 2.0 ** min(retries, 5), 30.0)
+
+
+def _wait_for(exc: RateLimited) -> float:
+    # Keep the countdown short: an ETA task waits unacked in the worker, and must stay under the visibility timeout.
+    return min(max(exc.retry_at - time.time(), 1.0), MAX_BACKOFF_SECONDS) + random.random()
+
+
+# -- the Celery tasks
+@shared_task(name=HANDLE_EVENT, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def handle_event(event: dict[str, Any]) -> str:
+    """Thin and idempotent: an event twice is one pending key, and one flush per lane and window."""
+    ctx = process_context()
+
+    def schedule(lane: Lane) -> None:
+        args = [lane.connection_id, lane.division, lane.topic]
+        flush.apply_async(args=args, countdown=ctx.settings.coalesce_window_seconds, queue=EVENTS_QUEUE)
+
+    outcome = handle(ctx, event, schedule)
+    if outcome in ("unknown-topic", "untracked"):
+        log_event(log, f"workers.event.{outcome}", division=event.get("division"), topic=event.get("topic"))
+    return outcome
+
+
+@shared_task(name=FLUSH, bind=True, acks_late=True, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
+def flush(self: Task, connection_id: int, division: int, topic: str) -> int:
+    ctx = process_context()
+    lane = Lane(connection_id, division, topic)
+    try:
+        return flush_lane(ctx, lane, owner=str(self.request.id))
+    except LaneBusy as exc:
+        raise self.retry(countdown=_busy_wait(ctx, self.request.retries)) from exc
+    except RateLimited as exc:
+        raise self.retry(countdown=_wait_for(exc)) from exc
+    except ExactUnavailable as exc:
+        raise self.retry(countdown=_backoff(self.request.retries)) from exc
+    except NeedsConsent:
+        # The events stay in `processing`; after a new `connect` the delta sync walks the cursor anyway.
+        log_event(log, "workers.flush.needs_consent", logging.ERROR, connection=connection_id)
+        return 0
+
+
+@shared_task(name=DELTA_SYNC, bind=True, acks_late=True, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
+def delta_sync(self: Task, connection_id: int, division: int, topic: str, full: bool = False) -> int:
+    """The safety net: everything since the lane's cursor, whether or not a webhook said so."""
+    ctx = process_context()
+    lane = Lane(connection_id, division, topic)
+    try:
+        return sync_lane(ctx, lane, owner=str(self.request.id), full=full)
+    except LaneBusy as exc:
+        raise self.retry(countdown=_busy_wait(ctx, self.request.retries)) from exc
+    except RateLimited as exc:
+        raise self.retry(countdown=_wait_for(exc)) from exc
+    except ExactError as exc:
+        # The next scheduled run starts again from the same cursor.
+        log_event(log, "workers.delta_sync.failed", logging.WARNING, division=division, topic=topic,
+                  error=exc.message)  # fmt: skip
+        return 0
+
+
+@shared_task(name=DELTA_SYNC_ALL, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def delta_sync_all() -> int:
+    """Beat's entry: one `delta_sync` per subscribed lane."""
+
+    def start(lane: Lane, full: bool) -> None:
+        delta_sync.apply_async(args=[lane.connection_id, lane.division, lane.topic, full], queue=EVENTS_QUEUE)
+
+    return fan_out(process_context(), start)
+
+
+@shared_task(name=KEEP_ALIVE, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def keep_alive() -> int:
+    return keep_alive_all(process_context())

@@ -31,7 +31,8 @@ from subscriptions.models import Subscription
 from subscriptions.service import SubscriptionService
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
-from workers.models import Delivery, MirrorRecord, SyncCursor
+from workers.cursors import LaneCursor
+from workers.models import Delivery, MirrorRecord
 from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
 from workers.topics import spec_of
 
@@ -154,7 +155,7 @@ def pipeline(settings: Settings, sandbox: ServerThread, session_factory: session
              redis_client: redis.Redis, tmp_path: Path) -> Iterator[Pipeline]:  # fmt: skip
     # Each test has a fresh sandbox; the run shares one database, so the worker tables start empty.
     with session_factory() as session, session.begin():
-        for table in (MirrorRecord, Delivery, SyncCursor, Subscription):
+        for table in (MirrorRecord, Delivery, LaneCursor, Subscription):
             session.execute(delete(table))
     push = PushTarget(PUSH_SECRET)
     push_app = Starlette(routes=[Route("/push", push.endpoint, methods=["POST"])])

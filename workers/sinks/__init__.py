@@ -5,25 +5,23 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from runtime.settings import Settings
-from workers.sinks.base import Sink
+from workers.sinks.base import Outgoing, PushFailed, PushSink, Sink, SinkError, UnknownSink
 
-__all__ = ["Sink", "UnknownSink", "load_sinks"]
+__all__ = ["GROUP", "Outgoing", "PushFailed", "PushSink", "Sink", "SinkError", "UnknownSink", "load_sinks"]
 
 GROUP = "exact_pipeline.sinks"
 
 
-class UnknownSink(ValueError):
-    """SINKS names a sink no installed package provides."""
-
-
 def load_sinks(settings: Settings) -> list[Sink]:
-    """The sinks SINKS names, in that order, each built from the settings."""
+    """The sinks SINKS names, in that order, each built as `cls(settings)` (which may raise MissingSetting)."""
     available = {ep.name: ep for ep in entry_points(group=GROUP)}
-    sinks = []
-    for name in settings.sink_names:
+    sinks: list[Sink] = []
+    for name in dict.fromkeys(settings.sink_names):
         if name not in available:
-            raise UnknownSink(
-                f"SINKS names {name!r}, but no sink of that name is installed ({', '.join(sorted(available))})"
-            )
-        sinks.append(available[name].load()(settings))
+            installed = ", ".join(sorted(available)) or "none"
+            raise UnknownSink(f"SINKS names an unknown sink {name!r} (installed: {installed})")
+        sink = available[name].load()(settings)
+        if not isinstance(sink, Sink):
+            raise UnknownSink(f"the sink {name!r} ({available[name].value}) does not implement the Sink protocol")
+        sinks.append(sink)
     return sinks

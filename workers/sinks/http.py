@@ -3,81 +3,113 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from sqlalchemy.orm import Session
 
-from runtime.db import upsert
 from runtime.settings import Settings
 from workers.changes import ChangeRecord
-from workers.models import Delivery
-from workers.sinks.base import PushFailed
+from workers.sinks.base import Outgoing, PushFailed, SinkError
+from workers.sinks.outbox import record_pending
 
-__all__ = ["HttpSink", "body_of", "sign"]
+__all__ = ["HttpSink", "body_of", "iso_utc", "sign"]
 
 
-def body_of(change: ChangeRecord) -> bytes:
+def iso_utc(moment: datetime) -> str:
+    # SQLite hands datetimes back without a zone; everything we store is UTC.
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def body_of(outgoing: Outgoing) -> bytes:
+    """The JSON body: `{"type": "exact.<Topic>.updated|deleted", "timestamp", "data": {...}}`."""
+    change = outgoing.change
     kind = "deleted" if change.action == "Delete" else "updated"
-    payload = {
+    payload: dict[str, Any] = {
         "type": f"exact.{change.topic}.{kind}",
-        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "timestamp": iso_utc(outgoing.accepted_at),
         "data": {
             "division": change.division,
             "topic": change.topic,
             "key": change.key,
             "action": change.action,
-            "record": change.record,
-        },  # fmt: skip
+            "record": change.record if change.action != "Delete" else None,
+        },
     }
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """`v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` under the secret's bytes (after `whsec_`)."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: the bytes base64-encoded after `whsec_`."""
+    try:
+        return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except binascii.Error as exc:
+        raise SinkError("PUSH_SECRET must be 'whsec_' followed by base64 (Standard Webhooks)") from exc
+
+
+def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64 of HMAC-SHA256 over "{id}.{timestamp}.{body}">`."""
     signed = f"{message_id}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
 class HttpSink:
+    """Logs each change in the caller's transaction; the delivery tasks then POST it.
+
+    Any answer but 2xx is a failed attempt, retried with backoff until the attempt limit makes it a dead letter. A 4xx
+    is treated like a 5xx: the receiver refused this body, but a receiver is usually fixed by a deploy, and the
+    attempt limit (then `deadletters replay`) bounds the cost. `Retry-After` on any answer is honoured.
+    """
+
     name = "http"
 
-    def __init__(self, settings: Settings, *, timeout: float = 15.0) -> None:
+    def __init__(self, settings: Settings) -> None:
         settings.require("push_url", "push_secret")
         self.url = str(settings.push_url)
-        self._secret = settings.secret("push_secret")
-        self._timeout = timeout
+        self._key = secret_key(settings.secret("push_secret"))
+        self._timeout = settings.push_timeout_seconds
+        self._client: httpx.Client | None = None
 
-    def accept(self, session: Session, changes: Sequence[ChangeRecord]) -> None:
-        """Log each change for delivery; the push itself happens after the caller commits."""
-        for change in changes:
-            values = {
-                "sink": self.name, "event_id": change.event_id, "division": change.division, "topic": change.topic,
-                "key": change.key, "version": change.version, "action": change.action, "record": change.record,
-                "state": "pending", "attempts": 0,
-            }  # fmt: skip
-            upsert(session, Delivery.__table__, values, index_elements=["sink", "event_id"])  # type: ignore[arg-type]
+    def accept(self, session: Session, changes: Sequence[ChangeRecord]) -> int:
+        return record_pending(session, self.name, changes)
 
-    def push(self, change: ChangeRecord) -> None:
-        body = body_of(change)
-        timestamp = int(time.time())
+    def push(self, outgoing: Outgoing) -> None:
+        body = body_of(outgoing)
+        message_id = outgoing.change.event_id  # the same on every retry: the receiver dedupes by it
+        timestamp = int(time.time())  # this attempt's time; receivers reject stale timestamps
         headers = {
-            "webhook-id": change.event_id,  # the same on every retry
+            "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(self._secret, change.event_id, timestamp, body),
+            "webhook-signature": sign(self._key, message_id, timestamp, body),
             "content-type": "application/json",
         }
         try:
-            response = httpx.post(self.url, content=body, headers=headers, timeout=self._timeout)
+            response = self._http().post(self.url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise PushFailed(f"timed out after {self._timeout:g}s posting to {self.url}") from exc
         except httpx.HTTPError as exc:
-            raise PushFailed(f"{type(exc).__name__} posting to {self.url}") from exc
-        if response.status_code >= 300:
-            # 408 and 429 are passing troubles; other 4xx mean the receiver refused, which retries rarely fix.
-            retry = response.status_code >= 500 or response.status_code in (408, 429)
-            raise PushFailed(f"{self.url} answered {response.status_code}", retry=retry)
+            raise PushFailed(f"{type(exc).__name__} posting to {self.url}: {exc}") from exc
+        if not 200 <= response.status_code < 300:
+            raise PushFailed(f"{self.url} answered {response.status_code}", retry_after=_retry_after(response))
+
+    def _http(self) -> httpx.Client:
+        # Built on first use, so that a prefork child never shares a parent's connections.
+        if self._client is None:
+            self._client = httpx.Client(timeout=self._timeout, follow_redirects=False)
+        return self._client
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # absent, or an HTTP date, which no receiver of ours sends

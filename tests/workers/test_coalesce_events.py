@@ -1,0 +1,72 @@
+"""`handle`: a webhook event into its lane, one flush scheduled per window, events we do not track dropped."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from runtime.db import session_scope
+from runtime.settings import Settings
+from subscriptions.models import Subscription
+from tests.conftest import ServerThread
+from tests.exact.conftest import connect_to
+from tests.workers import fresh_db
+from workers.coalesce import Lane
+from workers.context import WorkerContext
+from workers.tasks import handle
+
+# A database of its own: subscriptions other tests left behind would make an untracked pair tracked.
+database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory
+
+
+@pytest.fixture
+def ctx(settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session],
+        redis_client: redis.Redis) -> WorkerContext:  # fmt: skip
+    settings = settings.model_copy(update={"exact_base_url": sandbox.url})
+    connection_id = connect_to(settings)
+    with session_scope(session_factory) as session:
+        for division, topic, state in [(101, "Contacts", "active"), (202, "Contacts", "removed")]:
+            session.add(Subscription(connection_id=connection_id, division=division, topic=topic,
+                                     callback_url="http://x/webhooks/exact", state=state))  # fmt: skip
+    return WorkerContext(settings, session_factory, redis_client)
+
+
+def _event(division: int, topic: str, action: str = "Update", key: str | None = None) -> dict[str, Any]:
+    return {"event_id": uuid.uuid4().hex, "division": division, "topic": topic, "key": key or str(uuid.uuid4()),
+            "action": action, "event_created_on": "2026-11-23T00:00:01.250", "client_id": "c",
+            "received_at": "2026-11-23T00:00:02Z"}  # fmt: skip
+
+
+def test_events_of_a_window_schedule_one_flush_per_lane(ctx: WorkerContext) -> None:
+    scheduled: list[Lane] = []
+    outcomes = [handle(ctx, _event(101, "contacts"), scheduled.append) for _ in range(20)]
+    assert outcomes == ["scheduled"] + ["queued"] * 19
+    [lane] = scheduled
+    assert (lane.division, lane.topic) == (101, "Contacts")
+    batch = ctx.coalescer.take(lane)
+    assert len(batch.updates) == 20
+    assert set(batch.updates.values()) == {1_795_392_001_250}  # EventCreatedOn in ms, read as UTC
+    assert handle(ctx, _event(101, "Contacts", "Delete"), scheduled.append) == "scheduled"
+
+
+def test_events_we_do_not_track_are_dropped(ctx: WorkerContext) -> None:
+    scheduled: list[Lane] = []
+    assert handle(ctx, _event(202, "Contacts"), scheduled.append) == "untracked"  # subscription removed
+    assert handle(ctx, _event(101, "Accounts"), scheduled.append) == "untracked"
+    assert handle(ctx, _event(101, "NoSuchTopic"), scheduled.append) == "unknown-topic"
+    assert scheduled == []
+
+
+def test_a_failed_schedule_lets_the_next_event_try_again(ctx: WorkerContext) -> None:
+    def broken(lane: Lane) -> None:
+        raise ConnectionError("broker down")
+
+    with pytest.raises(ConnectionError):
+        handle(ctx, _event(101, "Contacts"), broken)
+    scheduled: list[Lane] = []
+    assert handle(ctx, _event(101, "Contacts"), scheduled.append) == "scheduled"
+    assert len(ctx.coalescer.take(scheduled[0]).updates) == 2

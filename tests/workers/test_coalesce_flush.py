@@ -1,0 +1,97 @@
+"""`flush_lane`: a flush that dies keeps its events for the retry; a busy lane is left alone; one walk per window."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from exact import normalize_record
+from runtime.settings import Settings
+from tests.conftest import ServerThread
+from tests.exact.conftest import connect_to
+from tests.workers import fresh_db
+from workers import delivery
+from workers.changes import ChangeRecord
+from workers.coalesce import Lane
+from workers.context import WorkerContext
+from workers.models import MirrorRecord
+from workers.tasks import LaneBusy, flush_lane
+
+# A database of its own: every sandbox makes the same keys, so an earlier test's versions would shadow these.
+database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory
+
+
+@pytest.fixture
+def ctx(settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session],
+        redis_client: redis.Redis) -> WorkerContext:  # fmt: skip
+    settings = settings.model_copy(update={"exact_base_url": sandbox.url, "sinks": "sql"})
+    return WorkerContext(settings, session_factory, redis_client)
+
+
+def _control(ctx: WorkerContext, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    response = httpx.request(method, f"{ctx.settings.exact_base_url}/_sandbox/{path}", timeout=30, **kwargs)
+    response.raise_for_status()
+    return response
+
+
+def _mirror(ctx: WorkerContext) -> dict[str, Any]:
+    with ctx.sessions() as session:
+        rows = session.scalars(select(MirrorRecord).where(MirrorRecord.division == 101,
+                                                          MirrorRecord.topic == "Contacts"))  # fmt: skip
+        return {r.key: r.record for r in rows if not r.deleted}
+
+
+def _changed_contacts(ctx: WorkerContext, lane: Lane, count: int) -> list[str]:
+    made = _control(ctx, "POST", "records/101/crm/Contacts/bulk", json={"count": count})
+    assert made.status_code == 201
+    keys = [r["ID"].lower() for r in _control(ctx, "GET", "records/101/crm/Contacts").json()["records"]]
+    for key in keys:
+        assert ctx.coalescer.add(lane, key, "Update", 4_102_444_800_000) in ("schedule", "queued")
+    return keys
+
+
+def test_a_flush_that_dies_keeps_its_events_and_its_retry_finishes_the_job(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lane = Lane(connect_to(ctx.settings), 101, "Contacts")
+    keys = _changed_contacts(ctx, lane, 30)
+    real_accept = delivery.accept
+
+    def dies(session: Session, changes: Sequence[ChangeRecord], settings: Settings) -> Any:
+        raise SystemExit("the worker process is killed here")
+
+    monkeypatch.setattr(delivery, "accept", dies)
+    with pytest.raises(SystemExit):
+        flush_lane(ctx, lane, owner="task-1")
+    assert _mirror(ctx) == {}
+    # A SIGKILL runs no `finally`: the dead flush's lock would still be there.
+    assert ctx.coalescer.lock(lane, "task-1", ttl_seconds=300).acquire()
+    with pytest.raises(LaneBusy):
+        flush_lane(ctx, lane, owner="task-2")
+    monkeypatch.setattr(delivery, "accept", real_accept)
+    # The redelivered message has the same task id: it gets the lock back and finds the events it had taken.
+    assert flush_lane(ctx, lane, owner="task-1") == len(keys)
+    rows = _control(ctx, "GET", "records/101/crm/Contacts").json()["records"]
+    assert set(_mirror(ctx)) == {r["ID"].lower() for r in rows}
+    assert all(_mirror(ctx)[r["ID"].lower()]["FirstName"] == normalize_record(r)["FirstName"] for r in rows)
+    # Nothing left over for a later flush.
+    assert not ctx.coalescer.take(lane)
+
+
+def test_a_busy_lane_is_left_to_its_holder(ctx: WorkerContext) -> None:
+    lane = Lane(connect_to(ctx.settings), 101, "Contacts")
+    _changed_contacts(ctx, lane, 5)
+    holder = ctx.coalescer.lock(lane, "another-flush", ttl_seconds=30)
+    assert holder.acquire()
+    with pytest.raises(LaneBusy):
+        flush_lane(ctx, lane, owner=str(uuid.uuid4()))
+    assert _mirror(ctx) == {}
+    holder.release()
+    assert flush_lane(ctx, lane, owner=str(uuid.uuid4())) > 0

@@ -1,0 +1,188 @@
+"""Lanes brought up to date against the sandbox: walks, flushes, cursors behind the sinks, division moves."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from exact import normalize_record
+from runtime.db import session_scope
+from runtime.settings import Settings
+from sandbox.config import SandboxConfig
+from subscriptions.models import Subscription
+from tests.conftest import ServerThread
+from tests.exact.conftest import connect_to
+from tests.workers import fresh_db
+from workers import delivery
+from workers.changes import ChangeRecord
+from workers.coalesce import Batch, Lane
+from workers.context import WorkerContext
+from workers.models import MirrorRecord
+from workers.tasks import fan_out
+from workers.topics import spec_of
+
+PAGE = 100
+# A database of its own per test (see fresh_db).
+database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory
+
+
+@pytest.fixture
+def sandbox_config() -> SandboxConfig:
+    return SandboxConfig(sync_page_size=PAGE)
+
+
+@pytest.fixture
+def ctx(settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session],
+        redis_client: redis.Redis) -> WorkerContext:  # fmt: skip
+    settings = settings.model_copy(update={"exact_base_url": sandbox.url, "sinks": "sql"})
+    return WorkerContext(settings, session_factory, redis_client)
+
+
+@pytest.fixture
+def connection_id(ctx: WorkerContext) -> int:
+    return connect_to(ctx.settings)
+
+
+def _control(ctx: WorkerContext, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    response = httpx.request(method, f"{ctx.settings.exact_base_url}/_sandbox/{path}", timeout=30, **kwargs)
+    response.raise_for_status()
+    return response
+
+
+def _calls(ctx: WorkerContext, division: int) -> int:
+    return int(_control(ctx, "GET", "calls", params={"division": str(division)}).json()["total"])
+
+
+def _sandbox(ctx: WorkerContext, division: int, topic: str) -> dict[str, dict[str, Any]]:
+    spec = spec_of(topic)
+    assert spec is not None
+    rows = _control(ctx, "GET", f"records/{division}/{spec.path}").json()["records"]
+    return {r["ID"].lower(): {f: normalize_record(r).get(f) for f in spec.fields} for r in rows}
+
+
+def _mirror(ctx: WorkerContext, division: int, topic: str) -> dict[str, dict[str, Any]]:
+    with ctx.sessions() as session:
+        rows = session.scalars(select(MirrorRecord).where(MirrorRecord.division == division,
+                                                          MirrorRecord.topic == topic))  # fmt: skip
+        return {r.key: r.record for r in rows if not r.deleted and r.record is not None}
+
+
+def _tombstones(ctx: WorkerContext, division: int, topic: str) -> set[str]:
+    with ctx.sessions() as session:
+        where = (MirrorRecord.division == division, MirrorRecord.topic == topic, MirrorRecord.deleted)
+        rows = session.scalars(select(MirrorRecord.key).where(*where))
+        return set(rows)
+
+
+def test_a_walk_levels_the_mirror_then_costs_one_call_a_read(ctx: WorkerContext, connection_id: int) -> None:
+    _control(ctx, "POST", "records/101/crm/Contacts/bulk", json={"count": 230})
+    lane = Lane(connection_id, 101, "Contacts")
+    want = _sandbox(ctx, 101, "Contacts")
+    before = _calls(ctx, 101)
+    assert ctx.lane_sync(lane).walk() == len(want)
+    # Sync pages of 100 (shrunk from 1,000), plus one sync/Deleted call.
+    assert _calls(ctx, 101) - before == math.ceil(len(want) / PAGE) + 1
+    assert _mirror(ctx, 101, "Contacts") == want
+    assert ctx.cursors.get(connection_id, 101, "Contacts").timestamp == max(r["Timestamp"] for r in want.values())
+    before = _calls(ctx, 101)
+    assert ctx.lane_sync(lane).walk() == 0
+    assert _calls(ctx, 101) - before == 2
+
+
+def test_the_cursor_never_passes_what_the_sinks_did_not_accept(
+    ctx: WorkerContext, connection_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _control(ctx, "POST", "records/202/crm/Contacts/bulk", json={"count": 250})
+    lane = Lane(connection_id, 202, "Contacts")
+    real_accept, accepted = delivery.accept, list[list[int]]()
+
+    def failing_second(session: Session, changes: Sequence[ChangeRecord], settings: Settings) -> Any:
+        result = real_accept(session, changes, settings)
+        if accepted:
+            raise RuntimeError("the database went away mid-transaction")
+        accepted.append([c.version for c in changes])
+        return result
+
+    monkeypatch.setattr(delivery, "accept", failing_second)
+    with pytest.raises(RuntimeError):
+        ctx.lane_sync(lane).walk()
+    [first_page] = accepted
+    assert ctx.cursors.get(connection_id, 202, "Contacts").timestamp == max(first_page)
+    assert len(_mirror(ctx, 202, "Contacts")) == PAGE  # the failed page's transaction rolled back
+    monkeypatch.setattr(delivery, "accept", real_accept)
+    # Run again: it resumes after the first page and levels the mirror.
+    want = _sandbox(ctx, 202, "Contacts")
+    assert ctx.lane_sync(lane).walk() == len(want) - PAGE
+    assert _mirror(ctx, 202, "Contacts") == want
+
+
+def test_a_flush_walks_once_and_skips_what_it_already_has(ctx: WorkerContext, connection_id: int) -> None:
+    lane = Lane(connection_id, 101, "Accounts")
+    ctx.lane_sync(lane).walk()
+    keys = list(_sandbox(ctx, 101, "Accounts"))[:3]
+    for key in keys:
+        _control(ctx, "PUT", f"records/101/crm/Accounts/{key}", json={"Name": f"renamed {key[:4]}"})
+    gone = keys[0]
+    _control(ctx, "DELETE", f"records/101/crm/Accounts/{gone}")
+    events = {k: 4_102_444_800_000 for k in keys[1:]}  # "now" for the sandbox: after every fetched version
+    before = _calls(ctx, 101)
+    ctx.lane_sync(lane).flush(Batch(updates=dict(events), deletes={gone: 4_102_444_800_000}))
+    assert _calls(ctx, 101) - before == 2  # one sync walk, one sync/Deleted
+    assert _mirror(ctx, 101, "Accounts") == _sandbox(ctx, 101, "Accounts")
+    assert gone in _tombstones(ctx, 101, "Accounts")
+    # The same events again (Exact's duplicates): everything they point at was accepted after them.
+    events = {k: 1_000 for k in keys[1:]}
+    before = _calls(ctx, 101)
+    assert ctx.lane_sync(lane).flush(Batch(updates=events, deletes={gone: 1_000})) == 0
+    assert _calls(ctx, 101) == before
+
+
+def test_a_flush_without_sync_endpoint_fetches_by_key(ctx: WorkerContext, connection_id: int) -> None:
+    lane = Lane(connection_id, 202, "PurchaseOrders")
+    made = [_control(ctx, "POST", "records/202/purchaseorder/PurchaseOrders",
+                     json={"Description": f"po{n}", "Currency": "EUR"}).json()["record"]["ID"].lower()
+            for n in range(3)]  # fmt: skip
+    _control(ctx, "DELETE", f"records/202/purchaseorder/PurchaseOrders/{made[0]}")
+    before = _calls(ctx, 202)
+    batch = Batch(updates={k: 1 for k in made[1:]}, deletes={made[0]: 2})
+    assert ctx.lane_sync(lane).flush(batch) == 3
+    assert _calls(ctx, 202) - before == 2  # one keyed batch, one sync/Deleted
+    want = {k: v for k, v in _sandbox(ctx, 202, "PurchaseOrders").items() if k in made}
+    assert _mirror(ctx, 202, "PurchaseOrders") == want
+    assert _tombstones(ctx, 202, "PurchaseOrders") == {made[0]}
+    # The delta sync reads the same tombstone from sync/Deleted: same version, so nothing new for the sinks.
+    assert ctx.cursors.get(connection_id, 202, "PurchaseOrders").deleted_timestamp > 0
+
+
+def test_a_division_move_makes_the_next_delta_sync_a_full_resync(ctx: WorkerContext, connection_id: int) -> None:
+    with session_scope(ctx.sessions) as session:
+        for topic in ("Contacts", "Items"):
+            session.add(Subscription(connection_id=connection_id, division=101, topic=topic,
+                                     callback_url=f"http://x/{uuid.uuid4()}", state="active"))  # fmt: skip
+    started: list[tuple[Lane, bool]] = []
+
+    def start(lane: Lane, full: bool) -> None:
+        if lane.connection_id == connection_id:
+            started.append((lane, full))
+
+    fan_out(ctx, start)
+    assert sorted((lane.topic, full) for lane, full in started) == [("Contacts", False), ("Items", False)]
+    for lane, _ in started:
+        ctx.lane_sync(lane).walk()
+    _control(ctx, "POST", "divisions/101", json={"move": True})  # Exact regenerates every Timestamp
+    started.clear()
+    fan_out(ctx, start)
+    assert sorted((lane.topic, full) for lane, full in started) == [("Contacts", True), ("Items", True)]
+    assert ctx.cursors.get(connection_id, 101, "Contacts").timestamp == 0
+    for lane, full in started:
+        ctx.lane_sync(lane).walk(full=full)
+    assert _mirror(ctx, 101, "Contacts") == _sandbox(ctx, 101, "Contacts")
+    assert _mirror(ctx, 101, "Items") == _sandbox(ctx, 101, "Items")

@@ -1,0 +1,98 @@
+"""`exact-pipeline records` and `exact-pipeline deadletters`: read the SQL mirror, list and replay dead letters.
+
+Usage:
+    exact-pipeline records dump --division 101 --topic Accounts      # JSON lines, tombstones included
+    exact-pipeline deadletters list [--json]
+    exact-pipeline deadletters replay --id 7 [--id 8]
+    exact-pipeline deadletters replay --all
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from runtime.db import make_engine, make_session_factory, session_scope
+from runtime.settings import get_settings
+from workers.deadletters import dead_letters, replay
+from workers.delivery import dispatch_lanes
+from workers.models import MirrorRecord
+from workers.sinks.http import iso_utc
+from workers.topics import spec_of
+
+__all__ = ["deadletters_app", "records_app"]
+
+records_app = typer.Typer(help="The SQL mirror of Exact's records.", no_args_is_help=True)
+deadletters_app = typer.Typer(help="Deliveries that reached the attempt limit.", no_args_is_help=True)
+console = Console(width=160)
+
+
+def _sessions() -> sessionmaker[Session]:
+    return make_session_factory(make_engine(get_settings().database_url))
+
+
+@records_app.command("dump")
+def dump(
+    division: int = typer.Option(..., "--division", help="Exact division code."),
+    topic: str = typer.Option(..., "--topic", help="Webhook topic, e.g. Accounts."),
+) -> None:
+    """Print the mirror of one division and topic as JSON lines, by key; a deleted record is a tombstone."""
+    spec = spec_of(topic)
+    name = spec.topic if spec is not None else topic
+    query = (
+        select(MirrorRecord)
+        .where(MirrorRecord.division == division, MirrorRecord.topic == name)
+        .order_by(MirrorRecord.key)
+    )
+    with _sessions()() as session:
+        for row in session.scalars(query):
+            line = {"division": row.division, "topic": row.topic, "key": row.key, "version": row.version,
+                    "deleted": row.deleted, "record": row.record}  # fmt: skip
+            typer.echo(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+
+
+@deadletters_app.command("list")
+def list_dead(as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table.")) -> None:
+    """Deliveries given up after DELIVERY_MAX_ATTEMPTS attempts, oldest first."""
+    with _sessions()() as session:
+        letters = dead_letters(session)
+    if as_json:
+        for d in letters:
+            line = {"id": d.id, "sink": d.sink, "event_id": d.event_id, "attempts": d.attempts,
+                    "last_error": d.last_error, "updated_at": iso_utc(d.updated_at)}  # fmt: skip
+            typer.echo(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+        return
+    if not letters:
+        console.print("no dead letters")
+        return
+    table = Table("id", "sink", "event id", "attempts", "last error", "since")
+    for d in letters:
+        table.add_row(str(d.id), d.sink, d.event_id, str(d.attempts), d.last_error or "", iso_utc(d.updated_at))
+    console.print(table)
+
+
+@deadletters_app.command("replay")
+def replay_dead(
+    ids: list[int] = typer.Option([], "--id", help="A dead letter's id (repeatable)."),
+    replay_all: bool = typer.Option(False, "--all", help="Every dead letter."),
+) -> None:
+    """Put dead letters back to pending with a fresh attempt budget, and dispatch their lanes."""
+    if bool(ids) == replay_all:
+        raise typer.BadParameter("give --id ID (one or more) or --all")
+    settings = get_settings()
+    with session_scope(_sessions()) as session:
+        replayed = replay(session, None if replay_all else ids)
+    missing = sorted(set(ids) - set(replayed.ids))
+    if replayed.ids:
+        sent = dispatch_lanes(settings, replayed.lanes)
+        typer.echo(f"replayed {len(replayed.ids)} dead letter(s) on {len(replayed.lanes)} lane(s); {sent} dispatched")
+    elif replay_all:
+        typer.echo("no dead letters")
+    if missing:
+        typer.echo(f"not a dead letter: {', '.join(map(str, missing))}", err=True)
+        raise typer.Exit(1)
