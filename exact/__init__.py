@@ -31,7 +31,7 @@ from exact._odata import (
     key_filters,
     string_literal,
 )
-from exact._ratelimit import ErrorBudget, RateLimiter
+from exact._ratelimit import BudgetUsage, ErrorBudget, RateLimiter
 from exact._tokens import REFRESH_MIN_AGE, SqlTokenStore, StoredTokens, TokenManager
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "REFRESH_MIN_AGE",
     "ApiError",
     "AuthError",
+    "BudgetUsage",
     "CallbackRejected",
     "Connection",
     "DataAlreadyExists",

@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import redis
 
 from exact._exceptions import EndpointBlocked, RateLimited
 
-__all__ = ["ErrorBudget", "RateLimiter"]
+__all__ = ["BudgetUsage", "ErrorBudget", "RateLimiter"]
 
 WINDOW_MARGIN = 1.05
 WINDOW_SLACK_MS = 500
@@ -53,6 +54,18 @@ local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if until_ms > current then redis.call('SET', KEYS[1], until_ms, 'PX', until_ms - now) end
 return until_ms - now
 """
+
+
+@dataclass(frozen=True)
+class BudgetUsage:
+    """A division's budget as this app spent it: the sliding minute, the UTC day, and how long it stays closed."""
+
+    division: int | None
+    minute_used: int
+    minute_limit: int
+    day_used: int
+    day_limit: int
+    closed_for_seconds: float
 
 
 class RateLimiter:
@@ -107,6 +120,27 @@ class RateLimiter:
                     f"division {division}: budget closed for {wait:.1f}s more", retry_at=time.time() + wait
                 )
             self._sleep(min(wait, 5.0))
+
+    def usage(self, division: int | None) -> BudgetUsage:
+        """Read, without spending, what the division's windows hold right now (for `status` and the demo)."""
+        minute, day, closed, limits = self._keys(division)
+        seconds, micros = self._redis.time()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        pipe = self._redis.pipeline()
+        pipe.zcount(minute, now_ms - self.window_ms, "+inf")
+        pipe.get(day)
+        pipe.get(closed)
+        pipe.hgetall(limits)
+        in_minute, in_day, closed_until, adopted = pipe.execute()
+        adopted = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in adopted.items()}
+        return BudgetUsage(
+            division,
+            int(in_minute),
+            adopted.get("minute", self.per_minute),
+            int(in_day or 0),
+            adopted.get("day", self.per_day),
+            max(0.0, (int(closed_until or 0) - now_ms) / 1000),
+        )
 
     def close_until(self, division: int | None, until_epoch_ms: int) -> None:
         self._close(keys=[self._keys(division)[2]], args=[until_epoch_ms])

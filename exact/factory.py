@@ -12,7 +12,7 @@ from runtime.crypto import TokenCipher
 from runtime.redis import sync_client
 from runtime.settings import Settings
 
-__all__ = ["client_from_settings", "oauth_from_settings", "token_manager_from_settings"]
+__all__ = ["client_from_settings", "limiter_from_settings", "oauth_from_settings", "token_manager_from_settings"]
 
 
 def oauth_from_settings(settings: Settings) -> OAuthApp:
@@ -56,14 +56,19 @@ def client_from_settings(
     return ExactClient(
         base_url=settings.exact_base_url,
         tokens=token_manager_from_settings(settings, session_factory, connection_id, refresh_min_age=refresh_min_age),
-        limiter=RateLimiter(
-            redis_client,
-            prefix=settings.redis_prefix,
-            client_id=client_id,
-            per_minute=settings.rate_limit_per_minute,
-            per_day=settings.rate_limit_per_day,
-            window_seconds=settings.rate_limit_window_seconds,
-            max_wait=settings.rate_limit_max_wait_seconds,
-        ),
+        limiter=limiter_from_settings(settings),
         errors=ErrorBudget(redis_client, prefix=settings.redis_prefix, client_id=client_id),
+    )
+
+
+def limiter_from_settings(settings: Settings) -> RateLimiter:
+    """The app's call budget per division, as every process of this app shares it through Redis."""
+    return RateLimiter(
+        sync_client(settings.redis_url),
+        prefix=settings.redis_prefix,
+        client_id=str(settings.exact_client_id),
+        per_minute=settings.rate_limit_per_minute,
+        per_day=settings.rate_limit_per_day,
+        window_seconds=settings.rate_limit_window_seconds,
+        max_wait=settings.rate_limit_max_wait_seconds,
     )

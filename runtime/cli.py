@@ -34,6 +34,7 @@ def _safe_url(url: str) -> str:
 
 def _mount() -> None:
     from exact.cli import connect, divisions
+    from ops.cli import demo, status
     from receiver.cli import receiver
     from sandbox.cli import sandbox
     from subscriptions.cli import app as subscriptions_app
@@ -50,6 +51,8 @@ def _mount() -> None:
     app.command("beat")(beat)
     app.add_typer(records_app, name="records")
     app.add_typer(deadletters_app, name="deadletters")
+    app.command("demo")(demo)
+    app.command("status")(status)
 
 
 def main() -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-import uvicorn
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -22,42 +18,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from runtime.db import make_engine, make_session_factory
 from runtime.migrate import upgrade
 from runtime.redis import clear_prefix
+from runtime.serving import ServerThread, free_port
 from runtime.settings import Settings
 from sandbox.config import SandboxConfig
+
+__all__ = ["PG_URL", "REDIS_URL", "RUN_ID", "ServerThread", "free_port"]
 
 RUN_ID = uuid.uuid4().hex[:10]
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_URL = os.environ.get("DATABASE_URL", "")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerThread:
-    """Serves an ASGI app with a real uvicorn on a free loopback port, in a thread (as httpx's tests do)."""
-
-    def __init__(self, app: object, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ app = make_celery(settings)
 RECEIVED_KEY = "probe:received"
 
 
-@app.task(name=HANDLE_EVENT, bind=True)  # type: ignore[untyped-decorator]
+# shared=False: other apps built in the same test process must not inherit this stand-in.
+@app.task(name=HANDLE_EVENT, bind=True, shared=False)  # type: ignore[untyped-decorator]
 def handle_event(self: Task, event: dict[str, Any]) -> None:
     record = {"event": event, "task": self.request.task, "queue": self.request.delivery_info.get("routing_key")}
     client = redis.Redis.from_url(settings.redis_url)

@@ -1,0 +1,1 @@
+"""Operating the pipeline: the demo, the status report, and the processes they start."""

@@ -1,0 +1,359 @@
+"""`exact-pipeline demo`: the whole pipeline against the sandbox, as child processes, with live progress.
+
+Steps: a private SQLite database in a work directory, migrated; Redis from REDIS_URL (or a private redis-server);
+the sandbox, the receiver, a worker and beat started as children; a connection made through the real OAuth flow;
+subscriptions registered for two divisions; a stream of creates, updates and deletes, then a burst; and a wait until
+the SQL mirror and the HTTP sink's receiver (a push target in this process) both equal the sandbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import secrets
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from exact import normalize_record
+from exact.cli import finish_connect, wait_for_code
+from exact.factory import client_from_settings, limiter_from_settings, oauth_from_settings
+from ops.children import Children, private_redis
+from ops.push_target import PushTarget
+from runtime.db import make_engine, make_session_factory
+from runtime.migrate import upgrade
+from runtime.redis import clear_prefix, sync_client
+from runtime.serving import ServerThread, free_port
+from runtime.settings import Settings
+from sandbox.config import SandboxConfig
+from subscriptions.service import SubscriptionService
+from workers.models import Delivery, MirrorRecord
+from workers.topics import spec_of
+
+__all__ = ["DemoOptions", "DemoSummary", "run_demo"]
+
+DIVISIONS = (101, 202)
+TOPICS = ("Accounts", "Contacts", "SalesInvoices")
+BURST_PAIR = (101, "Contacts")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    changes: int = 300  # the mixed stream, before the burst
+    burst: int = 1000
+    rate: float = 25.0  # changes a second in the stream
+    forever: bool = False
+    timeout: float = 300.0  # for the pipeline to deliver everything after the last change
+    workdir: Path | None = None
+    worker_concurrency: int = 2
+
+
+@dataclass
+class DemoSummary:
+    changes: int = 0
+    webhooks_received: int = 0
+    exact_calls: int = 0
+    calls_per_change: float = 0.0
+    rate_limited: int = 0
+    mirror_records: int = 0
+    pushes_received: int = 0
+    deliveries_delivered: int = 0
+    dead_letters: int = 0
+    signatures_rejected: int = 0
+    out_of_order: int = 0
+    seconds: float = 0.0
+    level: bool = False
+    differences: list[str] = field(default_factory=list)
+    workdir: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Stack:
+    """What the running demo talks to."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    sandbox_url: str
+    receiver_url: str
+    push: PushTarget
+    http: httpx.Client
+
+    def control(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self.http.request(method, f"{self.sandbox_url}/_sandbox/{path}", **kwargs)
+        response.raise_for_status()
+        return response
+
+
+def run_demo(base: Settings, options: DemoOptions, console: Console) -> DemoSummary:
+    """Run the demo to its summary; Ctrl-C (KeyboardInterrupt) stops every child and ends with the summary so far."""
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="exact-pipeline-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    summary = DemoSummary(workdir=str(workdir))
+    started = time.monotonic()
+    with Children(workdir / "logs") as children:
+        redis_url = private_redis(children, base.redis_url)
+        settings = _settings(base, workdir, redis_url)
+        env = _environment(settings)
+        console.print(f"[bold]exact-pipeline demo[/bold]: work directory {workdir}, Redis {redis_url}")
+        upgrade(settings.database_url)
+        push = PushTarget(settings.secret("push_secret"))
+        sessions = make_session_factory(make_engine(settings.database_url))
+        try:
+            with ServerThread(push.app(), port=_port(settings.push_url)), httpx.Client(timeout=60) as http:
+                stack = _Stack(settings, sessions, settings.exact_base_url, settings.public_url, push, http)
+                _start(children, stack, env, workdir, options, console)
+                connection_id = _connect(stack, console)
+                _register(stack, connection_id, console)
+                _drive(stack, children, options, summary, started, console)
+        except KeyboardInterrupt:
+            console.print("[yellow]stopped: stopping every process the demo started[/yellow]")
+        finally:
+            summary.seconds = round(time.monotonic() - started, 1)
+            clear_prefix(sync_client(redis_url), settings.redis_prefix)
+    return summary
+
+
+def _settings(base: Settings, workdir: Path, redis_url: str) -> Settings:
+    ports = {name: free_port() for name in ("sandbox", "receiver", "redirect", "push")}
+    return base.model_copy(update={
+        "database_url": f"sqlite:///{workdir / 'demo.db'}",
+        "redis_url": redis_url,
+        "redis_prefix": f"exact-pipeline-demo-{uuid.uuid4().hex[:8]}:",
+        "exact_base_url": f"http://127.0.0.1:{ports['sandbox']}",
+        "exact_client_id": SandboxConfig.client_id,
+        "exact_client_secret": SecretStr(SandboxConfig.client_secret),
+        "exact_redirect_uri": f"http://127.0.0.1:{ports['redirect']}/callback",
+        "exact_webhook_secret": SecretStr(secrets.token_hex(16)),
+        "token_encryption_key": SecretStr(Fernet.generate_key().decode()),
+        "public_url": f"http://127.0.0.1:{ports['receiver']}",
+        "sinks": "sql,http",
+        "push_url": f"http://127.0.0.1:{ports['push']}/push",
+        "push_secret": SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()),
+        "delta_sync_minutes": 1.0,
+        "delivery_backoff_seconds": 1.0,
+        "delivery_sweep_after_seconds": 10.0,
+    })  # fmt: skip
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """The children's environment: every setting the demo chose, secrets included (they are the demo's own)."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        env[name.upper()] = str(text)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _port(url: str | None) -> int:
+    return int(httpx.URL(url or "").port or 0)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "runtime.cli", *args]
+
+
+def _start(children: Children, stack: _Stack, env: dict[str, str], workdir: Path, options: DemoOptions,
+           console: Console) -> None:  # fmt: skip
+    settings = stack.settings
+    children.start("sandbox", _cli("sandbox", "--port", str(_port(settings.exact_base_url)),
+                                   "--webhook-secret", settings.secret("exact_webhook_secret")), env)  # fmt: skip
+    children.wait_http("sandbox", f"{stack.sandbox_url}/_sandbox/config")
+    children.start("receiver", _cli("receiver", "--port", str(_port(settings.public_url))), env)
+    children.wait_http("receiver", f"{stack.receiver_url}/readyz")
+    children.start("worker", _cli("worker", "--concurrency", str(options.worker_concurrency)), env)
+    children.start("beat", _cli("beat", "--schedule", str(workdir / "celerybeat-schedule")), env)
+    time.sleep(1.0)
+    children.check()
+    console.print(f"started sandbox {stack.sandbox_url}, receiver {stack.receiver_url}, a worker and beat "
+                  f"(logs in {children.log_dir})")  # fmt: skip
+
+
+def _connect(stack: _Stack, console: Console) -> int:
+    """The real OAuth flow: authorize (the sandbox approves at once), the redirect served here, the code exchanged."""
+    oauth = oauth_from_settings(stack.settings)
+    url, state = oauth.authorize_url()
+    codes: list[str] = []
+    waiter = threading.Thread(target=lambda: codes.append(wait_for_code(oauth.redirect_uri or "", state, 30.0)))
+    waiter.start()
+    time.sleep(0.2)  # the redirect server is listening
+    stack.http.get(url, follow_redirects=True)
+    waiter.join(timeout=35)
+    if not codes:
+        raise RuntimeError("the authorization code never reached the redirect URI")
+    connection_id, user, divisions = finish_connect(stack.settings, oauth.exchange_code(codes[0]))
+    console.print(f"connected as {user}; divisions {', '.join(map(str, divisions))}")
+    return connection_id
+
+
+def _register(stack: _Stack, connection_id: int, console: Console) -> None:
+    client = client_from_settings(stack.settings, stack.sessions, connection_id)
+    service = SubscriptionService(stack.settings, stack.sessions, client, connection_id,
+                                  sync_client(stack.settings.redis_url))  # fmt: skip
+    report = service.register(list(DIVISIONS), list(TOPICS))
+    console.print(f"subscribed divisions {DIVISIONS} to {', '.join(TOPICS)} ({len(report.actions)} created in Exact)")
+
+
+# -- the stream of changes
+def _drive(stack: _Stack, children: Children, options: DemoOptions, summary: DemoSummary, started: float,
+           console: Console) -> None:  # fmt: skip
+    rng = random.Random(20261123)
+    made: dict[tuple[int, str], list[str]] = {(d, t): [] for d in DIVISIONS for t in TOPICS}
+    with Live(_view(stack, summary, "stream"), console=console, refresh_per_second=4, transient=False) as live:
+
+        def show(phase: str) -> None:
+            children.check()
+            _measure(stack, summary)
+            summary.seconds = round(time.monotonic() - started, 1)
+            live.update(_view(stack, summary, phase))
+
+        _stream(stack, rng, made, options.changes, options.rate, summary, show, "stream")
+        if options.burst:
+            show(f"burst of {options.burst}")
+            division, topic = BURST_PAIR
+            path = _path(topic)
+            stack.control("POST", f"records/{division}/{path}/bulk", json={"count": options.burst})
+            summary.changes += options.burst
+        _await_level(stack, options.timeout, summary, show)
+        while options.forever:
+            _stream(stack, rng, made, 20, 2.0, summary, show, "running on (Ctrl-C stops)")
+            _await_level(stack, options.timeout, summary, show)
+    console.print()
+
+
+def _stream(stack: _Stack, rng: random.Random, made: dict[tuple[int, str], list[str]], count: int, rate: float,
+            summary: DemoSummary, show: Callable[[str], None], phase: str) -> None:  # fmt: skip
+    last_shown = 0.0
+    for n in range(count):
+        division, topic = rng.choice(sorted(made))
+        keys, path, roll = made[(division, topic)], _path(topic), rng.random()
+        if keys and roll < 0.2:
+            key = keys.pop(rng.randrange(len(keys)))
+            stack.control("DELETE", f"records/{division}/{path}/{key}")
+        elif keys and roll < 0.55:
+            fields = {"Name": f"renamed {n}", "Email": f"u{n}@example.nl", "LastName": f"L{n}", "Description": f"d{n}"}
+            stack.control("PUT", f"records/{division}/{path}/{rng.choice(keys)}", json=fields)
+        else:
+            fields = {"Name": f"Klant {n}", "FirstName": f"F{n}", "LastName": f"L{n}", "Description": f"order {n}",
+                      "Currency": "EUR"}  # fmt: skip
+            keys.append(stack.control("POST", f"records/{division}/{path}", json=fields).json()["record"]["ID"])
+        summary.changes += 1
+        time.sleep(1.0 / rate)
+        if time.monotonic() - last_shown > 0.5:
+            show(phase)
+            last_shown = time.monotonic()
+
+
+def _path(topic: str) -> str:
+    spec = spec_of(topic)
+    assert spec is not None
+    return spec.path
+
+
+# -- measuring and comparing
+def _await_level(stack: _Stack, timeout: float, summary: DemoSummary, show: Callable[[str], None]) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        idle = stack.control("GET", "webhooks/idle").json()["idle"]
+        summary.differences = _differences(stack) if idle else ["the sandbox is still sending webhooks"]
+        summary.level = not summary.differences
+        show("delivered" if summary.level else "catching up")
+        if summary.level or time.monotonic() > deadline:
+            return
+        time.sleep(1.0)
+
+
+def _measure(stack: _Stack, summary: DemoSummary) -> None:
+    summary.exact_calls = int(stack.control("GET", "calls").json()["total"])
+    summary.rate_limited = int(stack.control("GET", "calls", params={"status": "429"}).json()["total"])
+    summary.calls_per_change = round(summary.exact_calls / summary.changes, 4) if summary.changes else 0.0
+    summary.webhooks_received = _receiver_events(stack)
+    summary.pushes_received = stack.push.received
+    summary.signatures_rejected = stack.push.rejected
+    summary.out_of_order = stack.push.out_of_order
+    with stack.sessions() as session:
+        summary.mirror_records = int(session.scalar(select(func.count()).select_from(MirrorRecord)) or 0)
+        by_state = dict(session.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
+    summary.deliveries_delivered = int(by_state.get("delivered", 0))
+    summary.dead_letters = int(by_state.get("dead", 0))
+
+
+def _receiver_events(stack: _Stack) -> int:
+    text = stack.http.get(f"{stack.receiver_url}/metrics").text
+    for line in text.splitlines():
+        if line.startswith("exact_webhook_events_enqueued_total "):
+            return int(float(line.split()[1]))
+    return 0
+
+
+def _differences(stack: _Stack) -> list[str]:
+    pushed = stack.push.snapshot()
+    with stack.sessions() as session:
+        pending = int(session.scalar(select(func.count()).select_from(Delivery)
+                                     .where(Delivery.state.in_(("pending", "sending")))) or 0)  # fmt: skip
+    found = [f"{pending} deliveries pending"] if pending else []
+    for division in DIVISIONS:
+        for topic in TOPICS:
+            spec = spec_of(topic)
+            assert spec is not None
+            rows = stack.control("GET", f"records/{division}/{spec.path}").json()["records"]
+            want = {r["ID"]: _fields(normalize_record(r), spec.fields) for r in rows}
+            with stack.sessions() as session:
+                query = select(MirrorRecord).where(MirrorRecord.division == division, MirrorRecord.topic == spec.topic,
+                                                   MirrorRecord.deleted.is_(False))  # fmt: skip
+                mirror = {r.key: _fields(r.record or {}, spec.fields) for r in session.scalars(query)}
+            push = {k: _fields(v, spec.fields) for (d, t, k), v in pushed.items()
+                    if d == division and t == spec.topic and v is not None}  # fmt: skip
+            for name, have in (("mirror", mirror), ("push", push)):
+                if have != want:
+                    missing = len(set(want) - set(have))
+                    extra = len(set(have) - set(want))
+                    stale = sum(1 for k in set(want) & set(have) if want[k] != have[k])
+                    found.append(f"{name} {division}/{topic}: {missing} missing, {extra} extra, {stale} stale")
+    return found
+
+
+def _fields(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    return {name: record.get(name) for name in fields}
+
+
+def _view(stack: _Stack, summary: DemoSummary, phase: str) -> Table:
+    table = Table(title=f"exact-pipeline demo: {phase} ({summary.seconds:.0f}s)", show_header=False, min_width=70)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("changes made in the sandbox", f"{summary.changes:,}")
+    table.add_row("webhooks received (receiver)", f"{summary.webhooks_received:,}")
+    table.add_row("records in the SQL mirror", f"{summary.mirror_records:,}")
+    table.add_row("pushes delivered to the HTTP sink", f"{summary.deliveries_delivered:,}")
+    table.add_row("dead letters", f"{summary.dead_letters:,}")
+    table.add_row("Exact calls (calls per change)", f"{summary.exact_calls:,} ({summary.calls_per_change:.4f})")
+    table.add_row("429 answers", f"{summary.rate_limited:,}")
+    limiter = limiter_from_settings(stack.settings)
+    for division in DIVISIONS:
+        usage = limiter.usage(division)
+        closed = f", closed {usage.closed_for_seconds:.0f}s" if usage.closed_for_seconds else ""
+        table.add_row(f"budget of division {division}",
+                      f"{usage.minute_used}/{usage.minute_limit} this minute, {usage.day_used}/{usage.day_limit} "
+                      f"today{closed}")  # fmt: skip
+    return table

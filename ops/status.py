@@ -1,0 +1,146 @@
+"""`exact-pipeline status`: what an operator needs at a glance, read from the database and Redis (no Exact calls).
+
+Connections (token expiry, needs consent), divisions, subscriptions (last webhook, silent ones), queue depth, the
+call budget per division, dead letters, and the delta-sync cursors with their lag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from exact import Connection, Division, RateLimiter
+from runtime.settings import Settings
+from subscriptions.models import Subscription
+from subscriptions.silence import is_silent, last_webhook, last_webhooks
+from workers.cursors import LaneCursor
+from workers.models import Delivery
+from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
+
+__all__ = ["Status", "collect", "render"]
+
+
+@dataclass
+class Status:
+    connections: list[dict[str, Any]] = field(default_factory=list)
+    divisions: list[dict[str, Any]] = field(default_factory=list)
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    queues: dict[str, int] = field(default_factory=dict)
+    budgets: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: dict[str, Any] = field(default_factory=dict)
+    cursors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def needs_attention(self) -> bool:
+        """A connection needs consent, a subscription is silent or failed, or a dead letter waits."""
+        return (
+            any(c["needs_consent"] for c in self.connections)
+            or any(s["silent"] or s["state"] == "failed" for s in self.subscriptions)
+            or bool(self.dead_letters.get("count"))
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "needs_attention": self.needs_attention}
+
+
+def collect(settings: Settings, session: Session, client: redis.Redis, now: datetime | None = None) -> Status:
+    now = now or datetime.now(UTC)
+    status = Status()
+    connections = list(session.scalars(select(Connection).order_by(Connection.id)))
+    for c in connections:
+        status.connections.append({
+            "id": c.id, "user": c.user_name or c.user_id, "client_id": c.client_id, "base_url": c.base_url,
+            "access_expires_at": _iso(c.access_expires_at), "refreshed_at": _iso(c.token_issued_at),
+            "needs_consent": c.needs_consent, "consent_error": c.consent_error,
+        })  # fmt: skip
+    for d in session.scalars(select(Division).order_by(Division.connection_id, Division.code)):
+        status.divisions.append({"connection": d.connection_id, "code": d.code, "description": d.description,
+                                 "status": {0: "inactive", 1: "active", 2: "archived"}.get(d.status, str(d.status)),
+                                 "granted": d.granted})  # fmt: skip
+    seen = last_webhooks(client, settings.redis_prefix)
+    for s in session.scalars(select(Subscription).order_by(Subscription.connection_id, Subscription.division,
+                                                           Subscription.topic)):  # fmt: skip
+        status.subscriptions.append({
+            "connection": s.connection_id, "division": s.division, "topic": s.topic, "state": s.state,
+            "exact_id": s.exact_id, "last_webhook_at": _iso(last_webhook(s, seen)),
+            "silent": is_silent(s, settings.silent_subscription_hours, now, seen), "last_error": s.last_error,
+        })  # fmt: skip
+    status.queues = {
+        EVENTS_QUEUE: int(client.llen(settings.redis_prefix + EVENTS_QUEUE)),
+        DELIVERIES_QUEUE: int(client.llen(settings.redis_prefix + DELIVERIES_QUEUE)),
+        "unacked": int(client.hlen(settings.redis_prefix + "unacked")),
+    }
+    for c in connections:
+        limiter = RateLimiter(client, prefix=settings.redis_prefix, client_id=c.client_id,
+                              per_minute=settings.rate_limit_per_minute, per_day=settings.rate_limit_per_day,
+                              window_seconds=settings.rate_limit_window_seconds)  # fmt: skip
+        codes = sorted({d["code"] for d in status.divisions if d["connection"] == c.id})
+        for code in codes:
+            usage = limiter.usage(code)
+            status.budgets.append({"connection": c.id, **asdict(usage)})
+    dead = session.execute(select(func.count(), func.min(Delivery.updated_at)).where(Delivery.state == "dead")).one()
+    pending = session.scalar(select(func.count()).where(Delivery.state.in_(("pending", "sending"))))
+    status.dead_letters = {"count": int(dead[0] or 0), "oldest": _iso(dead[1]), "pending_deliveries": int(pending or 0)}
+    for cursor in session.scalars(select(LaneCursor).order_by(LaneCursor.connection_id, LaneCursor.division,
+                                                              LaneCursor.topic)):  # fmt: skip
+        status.cursors.append({
+            "connection": cursor.connection_id, "division": cursor.division, "topic": cursor.topic,
+            "timestamp": cursor.timestamp, "modified_ms": cursor.modified_ms,
+            "deleted_timestamp": cursor.deleted_timestamp, "last_advanced_at": _iso(cursor.updated_at),
+            "lag_seconds": round((now - _aware(cursor.updated_at)).total_seconds(), 1),
+        })  # fmt: skip
+    return status
+
+
+def render(status: Status, console: Console) -> None:
+    table = Table("id", "user", "access token expires", "last refresh", "state", title="Connections")
+    for c in status.connections:
+        state = f"[red]needs consent[/red]: {c['consent_error'] or 'run exact-pipeline connect'}" if c[
+            "needs_consent"] else "ok"  # fmt: skip
+        table.add_row(str(c["id"]), c["user"], c["access_expires_at"] or "", c["refreshed_at"] or "", state)
+    console.print(table if status.connections else "No connections: run `exact-pipeline connect`.")
+    table = Table("connection", "division", "description", "status", "granted", "budget (minute, day)",
+                  title="Divisions")  # fmt: skip
+    budgets = {(b["connection"], b["division"]): b for b in status.budgets}
+    for d in status.divisions:
+        b = budgets.get((d["connection"], d["code"]))
+        budget = "" if b is None else _budget(b)
+        table.add_row(str(d["connection"]), str(d["code"]), d["description"] or "", d["status"],
+                      "yes" if d["granted"] else "[red]no[/red]", budget)  # fmt: skip
+    console.print(table)
+    table = Table("connection", "division", "topic", "state", "last webhook", "last error", title="Subscriptions")
+    for s in status.subscriptions:
+        state = s["state"] + (" [yellow](silent)[/yellow]" if s["silent"] else "")
+        table.add_row(str(s["connection"]), str(s["division"]), s["topic"], state, s["last_webhook_at"] or "never",
+                      s["last_error"] or "")  # fmt: skip
+    console.print(table)
+    table = Table("connection", "division", "topic", "sync timestamp", "last advanced", "lag", title="Delta sync")
+    for c in status.cursors:
+        table.add_row(str(c["connection"]), str(c["division"]), c["topic"], str(c["timestamp"] or c["modified_ms"]),
+                      c["last_advanced_at"] or "", f"{c['lag_seconds']:.0f}s")  # fmt: skip
+    console.print(table)
+    queues = ", ".join(f"{name} {depth}" for name, depth in status.queues.items())
+    dead = status.dead_letters
+    console.print(f"Queues: {queues}")
+    oldest = f" (oldest {dead['oldest']}; `exact-pipeline deadletters list`)" if dead["count"] else ""
+    console.print(f"Deliveries: {dead['pending_deliveries']} pending, {dead['count']} dead letters{oldest}")
+
+
+def _budget(b: dict[str, Any]) -> str:
+    closed = f", closed {b['closed_for_seconds']:.0f}s" if b["closed_for_seconds"] else ""
+    return f"{b['minute_used']}/{b['minute_limit']} this minute, {b['day_used']}/{b['day_limit']} today{closed}"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else _aware(moment).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,84 @@
+"""The Procfile under honcho: web, worker and beat come up, carry one webhook end to end, and stop together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from exact.factory import client_from_settings
+from runtime.serving import free_port
+from runtime.settings import Settings
+from subscriptions.service import SubscriptionService
+from tests.conftest import ServerThread
+from tests.exact.conftest import connect_to
+from tests.workers.conftest import settings_env
+from workers.models import MirrorRecord
+
+PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
+
+
+def _wait(what: str, check: object, timeout: float, honcho: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert honcho.poll() is None, f"honcho exited while waiting for {what}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f}s"
+        time.sleep(0.2)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.slow
+def test_honcho_runs_web_worker_and_beat_end_to_end(
+    settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session], redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    port = free_port()
+    settings = settings.model_copy(update={"exact_base_url": sandbox.url, "public_url": f"http://127.0.0.1:{port}",
+                                           "sinks": "sql", "coalesce_window_seconds": 0.5})  # fmt: skip
+    connection_id = connect_to(settings)
+    env = settings_env(settings)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("PORT", None)
+    honcho = subprocess.Popen([str(Path(sys.executable).parent / "honcho"), "start", "-f", str(PROCFILE), "-d",
+                               str(tmp_path), "-p", str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        _wait("receiver", lambda: _answers(f"http://127.0.0.1:{port}/readyz"), 60, honcho)
+        client = client_from_settings(settings, session_factory, connection_id)
+        service = SubscriptionService(settings, session_factory, client, connection_id, redis_client)
+        service.register([101], ["Contacts"])  # Exact checks the callback: that is honcho's web
+        name = f"honcho-{uuid.uuid4().hex[:8]}"
+        created = httpx.post(f"{sandbox.url}/_sandbox/records/101/crm/Contacts", json={"LastName": name}, timeout=30)
+        key = created.json()["record"]["ID"]
+
+        def mirrored() -> bool:
+            with session_factory() as session:
+                row = session.scalar(select(MirrorRecord).where(MirrorRecord.key == key))
+                return row is not None and (row.record or {}).get("LastName") == name
+
+        _wait("mirrored record", mirrored, 90, honcho)
+    finally:
+        honcho.send_signal(signal.SIGINT)  # what Ctrl-C does in a terminal
+        output, _ = honcho.communicate(timeout=60)
+    text = output.decode(errors="replace")
+    for process in ("web", "worker", "beat"):
+        assert f"{process}.1" in text, text
+    assert not _answers(f"http://127.0.0.1:{port}/readyz"), "web still answers after honcho stopped"
+    with pytest.raises(ProcessLookupError):
+        os.killpg(honcho.pid, 0)  # nothing of the group is left
