@@ -1,0 +1,103 @@
+"""`exact-pipeline status --json`: what it reports about a connection, its divisions, budget, subscriptions and log."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from exact import Connection
+from exact.factory import limiter_from_settings
+from receiver.handoff import LAST_WEBHOOK_KEY
+from runtime.cli import _mount, app
+from runtime.db import session_scope
+from runtime.settings import Settings, get_settings
+from subscriptions.models import Subscription
+from tests.conftest import ServerThread
+from tests.exact.conftest import connect_to
+from tests.workers import fresh_db
+from tests.workers.conftest import settings_env
+from workers.cursors import CursorStore
+from workers.models import Delivery
+
+# A database of its own: status counts every row there is.
+database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory
+runner = CliRunner()
+
+
+@pytest.fixture
+def sandboxed(settings: Settings, sandbox: ServerThread) -> Iterator[Settings]:
+    get_settings.cache_clear()
+    _mount()
+    yield settings.model_copy(update={"exact_base_url": sandbox.url, "silent_subscription_hours": 1.0})
+    get_settings.cache_clear()
+
+
+def _status(settings: Settings) -> dict[str, object]:
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["status", "--json"], env=settings_env(settings))
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.output))
+
+
+def test_status_reports_consent_budget_silence_dead_letters_and_lag(
+    sandboxed: Settings, session_factory: sessionmaker[Session], redis_client: redis.Redis
+) -> None:
+    settings = sandboxed
+    connection_id = connect_to(settings)
+    long_ago = datetime.now(UTC) - timedelta(hours=3)
+    with session_scope(session_factory) as session:
+        for topic in ("Accounts", "Contacts"):
+            session.add(Subscription(connection_id=connection_id, division=101, topic=topic, state="active",
+                                     callback_url=settings.callback_url, created_at=long_ago))  # fmt: skip
+        session.add(Delivery(sink="http", event_id="101:Accounts:k:1:Update", division=101, topic="Accounts",
+                             key="k", version=1, action="Update", record={}, state="dead", attempts=8,
+                             last_error="503 from the target"))  # fmt: skip
+    # The receiver saw a Contacts webhook a moment ago; Accounts has been quiet for three hours.
+    redis_client.hset(settings.redis_prefix + LAST_WEBHOOK_KEY, "101:Contacts", int(time.time()))
+    for _ in range(3):
+        limiter_from_settings(settings).acquire(101)
+    CursorStore(session_factory).advance(connection_id, 101, "Accounts", generation=0, timestamp=42)
+
+    report = _status(settings)
+    [connection] = report["connections"]  # type: ignore[misc]
+    assert connection["needs_consent"] is False
+    assert {d["code"] for d in report["divisions"]} == {101, 202, 303}  # type: ignore[attr-defined]
+    budget = next(b for b in report["budgets"] if b["division"] == 101)  # type: ignore[attr-defined]
+    assert budget["minute_used"] >= 3  # the connect's own calls count too
+    assert budget["minute_limit"] == settings.rate_limit_per_minute
+    silent = {s["topic"]: s["silent"] for s in report["subscriptions"]}  # type: ignore[attr-defined]
+    assert silent == {"Accounts": True, "Contacts": False}
+    assert report["dead_letters"]["count"] == 1  # type: ignore[index]
+    [cursor] = report["cursors"]  # type: ignore[misc]
+    assert (cursor["topic"], cursor["timestamp"]) == ("Accounts", 42)
+    assert cursor["lag_seconds"] >= 0
+    assert set(report["queues"]) == {"exact-events", "exact-deliveries", "unacked"}  # type: ignore[arg-type]
+    assert report["needs_attention"] is True
+
+    with session_scope(session_factory) as session:
+        session.execute(update(Connection).values(needs_consent=True, consent_error="invalid_grant"))
+    [connection] = _status(settings)["connections"]  # type: ignore[misc]
+    assert (connection["needs_consent"], connection["consent_error"]) == (True, "invalid_grant")
+
+
+def test_the_table_says_needs_consent_and_silent(sandboxed: Settings, session_factory: sessionmaker[Session]) -> None:
+    settings = sandboxed
+    connection_id = connect_to(settings)
+    with session_scope(session_factory) as session:
+        session.add(Subscription(connection_id=connection_id, division=202, topic="Items", state="active",
+                                 callback_url=settings.callback_url,
+                                 created_at=datetime.now(UTC) - timedelta(days=3)))  # fmt: skip
+        session.execute(update(Connection).values(needs_consent=True, consent_error="invalid_grant"))
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["status"], env=settings_env(settings))
+    assert result.exit_code == 0, result.output
+    assert "needs consent" in result.output
+    assert "(silent)" in result.output
