@@ -44,6 +44,8 @@ class PushTarget:
     duplicates: int = 0
     rejected: int = 0
     out_of_order: int = 0
+    # When each (division, topic, key) was first delivered (time.monotonic()), for latency measurements.
+    first_seen: dict[tuple[int, str, str], float] = field(default_factory=dict)
     _versions: dict[tuple[int, str, str], int] = field(default_factory=dict)
     _ids: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -67,6 +69,7 @@ class PushTarget:
                 self.duplicates += 1
                 return Response(status_code=200)
             self._ids.add(headers["webhook-id"])
+            self.first_seen.setdefault(lane, time.monotonic())
             if version < self._versions.get(lane, -1):
                 self.out_of_order += 1
             else:

@@ -1,0 +1,199 @@
+"""What the benchmark scripts share: a throwaway environment (database, Redis prefix, secrets), processes, tables."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import redis
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+
+from exact import Connection
+from exact.cli import finish_connect
+from exact.factory import oauth_from_settings
+from receiver.handoff import build_message
+from runtime.crypto import TokenCipher
+from runtime.db import make_engine, make_session_factory, session_scope
+from runtime.migrate import upgrade
+from runtime.redis import clear_prefix, sync_client
+from runtime.settings import Settings
+from subscriptions.models import Subscription
+from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
+
+__all__ = [
+    "BenchEnv",
+    "bench_env",
+    "connect",
+    "enqueue_events",
+    "environment",
+    "peak_rss_mb",
+    "print_table",
+    "start",
+    "start_worker",
+    "stop",
+    "track",
+    "wait_http",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class BenchEnv:
+    settings: Settings
+    workdir: Path
+
+
+@contextmanager
+def bench_env(**overrides: object) -> Iterator[BenchEnv]:
+    """A migrated SQLite database in a temp dir and a Redis prefix of its own, both removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="exact-pipeline-bench-"))
+    base = Settings(
+        database_url=f"sqlite:///{workdir / 'bench.db'}",
+        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_prefix=f"exact-pipeline-bench-{uuid.uuid4().hex[:8]}:",
+        exact_client_id="0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+        exact_client_secret=SecretStr("sandbox-client-secret"),
+        exact_redirect_uri="http://127.0.0.1:9/callback",
+        exact_webhook_secret=SecretStr("bench-webhook-secret"),
+        token_encryption_key=SecretStr(Fernet.generate_key().decode()),
+        log_level="WARNING",
+    )
+    settings = base.model_copy(update=overrides)
+    upgrade(settings.database_url)
+    try:
+        yield BenchEnv(settings, workdir)
+    finally:
+        clear_prefix(sync_client(settings.redis_url), settings.redis_prefix)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def track(settings: Settings, pairs: Sequence[tuple[int, str]]) -> int:
+    """A stored connection (dummy tokens) with these subscriptions, so the receiver accepts their webhooks."""
+    cipher = TokenCipher(settings.secret("token_encryption_key"))
+    sessions = make_session_factory(make_engine(settings.database_url))
+    now = datetime.now(UTC)
+    with session_scope(sessions) as session:
+        connection = Connection(
+            base_url=settings.exact_base_url, client_id=str(settings.exact_client_id), user_id=str(uuid.uuid4()),
+            access_token_enc=cipher.encrypt("a"), refresh_token_enc=cipher.encrypt("r"), token_issued_at=now,
+            access_expires_at=now,
+        )  # fmt: skip
+        session.add(connection)
+        session.flush()
+        for division, topic in pairs:
+            session.add(Subscription(connection_id=connection.id, division=division, topic=topic, state="active",
+                                     callback_url=settings.callback_url))  # fmt: skip
+        return connection.id
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXACT_", "PUSH_", "DATABASE", "REDIS", "SINKS"))}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[name.upper()] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(timeout=5)
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing answered at {url}")
+        time.sleep(0.1)
+
+
+def peak_rss_mb(pid: int) -> tuple[float, float]:
+    """Peak resident memory (VmHWM) in MiB: the largest single process of the tree at `pid`, and the tree's sum."""
+    peaks = []
+    for p in [pid, *_descendants(pid)]:
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except FileNotFoundError:
+            continue
+        peaks += [int(line.split()[1]) for line in lines if line.startswith("VmHWM:")]
+    return round(max(peaks, default=0) / 1024, 1), round(sum(peaks) / 1024, 1)
+
+
+def _descendants(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return []
+    return [d for child in children for d in (int(child), *_descendants(int(child)))]
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A plain Markdown table, so BENCHMARKS.md can take it as printed."""
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
+    sys.stdout.flush()
+
+
+def connect(settings: Settings) -> int:
+    """A connection to the sandbox through its OAuth flow (it approves at once), stored as `connect` does."""
+    oauth = oauth_from_settings(settings)
+    url, _state = oauth.authorize_url()
+    location = httpx.URL(httpx.get(url, follow_redirects=False).headers["location"])
+    connection_id, _user, _divisions = finish_connect(settings, oauth.exchange_code(location.params["code"]))
+    return connection_id
+
+
+def enqueue_events(settings: Settings, client: redis.Redis, division: int, topic: str, keys: Sequence[str]) -> None:
+    """The Celery messages the receiver would have enqueued for webhooks about these keys, pushed the same way."""
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000")
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        event = {
+            "event_id": uuid.uuid4().hex, "division": division, "topic": topic, "key": key, "action": "Update",
+            "event_created_on": created, "client_id": settings.exact_client_id, "received_at": time.time(),
+        }  # fmt: skip
+        pipe.lpush(settings.redis_prefix + EVENTS_QUEUE, build_message(event))
+    pipe.execute()
+
+
+def start_worker(settings: Settings, workdir: Path, concurrency: int = 2) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--pool", "prefork", "-c",
+            str(concurrency), "-Q", f"{EVENTS_QUEUE},{DELIVERIES_QUEUE}", "--loglevel", "WARNING", "--without-gossip",
+            "--without-mingle", "--without-heartbeat"]  # fmt: skip
+    worker = start(argv, environment(settings), workdir / "worker.log")
+    time.sleep(3)  # connected and consuming
+    return worker

@@ -1,0 +1,139 @@
+"""Exact calls per change: bursts handled by a real Celery worker, against one GET per webhook event.
+
+For each scenario the sandbox creates the changes, and the events the receiver would have enqueued for them (the same
+Celery messages, pushed the same way) go onto the events queue; a real worker process (prefork, 2 children) then
+coalesces, fetches and writes the SQL mirror. Exact calls are the sandbox's own counter, under the default budget of
+60 calls a minute per division. The baseline, measured in the same run, fetches each changed record with one GET
+(the sandbox's limit is lifted for it, or 10,000 GETs would take 167 minutes).
+
+    python -m bench.efficiency [--sizes 10,100,1000,10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import httpx
+import redis
+from sqlalchemy import func, select
+
+from bench.common import bench_env, connect, enqueue_events, peak_rss_mb, print_table, start_worker, stop
+from exact.factory import client_from_settings
+from runtime.db import make_engine, make_session_factory, session_scope
+from runtime.serving import ServerThread
+from runtime.settings import Settings
+from sandbox.app import create_sandbox_app
+from sandbox.config import SandboxConfig
+from subscriptions.models import Subscription
+from workers.coalesce import Lane
+from workers.context import WorkerContext
+from workers.models import MirrorRecord
+from workers.tasks import sync_lane
+from workers.topics import spec_of
+
+SPREAD = [(d, t) for d in (101, 202) for t in ("Accounts", "Contacts", "Items", "SalesInvoices", "PurchaseOrders")]
+
+
+class Run:
+    def __init__(self, settings: Settings, sandbox_url: str, connection_id: int) -> None:
+        self.settings, self.sandbox_url, self.connection_id = settings, sandbox_url, connection_id
+        self.sessions = make_session_factory(make_engine(settings.database_url))
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.http = httpx.Client(base_url=f"{sandbox_url}/_sandbox", timeout=120)
+
+    def calls(self, **filters: object) -> int:
+        return int(self.http.get("/calls", params={k: str(v) for k, v in filters.items()}).json()["total"])
+
+    def prime(self, pairs: list[tuple[int, str]]) -> None:
+        """Walk each lane once, so the scenarios measure changes, not the seeded records."""
+        ctx = WorkerContext(self.settings, self.sessions, self.redis)
+        with session_scope(self.sessions) as session:
+            for division, topic in pairs:
+                session.add(Subscription(connection_id=self.connection_id, division=division, topic=topic,
+                                         state="active", callback_url=self.settings.callback_url))  # fmt: skip
+        for division, topic in pairs:
+            sync_lane(ctx, Lane(self.connection_id, division, topic), owner="bench-prime")
+
+    def mirrored(self, pairs: list[tuple[int, str]]) -> int:
+        with self.sessions() as session:
+            return sum(int(session.scalar(select(func.count()).select_from(MirrorRecord).where(
+                MirrorRecord.division == d, MirrorRecord.topic == t)) or 0) for d, t in pairs)  # fmt: skip
+
+    def burst(self, pairs: list[tuple[int, str]], size: int, timeout: float = 240.0) -> tuple[int, int, float]:
+        """`size` creates spread evenly over `pairs`; returns (Exact calls, 429s, seconds until all mirrored)."""
+        before, before_429, expected = self.calls(), self.calls(status=429), self.mirrored(pairs) + size
+        started = time.monotonic()
+        for n, (division, topic) in enumerate(pairs):
+            count = size // len(pairs) + (1 if n < size % len(pairs) else 0)
+            spec = spec_of(topic)
+            assert spec is not None
+            ids = self.http.post(f"/records/{division}/{spec.path}/bulk", json={"count": count}).json()["ids"]
+            enqueue_events(self.settings, self.redis, division, topic, ids)
+        while self.mirrored(pairs) < expected:
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"only {self.mirrored(pairs)} of {expected} mirrored after {timeout}s")
+            time.sleep(0.2)
+        return self.calls() - before, self.calls(status=429) - before_429, time.monotonic() - started
+
+    def naive(self, pairs: list[tuple[int, str]], size: int) -> int:
+        """The baseline: one GET per changed record (limits lifted), as an integration without coalescing does."""
+        self.http.post("/config", json={"minute_limit": 10**9, "day_limit": 10**9})
+        client = client_from_settings(self.settings.model_copy(update={"rate_limit_per_minute": 10**9,
+                                                                       "rate_limit_per_day": 10**9}),
+                                      self.sessions, self.connection_id)  # fmt: skip
+        before = self.calls()
+        for n, (division, topic) in enumerate(pairs):
+            count = size // len(pairs) + (1 if n < size % len(pairs) else 0)
+            spec = spec_of(topic)
+            assert spec is not None
+            ids = self.http.post(f"/records/{division}/{spec.path}/bulk", json={"count": count}).json()["ids"]
+            for key in ids:
+                client.request("GET", division, f"{spec.path}(guid'{key}')", params={"$select": "ID"})
+        calls = self.calls() - before
+        self.http.post("/config", json={"minute_limit": 60, "day_limit": 5000})
+        self.http.post("/limits/reset")
+        return calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10,100,1000,10000")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    config = SandboxConfig(day_limit=10**6)  # the day's 5,000 would end a long run; the minute stays at 60
+    with ServerThread(create_sandbox_app(config)) as sandbox, bench_env(
+        exact_base_url=sandbox.url, sinks="sql", rate_limit_per_day=10**6
+    ) as env:  # fmt: skip
+        settings = env.settings
+        connection_id = connect(settings)
+        run = Run(settings, sandbox.url, connection_id)
+        one = [(101, "Contacts")]
+        run.prime(one + [p for p in SPREAD if p not in one])
+        worker = start_worker(settings, env.workdir)
+        rows = []
+        try:
+            time.sleep(3)
+            for label, pairs in (("1 division, 1 topic", one), ("10 lanes (2 divisions x 5 topics)", SPREAD)):
+                for size in sizes:
+                    if len(pairs) > size:
+                        continue
+                    calls, limited, seconds = run.burst(pairs, size)
+                    rows.append([label, f"{size:,}", calls, f"{calls / size:.4f}", limited, f"{seconds:.1f}"])
+            worker_rss = peak_rss_mb(worker.pid)
+        finally:
+            stop(worker)
+        baseline = [run.naive(one, size) / size for size in sizes if size <= 1000]
+        print_table(
+            "Exact calls per change: coalesced bursts through a real worker (default budget: 60 a minute)",
+            ["scenario", "changes", "Exact calls", "calls per change", "429s", "seconds to mirror"],
+            rows,
+        )
+        print(f"\nbaseline, one GET per webhook event (measured for {', '.join(str(s) for s in sizes if s <= 1000)}): "
+              f"{', '.join(f'{b:.3f}' for b in baseline)} calls per change")  # fmt: skip
+        print("target: <= 0.005 calls per change on bursts of 1,000 or more, and no 429")
+        print(f"worker peak RSS: largest process {worker_rss[0]} MiB, all processes {worker_rss[1]} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Receiver throughput and latency: signed webhooks through the real receiver against a bare Starlette endpoint.
+
+Both run under uvicorn with the same options (one process, uvloop and httptools, no access log), on this machine,
+in the same run; the receiver verifies the HashCode, validates, deduplicates and enqueues into a real Redis. wrk
+(one thread, 32 connections) measures peak throughput, then latency at 70% of each peak (paced connections).
+
+    python -m bench.receiver [--seconds 10] [--bodies 150000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.common import bench_env, environment, peak_rss_mb, print_table, start, stop, track, wait_http
+from runtime.serving import free_port
+from sandbox.signature import signed_body
+
+LUA = Path(__file__).with_name("wrk_post.lua")
+CONNECTIONS = 32
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        sys.exit("wrk is needed (Debian: apt-get install wrk)")
+    return found
+
+
+def write_bodies(path: Path, count: int, secret: str, client_id: str) -> None:
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000")
+    with path.open("wb") as out:
+        for _ in range(count):
+            key = str(uuid.uuid4())
+            content = {"Topic": "Accounts", "ClientId": client_id, "Division": 101, "Action": "Update", "Key": key,
+                       "ExactOnlineEndpoint": f"https://start.exactonline.nl/api/v1/101/crm/Accounts(guid'{key}')",
+                       "EventCreatedOn": created}  # fmt: skip
+            out.write(signed_body(content, secret) + b"\n")
+
+
+def wrk(url: str, bodies: Path, seconds: int, delay_ms: float = 0.0) -> dict[str, float]:
+    env = {"BODIES": str(bodies), "THREADS": "1", "DELAY_MS": f"{delay_ms:.3f}", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([ensure_wrk(), "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(LUA), url],
+                            env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures["rps"] = figures["requests"] / figures["seconds"]
+    return dict(figures)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--bodies", type=int, default=150_000)
+    args = parser.parse_args()
+    ensure_wrk()
+    with bench_env(webhook_max_body_bytes=64 * 1024) as env:
+        settings = env.settings
+        track(settings, [(101, "Accounts")])
+        bodies = env.workdir / "bodies.txt"
+        write_bodies(bodies, args.bodies, settings.secret("exact_webhook_secret"), str(settings.exact_client_id))
+        ports = {"receiver": free_port(), "bare": free_port()}
+        py = sys.executable
+        receiver = start([py, "-m", "runtime.cli", "receiver", "--port", str(ports["receiver"])],
+                         environment(settings), env.workdir / "receiver.log")  # fmt: skip
+        bare = start([py, "-m", "uvicorn", "bench.bare_app:app", "--port", str(ports["bare"]), "--log-level",
+                      "warning", "--no-access-log"], environment(settings), env.workdir / "bare.log")  # fmt: skip
+        try:
+            wait_http(f"http://127.0.0.1:{ports['receiver']}/healthz", receiver)
+            wait_http(f"http://127.0.0.1:{ports['bare']}/webhooks/exact", bare)
+            rows, peaks = [], {}
+            for name in ("bare", "receiver"):
+                url = f"http://127.0.0.1:{ports[name]}/webhooks/exact"
+                wrk(url, bodies, 2)  # warm up
+                peak = wrk(url, bodies, args.seconds)
+                peaks[name] = peak["rps"]
+                # Paced: each connection waits between requests so that together they offer 70% of the peak rate.
+                pause = CONNECTIONS * 1000 / (0.7 * peak["rps"]) - peak["p50_ms"]
+                paced = wrk(url, bodies, args.seconds, delay_ms=max(pause, 0.0))
+                rows.append([name, f"{peak['rps']:,.0f}", f"{peak['p50_ms']:.2f}", f"{peak['p99_ms']:.2f}",
+                             int(peak["non2xx"] + peak["socket_errors"]), f"{paced['rps']:,.0f}",
+                             f"{paced['p50_ms']:.2f}", f"{paced['p99_ms']:.2f}"])  # fmt: skip
+            ratio = peaks["receiver"] / peaks["bare"]
+            print_table(
+                f"Receiver vs bare Starlette, {args.seconds}s each, wrk -t1 -c{CONNECTIONS}",
+                ["endpoint", "peak req/s", "p50 ms", "p99 ms", "errors", "req/s at 70%", "p50 ms", "p99 ms"],
+                rows,
+            )
+            rss = peak_rss_mb(receiver.pid)
+            print(f"\nreceiver/bare throughput ratio: {ratio:.2f} (target >= 0.50)")
+            print(f"receiver peak RSS: {rss[0]} MiB; bodies: {args.bodies:,} unique (more requests than that are "
+                  "answered as duplicates)")  # fmt: skip
+        finally:
+            stop(receiver)
+            stop(bare)
+
+
+if __name__ == "__main__":
+    main()

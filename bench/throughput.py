@@ -1,0 +1,145 @@
+"""Sustained throughput of one division under the default budget of 60 Exact calls a minute.
+
+The sandbox takes a steady stream of new records in one division, spread over three topics, and the events the
+receiver would enqueue for them go onto the events queue as they are made (the receiver's own rate is
+bench/receiver.py's). A real worker (prefork, 2 children) coalesces, fetches and delivers. Nothing is scaled: the
+budget is Exact's real 60 calls a minute, which the runs outlast, so the figure shows whether the budget or this
+machine is the limit. The `sql` sink alone, then `sql,http` with a verifying push target in this process.
+
+    python -m bench.throughput [--seconds 60] [--rate 1000] [--http-rate 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import secrets
+import time
+from collections.abc import Callable
+
+import httpx
+import redis
+from pydantic import SecretStr
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bench.common import bench_env, connect, enqueue_events, peak_rss_mb, print_table, start_worker, stop
+from ops.push_target import PushTarget
+from runtime.db import make_engine, make_session_factory, session_scope
+from runtime.serving import ServerThread
+from runtime.settings import Settings
+from sandbox.app import create_sandbox_app
+from sandbox.config import SandboxConfig
+from subscriptions.models import Subscription
+from workers.coalesce import Lane
+from workers.context import WorkerContext
+from workers.models import Delivery, MirrorRecord
+from workers.tasks import sync_lane
+from workers.topics import spec_of
+
+DIVISION = 101
+TOPICS = ("Accounts", "Contacts", "SalesInvoices")
+
+
+def run(settings: Settings, sandbox_url: str, seconds: float, rate: float, done: Callable[[], int]) -> dict[str, float]:
+    """Offer `rate` changes a second for `seconds`; wait until `done()` counts them all; return the figures."""
+    client = redis.Redis.from_url(settings.redis_url)
+    http = httpx.Client(base_url=f"{sandbox_url}/_sandbox", timeout=120)
+    calls_before = int(http.get("/calls", params={"division": DIVISION}).json()["total"])
+    limited_before = int(http.get("/calls", params={"status": 429}).json()["total"])
+    start_count, offered, started = done(), 0, time.monotonic()
+    tick = 0.5
+    while (elapsed := time.monotonic() - started) < seconds:
+        due = int(rate * (elapsed + tick)) - offered
+        for n, topic in enumerate(TOPICS):
+            count = due // len(TOPICS) + (1 if n < due % len(TOPICS) else 0)
+            spec = spec_of(topic)
+            assert spec is not None
+            if not count:
+                continue
+            ids = http.post(f"/records/{DIVISION}/{spec.path}/bulk", json={"count": count}).json()["ids"]
+            enqueue_events(settings, client, DIVISION, topic, ids)
+        offered += due
+        time.sleep(max(0.0, started + (offered / rate) - time.monotonic()))
+    offering = time.monotonic() - started
+    deadline = time.monotonic() + 180
+    while done() - start_count < offered and time.monotonic() < deadline:
+        time.sleep(0.25)
+    total = time.monotonic() - started
+    delivered = done() - start_count
+    calls = int(http.get("/calls", params={"division": DIVISION}).json()["total"]) - calls_before
+    return {"offered": offered, "offering_s": offering, "delivered": delivered, "total_s": total,
+            "per_minute": delivered / total * 60, "calls": calls, "calls_per_minute": calls / total * 60,
+            "limited": int(http.get("/calls", params={"status": 429}).json()["total"]) - limited_before}  # fmt: skip
+
+
+def settle(sessions: sessionmaker[Session], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    query = select(func.count()).where(Delivery.state.in_(("pending", "sending")))
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            if not session.scalar(query):
+                return
+        time.sleep(0.25)
+    raise RuntimeError("the seeded records' pushes did not settle")
+
+
+def counter(sessions: sessionmaker[Session], pushes: bool) -> Callable[[], int]:
+    """Records in the mirror, or pushes the target acknowledged."""
+    query = select(func.count()).where(Delivery.state == "delivered") if pushes else select(func.count()).select_from(
+        MirrorRecord)  # fmt: skip
+
+    def count() -> int:
+        with sessions() as session:
+            return int(session.scalar(query) or 0)
+
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=1000.0, help="changes a second offered to the sql sink run")
+    parser.add_argument("--http-rate", type=float, default=150.0, help="changes a second offered to the http run")
+    args = parser.parse_args()
+    rows, rss = [], {}
+    push = PushTarget("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+    with ServerThread(create_sandbox_app(SandboxConfig(day_limit=10**6))) as sandbox, ServerThread(push.app()) as pt:
+        for sinks, rate in (("sql", args.rate), ("sql,http", args.http_rate)):
+            overrides = {"exact_base_url": sandbox.url, "sinks": sinks, "rate_limit_per_day": 10**6,
+                         "push_url": f"{pt.url}/push", "push_secret": SecretStr(push.secret)}  # fmt: skip
+            with bench_env(**overrides) as env:
+                settings = env.settings
+                sessions = make_session_factory(make_engine(settings.database_url))
+                connection_id = connect(settings)
+                ctx = WorkerContext(settings, sessions, redis.Redis.from_url(settings.redis_url))
+                with session_scope(sessions) as session:
+                    for topic in TOPICS:
+                        session.add(Subscription(connection_id=connection_id, division=DIVISION, topic=topic,
+                                                 state="active", callback_url=settings.callback_url))  # fmt: skip
+                for topic in TOPICS:  # the seeded records first, so the run counts only its own changes
+                    sync_lane(ctx, Lane(connection_id, DIVISION, topic), owner="bench-prime")
+                worker = start_worker(settings, env.workdir)
+                settle(sessions)  # the seeded records' pushes go out before the clock starts
+                try:
+                    figures = run(settings, sandbox.url, args.seconds, rate, counter(sessions, "http" in sinks))
+                    rss[sinks] = peak_rss_mb(worker.pid)
+                finally:
+                    stop(worker)
+                rows.append([sinks, f"{rate * 60:,.0f}", f"{figures['offered']:,}", f"{figures['delivered']:,}",
+                             f"{figures['total_s']:.0f}", f"{figures['per_minute']:,.0f}", figures["calls"],
+                             f"{figures['calls_per_minute']:.1f}", figures["limited"]])  # fmt: skip
+    print_table(
+        f"Sustained throughput, one division, 3 topics, {args.seconds:.0f}s of offered load, real 60-a-minute budget",
+        ["sinks", "offered a minute", "offered", "delivered", "seconds until all delivered", "delivered a minute",
+         "Exact calls", "calls a minute", "429s"],
+        rows,
+    )  # fmt: skip
+    print("\ntarget: >= 30,000 changes a minute with the sql sink; 'delivered' counts the mirror for sql and the "
+          "pushes acknowledged by the target for sql,http")  # fmt: skip
+    for sinks, (largest, total) in rss.items():
+        print(f"worker peak RSS ({sinks}): largest process {largest} MiB, all processes {total} MiB")
+
+
+if __name__ == "__main__":
+    main()
