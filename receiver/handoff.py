@@ -14,6 +14,7 @@ is right: the message is already on the queue.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -22,6 +23,7 @@ import uuid
 from typing import Any
 
 import redis.asyncio
+from redis.exceptions import NoScriptError
 
 from workers.names import EVENTS_QUEUE, HANDLE_EVENT
 
@@ -75,13 +77,23 @@ def build_message(event: dict[str, Any], *, queue: str = EVENTS_QUEUE, task: str
 
 
 class Handoff:
-    """`await handoff.submit(event)` → True when enqueued, False when a duplicate within the window."""
+    """`await handoff.submit(event)` → True when enqueued, False when a duplicate within the window.
 
-    def __init__(self, client: redis.asyncio.Redis, *, prefix: str, dedupe_seconds: int) -> None:
+    Events submitted while a round trip is under way go out together in the next one, as one pipeline of script
+    calls (a group commit): each request still waits for its own event's result, so a 200 still means "in Redis",
+    while the per-call cost of the Redis client is paid once per batch instead of once per webhook.
+    """
+
+    def __init__(self, client: redis.asyncio.Redis, *, prefix: str, dedupe_seconds: int, max_batch: int = 256) -> None:
+        self._client = client
         self._script = client.register_script(_DEDUPE_AND_PUSH)
         self._prefix = prefix
         self._queue_key = f"{prefix}{EVENTS_QUEUE}"
         self._dedupe_seconds = dedupe_seconds
+        self._max_batch = max_batch
+        self._waiting: list[tuple[list[str], list[str | int | bytes], asyncio.Future[bool]]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._loaded = False
 
     @property
     def queue_key(self) -> str:
@@ -91,7 +103,40 @@ class Handoff:
         keys = [f"{self._prefix}dedupe:{event['event_id']}", self._queue_key, f"{self._prefix}{LAST_WEBHOOK_KEY}"]
         pair = f"{event['division']}:{str(event['topic']).lower()}"
         args: list[str | int | bytes] = [self._dedupe_seconds, build_message(event), pair, int(event["received_at"])]
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((keys, args, done))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+        return await done
+
+    async def _send(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+            results = await self._run(batch)
+            if any(isinstance(r, redis.ConnectionError) for r in results):
+                # A pooled connection that died with a Redis restart: once more on a fresh one. Safe to repeat,
+                # since an event that did get in is then answered as a duplicate, and it is on the queue once.
+                results = await self._run(batch)
+            if any(isinstance(r, NoScriptError) for r in results):
+                # Redis restarted (or flushed its scripts) since we loaded ours: load it once and try again.
+                results = await self._run(batch, load=True)
+            for (_, _, done), result in zip(batch, results, strict=True):
+                if done.cancelled():
+                    continue
+                if isinstance(result, BaseException):
+                    done.set_exception(HandoffFailed(type(result).__name__))
+                else:
+                    done.set_result(bool(result))
+
+    async def _run(self, batch: list[tuple[list[str], list[str | int | bytes], Any]], load: bool = False) -> list[Any]:
+        """One round trip: EVALSHA per event in a pipeline (never SCRIPT EXISTS first, as redis-py's would)."""
         try:
-            return bool(await self._script(keys=keys, args=args))
+            if load or not self._loaded:
+                await self._client.script_load(_DEDUPE_AND_PUSH)
+                self._loaded = True
+            pipe = self._client.pipeline(transaction=False)
+            for keys, args, _ in batch:
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
         except (redis.RedisError, OSError) as exc:
-            raise HandoffFailed(type(exc).__name__) from exc
+            return [exc] * len(batch)

@@ -75,3 +75,17 @@ def test_redis_down_gives_503_then_the_retry_is_accepted_once(
         assert outcomes == ["enqueued", "duplicate"]
         assert httpx.get(f"{server.url}/readyz", timeout=20).status_code == 200
         assert redis.Redis.from_url(private_redis.url).llen(settings.redis_prefix + EVENTS_QUEUE) == 1
+
+
+def test_a_redis_restart_between_webhooks_reloads_the_script(
+    settings: Settings, tracked: None, private_redis: PrivateRedis
+) -> None:
+    settings = settings.model_copy(update={"redis_url": private_redis.url})
+    with ServerThread(create_app(settings)) as server:
+        first = httpx.post(f"{server.url}/webhooks/exact", content=signed_webhook(), timeout=20)
+        assert first.json()["outcome"] == "enqueued"
+        private_redis.stop()
+        private_redis.start()  # empty, and without our script: EVALSHA answers NOSCRIPT
+        second = httpx.post(f"{server.url}/webhooks/exact", content=signed_webhook(), timeout=20)
+        assert second.json()["outcome"] == "enqueued", second.text
+        assert redis.Redis.from_url(private_redis.url).llen(settings.redis_prefix + EVENTS_QUEUE) == 1
