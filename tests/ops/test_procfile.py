@@ -56,7 +56,7 @@ def test_honcho_runs_web_worker_and_beat_end_to_end(
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PORT", None)
     honcho = subprocess.Popen([str(Path(sys.executable).parent / "honcho"), "start", "-f", str(PROCFILE), "-d",
-                               str(tmp_path), "-p", str(port)], env=env, stdout=subprocess.PIPE,
+                               str(tmp_path), "-p", str(port)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
         _wait("receiver", lambda: _answers(f"http://127.0.0.1:{port}/readyz"), 60, honcho)
