@@ -6,7 +6,7 @@ bench/receiver.py's). A real worker (prefork, 2 children) coalesces, fetches and
 budget is Exact's real 60 calls a minute, which the runs outlast, so the figure shows whether the budget or this
 machine is the limit. The `sql` sink alone, then `sql,http` with a verifying push target in this process.
 
-    python -m bench.throughput [--seconds 60] [--rate 1000] [--http-rate 150]
+    python -m bench.throughput [--seconds 30] [--rate 1000] [--http-rate 150]
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def counter(sessions: sessionmaker[Session], pushes: bool) -> Callable[[], int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=1000.0, help="changes a second offered to the sql sink run")
     parser.add_argument("--http-rate", type=float, default=150.0, help="changes a second offered to the http run")
     args = parser.parse_args()
