@@ -86,10 +86,5 @@ def create_app(settings: Settings) -> Starlette:
 def create_app_from_env() -> Starlette:
     """Factory for `uvicorn --factory` and `exact-pipeline receiver`."""
     settings = get_settings()
-    configure_logging(settings.log_level, secrets=_secrets(settings))
+    configure_logging(settings.log_level, secrets=settings.secret_values())
     return create_app(settings)
-
-
-def _secrets(settings: Settings) -> list[str]:
-    names = ("exact_client_secret", "exact_webhook_secret", "token_encryption_key", "push_secret", "commands_token")
-    return [v.get_secret_value() for n in names if (v := getattr(settings, n)) is not None]

@@ -1,14 +1,16 @@
 """`POST /webhooks/exact` and the health, readiness and metrics endpoints.
 
 The webhook's path, in order, each step answering as soon as it can:
-size cap (Content-Length, then streamed bytes) → 413; empty body (Exact's validation POST) → 200; HashCode on the
-raw `Content` bytes → 401; pydantic → 400; tracked pair (in memory) → 200 "untracked"; one Redis round trip that
-dedupes and enqueues → 200 "duplicate" / 200 "enqueued", or 503 when Redis did not take it. No database read or
-write on that path: the tracked pairs are cached (tracking.py) and the event is handed on through Redis only.
+size cap (Content-Length, then streamed bytes) → 413; a body slower than the timeout → 408; empty body (Exact's
+validation POST) → 200; HashCode on the raw `Content` bytes → 401; pydantic → 400; tracked pair (in memory) → 200
+"untracked"; one Redis round trip that dedupes and enqueues → 200 "duplicate" / 200 "enqueued", or 503 when Redis
+did not take it. No database read or write on that path: the tracked pairs are cached (tracking.py) and the event is
+handed on through Redis only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -82,7 +84,8 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
 
 
 async def _handle(request: Request, state: State) -> Outcome:
-    body = await _read_body(request, state["settings"].webhook_max_body_bytes)
+    settings = state["settings"]
+    body = await _read_body(request, settings.webhook_max_body_bytes, settings.webhook_body_timeout_seconds)
     if isinstance(body, Outcome):
         return body
     content = _parse(body, state["secret"])
@@ -100,12 +103,16 @@ async def _handle(request: Request, state: State) -> Outcome:
     return await _hand_on(state, content)
 
 
-async def _read_body(request: Request, limit: int) -> bytes | Outcome:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes | Outcome:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         return Outcome(413, "too_large", f"body over {limit} bytes")  # before reading a byte of it
     try:
-        body = await _read_capped(request, limit)
+        async with asyncio.timeout(timeout):
+            body = await _read_capped(request, limit)
+    except TimeoutError:
+        # A body trickling in (slow loris) would hold a connection and its memory for as long as the sender likes.
+        return Outcome(408, "timeout", f"body not received within {timeout:g}s")
     except ClientDisconnect:
         return Outcome(400, "disconnected", "body incomplete")  # nobody is left to read it; counted and logged
     if body is None:

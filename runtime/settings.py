@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     redis_prefix: str = Field("exact-pipeline:", description="Prefix of every Redis key, the Celery broker's too")
     log_level: str = "INFO"
     webhook_max_body_bytes: int = 64 * 1024
+    # The whole body must arrive within this; Exact sends a few hundred bytes at once.
+    webhook_body_timeout_seconds: float = 10.0
     dedupe_window_seconds: int = 24 * 3600
     coalesce_window_seconds: float = 2.0
     delta_sync_minutes: float = 15.0
@@ -96,6 +98,11 @@ class Settings(BaseSettings):
                 missing.append(name.upper())
         if missing:
             raise MissingSetting(*missing)
+
+    def secret_values(self) -> list[str]:
+        """Every secret that is set, for the log redactor: none of them may ever reach a log line."""
+        names = ("exact_client_secret", "exact_webhook_secret", "token_encryption_key", "push_secret", "commands_token")
+        return [v.get_secret_value() for n in names if (v := getattr(self, n)) is not None]
 
     def secret(self, name: str) -> str:
         """The plain value of a secret setting, after `require`."""

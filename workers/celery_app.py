@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, signals
 
+from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
 from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
 from workers.schedule import beat_schedule
@@ -49,3 +50,10 @@ def make_celery(settings: Settings, *, include: tuple[str, ...] = ()) -> Celery:
 
 
 app = make_celery(get_settings(), include=("workers.tasks", "workers.deliveries", "subscriptions.tasks"))
+
+
+@signals.setup_logging.connect  # type: ignore[untyped-decorator]
+def _json_logs(**_: object) -> None:
+    """Workers and beat log JSON lines with secrets masked, like the receiver; Celery's own lines included."""
+    settings = get_settings()
+    configure_logging(settings.log_level, secrets=settings.secret_values())

@@ -55,6 +55,14 @@ class TestRequests:
         name = "O'Brien 7"
         quoted = Query(filter=f"Name eq {string_literal(name)}", select=["ID", "Name"])
         assert [r["Name"] for r in client.iter_records(101, "crm/Accounts", quoted)] == ["O'Brien 7"]
+        # Unicode, URL metacharacters and an encoded quote reach Exact as the same characters, and match only
+        # themselves.
+        for tricky in ("Zoë & Ünal 'Q'", "a/b?c=d#e%27 or 1 eq 1", "‮evil"):
+            created = client.create(101, "crm/Accounts", {"Name": tricky})
+            query = Query(filter=f"Name eq {string_literal(tricky)}", select=["ID", "Name"])
+            assert [(r["ID"], r["Name"]) for r in client.iter_records(101, "crm/Accounts", query)] == [
+                (created["ID"], tricky)
+            ]
 
     def test_create_get_update_delete(self, connected: Connected) -> None:
         client = connected.client()

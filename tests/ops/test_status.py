@@ -7,16 +7,18 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 import redis
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from exact import Connection
-from exact.factory import limiter_from_settings
+from exact import Connection, NeedsConsent
+from exact.factory import client_from_settings, limiter_from_settings, oauth_from_settings
 from receiver.handoff import LAST_WEBHOOK_KEY
 from runtime.cli import _mount, app
+from runtime.crypto import TokenCipher
 from runtime.db import session_scope
 from runtime.settings import Settings, get_settings
 from subscriptions.models import Subscription
@@ -101,3 +103,28 @@ def test_the_table_says_needs_consent_and_silent(sandboxed: Settings, session_fa
     assert result.exit_code == 0, result.output
     assert "needs consent" in result.output
     assert "(silent)" in result.output
+
+
+def test_a_refresh_token_rotated_elsewhere_ends_in_needs_consent_and_status_says_so(
+    sandboxed: Settings, session_factory: sessionmaker[Session], sandbox: ServerThread
+) -> None:
+    settings = sandboxed
+    connection_id = connect_to(settings)
+    with session_factory() as session:
+        row = session.get(Connection, connection_id)
+        assert row is not None
+        ours = TokenCipher(settings.secret("token_encryption_key")).decrypt(row.refresh_token_enc)
+    # Another integration holding the same refresh token uses it: Exact rotates it, and ours is dead.
+    httpx.post(f"{sandbox.url}/_sandbox/clock/advance", json={"seconds": 600})
+    oauth_from_settings(settings).refresh(ours)
+    with session_scope(session_factory) as session:
+        session.execute(update(Connection).values(token_issued_at=datetime.now(UTC) - timedelta(seconds=600)))
+    client = client_from_settings(settings, session_factory, connection_id)
+    for _ in range(3):
+        with pytest.raises(NeedsConsent):
+            client.me()
+    stats = httpx.get(f"{sandbox.url}/_sandbox/oauth").json()
+    assert stats["rotated_token_uses"] == 1  # tried once, then no loop against the token endpoint
+    [connection] = _status(settings)["connections"]  # type: ignore[misc]
+    assert connection["needs_consent"] is True
+    assert connection["consent_error"]

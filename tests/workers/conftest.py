@@ -80,6 +80,7 @@ class Pipeline:
     connection_id: int
     service: SubscriptionService
     start_worker: Callable[..., subprocess.Popen[bytes]]
+    log_dir: Path  # worker<N>.log of each worker started
 
     def control(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         # Generous: during a burst the sandbox, receiver and push target share this process with 1,000 deliveries.
@@ -187,7 +188,9 @@ def pipeline(settings: Settings, sandbox: ServerThread, session_factory: session
                 workers.append(process)
                 return process
 
-            current = [Pipeline(settings, sandbox, push, session_factory, connection_id, service, start_worker)]
+            current = [
+                Pipeline(settings, sandbox, push, session_factory, connection_id, service, start_worker, tmp_path)
+            ]
             try:
                 yield current[0]
             finally:
