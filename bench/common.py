@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from exact import Connection
 from exact.cli import finish_connect
 from exact.factory import oauth_from_settings
+from ops.children import Children
 from receiver.handoff import build_message
 from runtime.crypto import TokenCipher
 from runtime.db import make_engine, make_session_factory, session_scope
@@ -30,6 +31,7 @@ from runtime.migrate import upgrade
 from runtime.redis import clear_prefix, sync_client
 from runtime.settings import Settings
 from subscriptions.models import Subscription
+from workers.celery_app import make_celery
 from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
 
 __all__ = [
@@ -40,11 +42,8 @@ __all__ = [
     "environment",
     "peak_rss_mb",
     "print_table",
-    "start",
     "start_worker",
-    "stop",
     "track",
-    "wait_http",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,42 +99,7 @@ def track(settings: Settings, pairs: Sequence[tuple[int, str]]) -> int:
 
 
 def environment(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXACT_", "PUSH_", "DATABASE", "REDIS", "SINKS"))}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[name.upper()] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
-def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(timeout=5)
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"nothing answered at {url}")
-        time.sleep(0.1)
+    return {**settings.child_environment(os.environ), "PYTHONPATH": str(ROOT)}
 
 
 def peak_rss_mb(pid: int) -> tuple[float, float]:
@@ -190,10 +154,16 @@ def enqueue_events(settings: Settings, client: redis.Redis, division: int, topic
     pipe.execute()
 
 
-def start_worker(settings: Settings, workdir: Path, concurrency: int = 2) -> subprocess.Popen[bytes]:
+def start_worker(children: Children, settings: Settings, concurrency: int = 2) -> subprocess.Popen[bytes]:
+    """A real Celery worker (prefork) on both queues, returned once it answers a ping: it is consuming."""
     argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--pool", "prefork", "-c",
             str(concurrency), "-Q", f"{EVENTS_QUEUE},{DELIVERIES_QUEUE}", "--loglevel", "WARNING", "--without-gossip",
             "--without-mingle", "--without-heartbeat"]  # fmt: skip
-    worker = start(argv, environment(settings), workdir / "worker.log")
-    time.sleep(3)  # connected and consuming
+    worker = children.start("worker", argv, environment(settings))
+    control = make_celery(settings).control
+    deadline = time.monotonic() + 60
+    while not control.ping(timeout=0.5):
+        children.check()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker never answered a ping:\n{children.log_tail('worker')}")
     return worker

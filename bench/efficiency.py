@@ -18,8 +18,9 @@ import httpx
 import redis
 from sqlalchemy import func, select
 
-from bench.common import bench_env, connect, enqueue_events, peak_rss_mb, print_table, start_worker, stop
+from bench.common import bench_env, connect, enqueue_events, peak_rss_mb, print_table, start_worker
 from exact.factory import client_from_settings
+from ops.children import Children
 from runtime.db import make_engine, make_session_factory, session_scope
 from runtime.serving import ServerThread
 from runtime.settings import Settings
@@ -110,10 +111,9 @@ def main() -> None:
         run = Run(settings, sandbox.url, connection_id)
         one = [(101, "Contacts")]
         run.prime(one + [p for p in SPREAD if p not in one])
-        worker = start_worker(settings, env.workdir)
         rows = []
-        try:
-            time.sleep(3)
+        with Children(env.workdir / "logs") as children:
+            worker = start_worker(children, settings)
             for label, pairs in (("1 division, 1 topic", one), ("10 lanes (2 divisions x 5 topics)", SPREAD)):
                 for size in sizes:
                     if len(pairs) > size:
@@ -121,8 +121,6 @@ def main() -> None:
                     calls, limited, seconds = run.burst(pairs, size)
                     rows.append([label, f"{size:,}", calls, f"{calls / size:.4f}", limited, f"{seconds:.1f}"])
             worker_rss = peak_rss_mb(worker.pid)
-        finally:
-            stop(worker)
         baseline = [run.naive(one, size) / size for size in sizes if size <= 1000]
         print_table(
             "Exact calls per change: coalesced bursts through a real worker (default budget: 60 a minute)",

@@ -20,8 +20,9 @@ import httpx
 import redis
 from pydantic import SecretStr
 
-from bench.common import bench_env, connect, environment, print_table, start, start_worker, stop, wait_http
+from bench.common import bench_env, connect, environment, print_table, start_worker
 from exact.factory import client_from_settings
+from ops.children import Children
 from ops.push_target import PushTarget
 from runtime.db import make_engine, make_session_factory
 from runtime.serving import ServerThread, free_port
@@ -52,25 +53,22 @@ def main() -> None:
                 "push_secret": SecretStr(push.secret), "public_url": f"http://127.0.0.1:{port}",
                 "exact_webhook_secret": SecretStr(WEBHOOK_SECRET), "coalesce_window_seconds": window,
             }  # fmt: skip
-            with bench_env(**overrides) as env:
+            with bench_env(**overrides) as env, Children(env.workdir / "logs") as children:
                 settings = env.settings
-                receiver = start([sys.executable, "-m", "runtime.cli", "receiver", "--port", str(port)],
-                                 environment(settings), env.workdir / "receiver.log")  # fmt: skip
-                worker = None
+                children.start("receiver", [sys.executable, "-m", "runtime.cli", "receiver", "--port", str(port)],
+                               environment(settings))  # fmt: skip
                 try:
-                    wait_http(f"{settings.public_url}/readyz", receiver)
+                    children.wait_http("receiver", f"{settings.public_url}/readyz")
                     sessions = make_session_factory(make_engine(settings.database_url))
                     connection_id = connect(settings)
                     client = client_from_settings(settings, sessions, connection_id)
                     service = SubscriptionService(settings, sessions, client, connection_id,
                                                   redis.Redis.from_url(settings.redis_url))  # fmt: skip
                     service.register([101], ["Contacts"])
-                    worker = start_worker(settings, env.workdir)
+                    start_worker(children, settings)
                     samples = measure(sandbox.url, push, args.changes)
                 finally:
-                    for process in (worker, receiver):
-                        if process is not None:
-                            stop(process)
+                    children.stop_all()
                     # The next run registers again; this one's subscription must not keep posting to a dead port.
                     httpx.post(f"{sandbox.url}/_sandbox/webhooks/reset")
                     for sub in httpx.get(f"{sandbox.url}/_sandbox/webhooks/subscriptions").json()["subscriptions"]:

@@ -18,7 +18,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import bench_env, environment, peak_rss_mb, print_table, start, stop, track, wait_http
+from bench.common import bench_env, environment, peak_rss_mb, print_table, track
+from ops.children import Children
 from runtime.serving import free_port
 from sandbox.signature import signed_body
 
@@ -71,13 +72,13 @@ def main() -> None:
         write_bodies(bodies, args.bodies, settings.secret("exact_webhook_secret"), str(settings.exact_client_id))
         ports = {"receiver": free_port(), "bare": free_port()}
         py = sys.executable
-        receiver = start([py, "-m", "runtime.cli", "receiver", "--port", str(ports["receiver"])],
-                         environment(settings), env.workdir / "receiver.log")  # fmt: skip
-        bare = start([py, "-m", "uvicorn", "bench.bare_app:app", "--port", str(ports["bare"]), "--log-level",
-                      "warning", "--no-access-log"], environment(settings), env.workdir / "bare.log")  # fmt: skip
-        try:
-            wait_http(f"http://127.0.0.1:{ports['receiver']}/healthz", receiver)
-            wait_http(f"http://127.0.0.1:{ports['bare']}/webhooks/exact", bare)
+        with Children(env.workdir / "logs") as children:
+            receiver = children.start("receiver", [py, "-m", "runtime.cli", "receiver", "--port",
+                                                   str(ports["receiver"])], environment(settings))  # fmt: skip
+            children.start("bare", [py, "-m", "uvicorn", "bench.bare_app:app", "--port", str(ports["bare"]),
+                                    "--log-level", "warning", "--no-access-log"], environment(settings))  # fmt: skip
+            children.wait_http("receiver", f"http://127.0.0.1:{ports['receiver']}/healthz")
+            children.wait_http("bare", f"http://127.0.0.1:{ports['bare']}/webhooks/exact")
             rows, peaks = [], {}
             for name in ("bare", "receiver"):
                 url = f"http://127.0.0.1:{ports[name]}/webhooks/exact"
@@ -100,9 +101,6 @@ def main() -> None:
             print(f"\nreceiver/bare throughput ratio: {ratio:.2f} (target >= 0.50)")
             print(f"receiver peak RSS: {rss[0]} MiB; bodies: {args.bodies:,} unique (more requests than that are "
                   "answered as duplicates)")  # fmt: skip
-        finally:
-            stop(receiver)
-            stop(bare)
 
 
 if __name__ == "__main__":

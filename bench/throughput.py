@@ -23,7 +23,8 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.common import bench_env, connect, enqueue_events, peak_rss_mb, print_table, start_worker, stop
+from bench.common import bench_env, connect, enqueue_events, peak_rss_mb, print_table, start_worker
+from ops.children import Children
 from ops.push_target import PushTarget
 from runtime.db import make_engine, make_session_factory, session_scope
 from runtime.serving import ServerThread
@@ -109,10 +110,10 @@ def main() -> None:
     with ServerThread(push.app()) as pt:
         for sinks, rate in (("sql", args.rate), ("sql,http", args.http_rate)):
             # A sandbox per run: the second must not start by mirroring the first one's records.
-            sandbox = ServerThread(create_sandbox_app(SandboxConfig(day_limit=10**6))).__enter__()
+            sandbox = ServerThread(create_sandbox_app(SandboxConfig(day_limit=10**6)))
             overrides = {"exact_base_url": sandbox.url, "sinks": sinks, "rate_limit_per_day": 10**6,
                          "push_url": f"{pt.url}/push", "push_secret": SecretStr(push.secret)}  # fmt: skip
-            with bench_env(**overrides) as env:
+            with sandbox, bench_env(**overrides) as env, Children(env.workdir / "logs") as children:
                 settings = env.settings
                 sessions = make_session_factory(make_engine(settings.database_url))
                 connection_id = connect(settings)
@@ -123,14 +124,10 @@ def main() -> None:
                                                  state="active", callback_url=settings.callback_url))  # fmt: skip
                 for topic in TOPICS:  # the seeded records first, so the run counts only its own changes
                     sync_lane(ctx, Lane(connection_id, DIVISION, topic), owner="bench-prime")
-                worker = start_worker(settings, env.workdir)
+                worker = start_worker(children, settings)
                 settle(sessions)  # the seeded records' pushes go out before the clock starts
-                try:
-                    figures = run(settings, sandbox.url, args.seconds, rate, counter(sessions, "http" in sinks))
-                    rss[sinks] = peak_rss_mb(worker.pid)
-                finally:
-                    stop(worker)
-                sandbox.__exit__()
+                figures = run(settings, sandbox.url, args.seconds, rate, counter(sessions, "http" in sinks))
+                rss[sinks] = peak_rss_mb(worker.pid)
                 rows.append([sinks, f"{rate * 60:,.0f}", f"{figures['offered']:,}", f"{figures['delivered']:,}",
                              f"{figures['total_s']:.0f}", f"{figures['per_minute']:,.0f}", figures["calls"],
                              figures["limited"]])  # fmt: skip

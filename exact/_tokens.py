@@ -17,6 +17,7 @@ from exact._exceptions import NeedsConsent
 from exact._models import Connection
 from exact._oauth import OAuthApp, TokenNotExpired, TokenSet
 from runtime.crypto import TokenCipher
+from runtime.db import stored_utc
 from runtime.logging import log_event
 
 __all__ = ["REFRESH_MIN_AGE", "SqlTokenStore", "StoredTokens", "TokenManager"]
@@ -54,7 +55,7 @@ class SqlTokenStore:
                 connection_id=row.id,
                 access_token=self._cipher.decrypt(row.access_token_enc),
                 refresh_token=self._cipher.decrypt(row.refresh_token_enc),
-                issued_at=_aware(row.token_issued_at),
+                issued_at=stored_utc(row.token_issued_at),
                 version=row.version,
                 needs_consent=row.needs_consent,
                 consent_error=row.consent_error,
@@ -90,10 +91,6 @@ class SqlTokenStore:
     def connection_ids(self) -> list[int]:
         with self._sessions() as session:
             return list(session.scalars(select(Connection.id).where(Connection.needs_consent.is_(False))))
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class TokenManager:

@@ -63,8 +63,9 @@ def _obtain(oauth: OAuthApp, code: str | None, refresh_token: str | None, timeou
     return oauth.exchange_code(wait_for_code(oauth.redirect_uri or "", state, timeout))
 
 
-def wait_for_code(redirect_uri: str, state: str, timeout: float) -> str:
-    """Serve the redirect URI once; check `state` so a forged redirect cannot plant someone else's code."""
+def wait_for_code(redirect_uri: str, state: str, timeout: float, listening: threading.Event | None = None) -> str:
+    """Serve the redirect URI once; check `state` so a forged redirect cannot plant someone else's code.
+    `listening` is set once the redirect URI accepts connections (for callers that drive the browser themselves)."""
     parts = urlsplit(redirect_uri)
     received: dict[str, str] = {}
     done = threading.Event()
@@ -86,6 +87,8 @@ def wait_for_code(redirect_uri: str, state: str, timeout: float) -> str:
     server = http.server.HTTPServer((parts.hostname or "127.0.0.1", parts.port or 80), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    if listening is not None:
+        listening.set()
     try:
         if not done.wait(timeout):
             raise typer.BadParameter(f"no authorization came back to {redirect_uri} within {timeout:.0f}s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from exact._client import ExactClient
@@ -56,17 +57,19 @@ def client_from_settings(
     return ExactClient(
         base_url=settings.exact_base_url,
         tokens=token_manager_from_settings(settings, session_factory, connection_id, refresh_min_age=refresh_min_age),
-        limiter=limiter_from_settings(settings),
+        limiter=limiter_from_settings(settings, redis_client),
         errors=ErrorBudget(redis_client, prefix=settings.redis_prefix, client_id=client_id),
     )
 
 
-def limiter_from_settings(settings: Settings) -> RateLimiter:
-    """The app's call budget per division, as every process of this app shares it through Redis."""
+def limiter_from_settings(
+    settings: Settings, client: redis.Redis | None = None, *, client_id: str | None = None
+) -> RateLimiter:
+    """The call budget per division of an app (the configured one, or `client_id`), shared through Redis."""
     return RateLimiter(
-        sync_client(settings.redis_url),
+        client or sync_client(settings.redis_url),
         prefix=settings.redis_prefix,
-        client_id=str(settings.exact_client_id),
+        client_id=client_id or str(settings.exact_client_id),
         per_minute=settings.rate_limit_per_minute,
         per_day=settings.rate_limit_per_day,
         window_seconds=settings.rate_limit_window_seconds,

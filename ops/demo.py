@@ -31,7 +31,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from exact import normalize_record
+from exact import RateLimiter, normalize_record
 from exact.cli import finish_connect, wait_for_code
 from exact.factory import client_from_settings, limiter_from_settings, oauth_from_settings
 from ops.children import Children, private_redis
@@ -96,6 +96,7 @@ class _Stack:
     receiver_url: str
     push: PushTarget
     http: httpx.Client
+    limiter: RateLimiter  # read for the budget figures, never spent from
 
     def control(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self.http.request(method, f"{self.sandbox_url}/_sandbox/{path}", **kwargs)
@@ -119,7 +120,8 @@ def run_demo(base: Settings, options: DemoOptions, console: Console) -> DemoSumm
         sessions = make_session_factory(make_engine(settings.database_url))
         try:
             with ServerThread(push.app(), port=_port(settings.push_url)), httpx.Client(timeout=60) as http:
-                stack = _Stack(settings, sessions, settings.exact_base_url, settings.public_url, push, http)
+                stack = _Stack(settings, sessions, settings.exact_base_url, settings.public_url, push, http,
+                               limiter_from_settings(settings))  # fmt: skip
                 _start(children, stack, env, workdir, options, console)
                 connection_id = _connect(stack, console)
                 _register(stack, connection_id, console)
@@ -156,14 +158,7 @@ def _settings(base: Settings, workdir: Path, redis_url: str) -> Settings:
 
 def _environment(settings: Settings) -> dict[str, str]:
     """The children's environment: every setting the demo chose, secrets included (they are the demo's own)."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        text = value.get_secret_value() if isinstance(value, SecretStr) else value
-        env[name.upper()] = str(text)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return {**settings.child_environment(os.environ), "PYTHONUNBUFFERED": "1"}
 
 
 def _port(url: str | None) -> int:
@@ -184,8 +179,6 @@ def _start(children: Children, stack: _Stack, env: dict[str, str], workdir: Path
     children.wait_http("receiver", f"{stack.receiver_url}/readyz")
     children.start("worker", _cli("worker", "--concurrency", str(options.worker_concurrency)), env)
     children.start("beat", _cli("beat", "--schedule", str(workdir / "celerybeat-schedule")), env)
-    time.sleep(1.0)
-    children.check()
     console.print(f"started sandbox {stack.sandbox_url}, receiver {stack.receiver_url}, a worker and beat "
                   f"(logs in {children.log_dir})")  # fmt: skip
 
@@ -195,9 +188,13 @@ def _connect(stack: _Stack, console: Console) -> int:
     oauth = oauth_from_settings(stack.settings)
     url, state = oauth.authorize_url()
     codes: list[str] = []
-    waiter = threading.Thread(target=lambda: codes.append(wait_for_code(oauth.redirect_uri or "", state, 30.0)))
+    listening = threading.Event()
+    waiter = threading.Thread(
+        target=lambda: codes.append(wait_for_code(oauth.redirect_uri or "", state, 30.0, listening)), daemon=True
+    )
     waiter.start()
-    time.sleep(0.2)  # the redirect server is listening
+    if not listening.wait(10):
+        raise RuntimeError(f"could not serve the redirect URI {oauth.redirect_uri}")
     stack.http.get(url, follow_redirects=True)
     waiter.join(timeout=35)
     if not codes:
@@ -349,9 +346,8 @@ def _view(stack: _Stack, summary: DemoSummary, phase: str) -> Table:
     table.add_row("dead letters", f"{summary.dead_letters:,}")
     table.add_row("Exact calls (calls per change)", f"{summary.exact_calls:,} ({summary.calls_per_change:.4f})")
     table.add_row("429 answers", f"{summary.rate_limited:,}")
-    limiter = limiter_from_settings(stack.settings)
     for division in DIVISIONS:
-        usage = limiter.usage(division)
+        usage = stack.limiter.usage(division)
         closed = f", closed {usage.closed_for_seconds:.0f}s" if usage.closed_for_seconds else ""
         table.add_row(f"budget of division {division}",
                       f"{usage.minute_used}/{usage.minute_limit} this minute, {usage.day_used}/{usage.day_limit} "

@@ -16,7 +16,9 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from exact import Connection, Division, RateLimiter
+from exact import Connection, Division
+from exact.factory import limiter_from_settings
+from runtime.db import stored_utc
 from runtime.settings import Settings
 from subscriptions.models import Subscription
 from subscriptions.silence import is_silent, last_webhook, last_webhooks
@@ -78,9 +80,7 @@ def collect(settings: Settings, session: Session, client: redis.Redis, now: date
         "unacked": int(client.hlen(settings.redis_prefix + "unacked")),
     }
     for c in connections:
-        limiter = RateLimiter(client, prefix=settings.redis_prefix, client_id=c.client_id,
-                              per_minute=settings.rate_limit_per_minute, per_day=settings.rate_limit_per_day,
-                              window_seconds=settings.rate_limit_window_seconds)  # fmt: skip
+        limiter = limiter_from_settings(settings, client, client_id=c.client_id)
         codes = sorted({d["code"] for d in status.divisions if d["connection"] == c.id})
         for code in codes:
             usage = limiter.usage(code)
@@ -94,7 +94,7 @@ def collect(settings: Settings, session: Session, client: redis.Redis, now: date
             "connection": cursor.connection_id, "division": cursor.division, "topic": cursor.topic,
             "timestamp": cursor.timestamp, "modified_ms": cursor.modified_ms,
             "deleted_timestamp": cursor.deleted_timestamp, "last_advanced_at": _iso(cursor.updated_at),
-            "lag_seconds": round((now - _aware(cursor.updated_at)).total_seconds(), 1),
+            "lag_seconds": round((now - stored_utc(cursor.updated_at)).total_seconds(), 1),
         })  # fmt: skip
     return status
 
@@ -138,9 +138,5 @@ def _budget(b: dict[str, Any]) -> str:
     return f"{b['minute_used']}/{b['minute_limit']} this minute, {b['day_used']}/{b['day_limit']} today{closed}"
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else _aware(moment).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return None if moment is None else stored_utc(moment).isoformat(timespec="seconds").replace("+00:00", "Z")

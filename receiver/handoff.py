@@ -76,6 +76,10 @@ def build_message(event: dict[str, Any], *, queue: str = EVENTS_QUEUE, task: str
     return json.dumps(message).encode()
 
 
+# One submitted event: the script's keys and arguments, and the future its request awaits.
+_Pending = tuple[list[str], list[str | int | bytes], asyncio.Future[bool]]
+
+
 class Handoff:
     """`await handoff.submit(event)` → True when enqueued, False when a duplicate within the window.
 
@@ -91,7 +95,7 @@ class Handoff:
         self._queue_key = f"{prefix}{EVENTS_QUEUE}"
         self._dedupe_seconds = dedupe_seconds
         self._max_batch = max_batch
-        self._waiting: list[tuple[list[str], list[str | int | bytes], asyncio.Future[bool]]] = []
+        self._waiting: list[_Pending] = []
         self._sender: asyncio.Task[None] | None = None
         self._loaded = False
 
@@ -128,7 +132,7 @@ class Handoff:
                 else:
                     done.set_result(bool(result))
 
-    async def _run(self, batch: list[tuple[list[str], list[str | int | bytes], Any]], load: bool = False) -> list[Any]:
+    async def _run(self, batch: list[_Pending], load: bool = False) -> list[Any]:
         """One round trip: EVALSHA per event in a pipeline (never SCRIPT EXISTS first, as redis-py's would)."""
         try:
             if load or not self._loaded:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-__all__ = ["Base", "make_engine", "make_session_factory", "session_scope", "upsert", "utc_now"]
+__all__ = ["Base", "make_engine", "make_session_factory", "session_scope", "stored_utc", "upsert", "utc_now"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -30,6 +30,11 @@ class Base(DeclarativeBase):
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def stored_utc(value: datetime) -> datetime:
+    """A datetime read back from the database, made aware: SQLite hands them back naive, and all we store is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 
 from pydantic import Field, SecretStr
@@ -98,6 +99,16 @@ class Settings(BaseSettings):
                 missing.append(name.upper())
         if missing:
             raise MissingSetting(*missing)
+
+    def child_environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        """`base` (say, os.environ) with these settings as its variables, secrets in clear: what a child process
+        needs to build the same settings. Variables of settings left unset are dropped from `base`, not inherited."""
+        names = {name.upper() for name in type(self).model_fields}
+        env = {k: v for k, v in base.items() if k.upper() not in names}
+        for name, value in self.model_dump().items():
+            if value is not None:
+                env[name.upper()] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        return env
 
     def secret_values(self) -> list[str]:
         """Every secret that is set, for the log redactor: none of them may ever reach a log line."""

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exact import Connection, Division
+from runtime.db import stored_utc
 from subscriptions.models import Subscription
 from subscriptions.plan import Desired
 
 __all__ = [
-    "aware",
     "connection_ids",
     "current_division",
     "desired",
@@ -64,11 +64,6 @@ def desired(subscriptions: Iterable[Subscription], callback_url: str) -> list[De
         for r in subscriptions
         if r.state != "removed"
     ]  # fmt: skip
-
-
-def aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every time stored here is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def want(session: Session, connection_id: int, division: int, topic: str, callback_url: str) -> bool:
@@ -130,7 +125,7 @@ def set_last_webhooks(session: Session, seen: Mapping[tuple[int, str], datetime]
     updated = 0
     for row in session.scalars(select(Subscription).where(Subscription.division.in_({d for d, _ in seen}))):
         stamp = seen.get((row.division, row.topic.lower()))
-        if stamp is not None and (row.last_webhook_at is None or aware(row.last_webhook_at) != stamp):
+        if stamp is not None and (row.last_webhook_at is None or stored_utc(row.last_webhook_at) != stamp):
             row.last_webhook_at = stamp
             updated += 1
     return updated

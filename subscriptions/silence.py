@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from receiver.handoff import LAST_WEBHOOK_KEY
+from runtime.db import stored_utc
 from subscriptions.models import Subscription
-from subscriptions.repository import aware
 
 __all__ = ["SilentPair", "is_silent", "last_webhook", "last_webhooks", "silent_subscriptions"]
 
@@ -26,7 +26,7 @@ class SilentPair:
 
 def last_webhook(row: Subscription, seen: dict[tuple[int, str], datetime] | None = None) -> datetime | None:
     """The newer of the table's time and the receiver's live one (the table is only updated by reconcile)."""
-    times = [aware(row.last_webhook_at)] if row.last_webhook_at else []
+    times = [stored_utc(row.last_webhook_at)] if row.last_webhook_at else []
     if seen and (live := seen.get((row.division, row.topic.lower()))) is not None:
         times.append(live)
     return max(times, default=None)
@@ -41,7 +41,7 @@ def is_silent(
     """An active pair with no webhook for longer than `hours` (counted from its creation when none ever came)."""
     if row.state != "active":
         return False
-    last = last_webhook(row, seen) or aware(row.created_at)
+    last = last_webhook(row, seen) or stored_utc(row.created_at)
     return (now or datetime.now(UTC)) - last > timedelta(hours=hours)
 
 
@@ -63,6 +63,6 @@ def silent_subscriptions(
     found = []
     for row in session.scalars(select(Subscription).where(Subscription.state == "active")):
         if is_silent(row, hours, now, seen):
-            since = last_webhook(row, seen) or aware(row.created_at)
+            since = last_webhook(row, seen) or stored_utc(row.created_at)
             found.append(SilentPair(row.connection_id, row.division, row.topic, since))
     return sorted(found, key=lambda p: (p.connection_id, p.division, p.topic.lower()))

@@ -15,7 +15,7 @@ import random
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from celery import Celery
 from kombu.exceptions import OperationalError
@@ -24,7 +24,7 @@ from redis import Redis, RedisError
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from runtime.db import utc_now
+from runtime.db import stored_utc, utc_now
 from runtime.logging import log_event
 from runtime.settings import Settings
 from workers.changes import ChangeRecord
@@ -237,7 +237,7 @@ def _drain(ctx: DeliveryContext, sink: PushSink, lane: PushLane, lock: LaneLock)
                 # The last attempt never finished (its worker died every time): stop rather than loop forever.
                 dead += _finish(session, head.id, "dead", head.last_error or "the last attempt did not finish")
                 continue
-            if _aware(head.due_at) > utc_now():
+            if stored_utc(head.due_at) > utc_now():
                 # The task that saw it fail has scheduled the retry; the sweeper stands behind that.
                 return outcome()
             if not lock.refresh():
@@ -271,7 +271,7 @@ def _start(session: Session, row: Delivery) -> Outgoing | None:
     """Mark the row as sending and count the attempt, only if nobody moved it since we read it (the fence)."""
     attempt = row.attempts + 1  # read first: the ORM update below refreshes `row` in place
     change = ChangeRecord(row.division, row.topic, row.key, row.action, row.record, row.version, row.event_id)
-    outgoing = Outgoing(change, _aware(row.created_at), attempt)
+    outgoing = Outgoing(change, stored_utc(row.created_at), attempt)
     moved = session.execute(
         update(Delivery)
         .where(Delivery.id == row.id, Delivery.state == row.state, Delivery.attempts == row.attempts)
@@ -320,11 +320,6 @@ def _finish(session: Session, row_id: int, state: str, error: str | None) -> int
 
 def _rowcount(result: object) -> int:
     return int(getattr(result, "rowcount", 0))
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands datetimes back without a zone; everything stored here is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # -- the sweeper

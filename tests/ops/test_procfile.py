@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,15 +23,14 @@ from runtime.settings import Settings
 from subscriptions.service import SubscriptionService
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
-from tests.workers.conftest import settings_env
 from workers.models import MirrorRecord
 
 PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 
 
-def _wait(what: str, check: object, timeout: float, honcho: subprocess.Popen[bytes]) -> None:
+def _wait(what: str, check: Callable[[], bool], timeout: float, honcho: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         assert honcho.poll() is None, f"honcho exited while waiting for {what}"
         assert time.monotonic() < deadline, f"no {what} within {timeout:.0f}s"
         time.sleep(0.2)
@@ -52,7 +52,7 @@ def test_honcho_runs_web_worker_and_beat_end_to_end(
     settings = settings.model_copy(update={"exact_base_url": sandbox.url, "public_url": f"http://127.0.0.1:{port}",
                                            "sinks": "sql", "coalesce_window_seconds": 0.5})  # fmt: skip
     connection_id = connect_to(settings)
-    env = settings_env(settings)
+    env = settings.child_environment(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PORT", None)
     honcho = subprocess.Popen([str(Path(sys.executable).parent / "honcho"), "start", "-f", str(PROCFILE), "-d",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,6 @@ from subscriptions.models import Subscription
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
 from tests.workers import fresh_db
-from tests.workers.conftest import settings_env
 from workers.cursors import CursorStore
 from workers.models import Delivery
 
@@ -44,7 +44,7 @@ def sandboxed(settings: Settings, sandbox: ServerThread) -> Iterator[Settings]:
 
 def _status(settings: Settings) -> dict[str, object]:
     get_settings.cache_clear()
-    result = runner.invoke(app, ["status", "--json"], env=settings_env(settings))
+    result = runner.invoke(app, ["status", "--json"], env=settings.child_environment(os.environ))
     assert result.exit_code == 0, result.output
     return dict(json.loads(result.output))
 
@@ -99,7 +99,7 @@ def test_the_table_says_needs_consent_and_silent(sandboxed: Settings, session_fa
                                  created_at=datetime.now(UTC) - timedelta(days=3)))  # fmt: skip
         session.execute(update(Connection).values(needs_consent=True, consent_error="invalid_grant"))
     get_settings.cache_clear()
-    result = runner.invoke(app, ["status"], env=settings_env(settings))
+    result = runner.invoke(app, ["status"], env=settings.child_environment(os.environ))
     assert result.exit_code == 0, result.output
     assert "needs consent" in result.output
     assert "(silent)" in result.output

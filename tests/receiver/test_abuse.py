@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -85,14 +84,11 @@ def test_a_slow_loris_body_gets_408_while_others_are_served(impatient: Receiver)
     with socket.create_connection((host, port or 80), timeout=10) as slow:
         slow.sendall(b"POST /webhooks/exact HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:10])  # fmt: skip
-        started = time.monotonic()
         # While that connection trickles, the receiver answers everyone else.
         assert impatient.post(signed_webhook()).json()["outcome"] == "enqueued"
         slow.sendall(body[10:20])
-        answer = slow.recv(4096)
-        waited = time.monotonic() - started
+        answer = slow.recv(4096)  # the socket's own timeout (10 s) is far past the receiver's (1 s)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
-    assert waited < 5
     assert len(impatient.queue()) == before + 1  # only the well-behaved one
     assert httpx.get(f"{impatient.url}/healthz", timeout=5).status_code == 200
 

@@ -18,35 +18,19 @@ from runtime.settings import MissingSetting, Settings
 from tests.conftest import ServerThread
 from tests.receiver.builders import SECRET, content, sign, signed_raw, signed_webhook
 from tests.receiver.conftest import Receiver
-
-# ../shared/exact-api.md §1.2: real payload shapes, HashCode computed with Python's hmac under "webhook-secret".
-SALES_ORDER = (
-    b'{"Topic":"SalesOrders","ClientId":"63824703-cf5c-4143-be7d-db3113b83b0e","Division":441609,"Action":"Update",'
-    b'"Key":"19cee073-095e-46d1-8d2d-f3fc97ba5bc1","ExactOnlineEndpoint":"https://start.exactonline.be/api/v1/441609/'
-    b'salesorder/SalesOrders(guid\'19cee073-095e-46d1-8d2d-f3fc97ba5bc1\')","EventCreatedOn":"2020-01-06T16:26:08.587"}'
-)
-ITEMS = (
-    b'{"Topic":"Items","ClientId":"00000000-0000-0000-0000-000000000000","Division":1234567890,"Action":"Update",'
-    b'"Key":"00000000-0000-0000-0000-000000000001"}'
-)
+from tests.vectors import VECTOR_SECRET, VECTORS
 
 
 @pytest.fixture
 def vector_receiver(receiver: Receiver) -> Iterator[Receiver]:
-    # The vectors were signed with "webhook-secret"; run a receiver that holds that secret.
-    settings = receiver.settings.model_copy(update={"exact_webhook_secret": "webhook-secret"})
+    # Run a receiver that holds the secret the vectors were signed with.
+    settings = receiver.settings.model_copy(update={"exact_webhook_secret": VECTOR_SECRET})
     with ServerThread(create_app(settings)) as server:
         yield Receiver(server.url, settings, receiver.redis)
 
 
 class TestAccepted:
-    @pytest.mark.parametrize(
-        ("raw", "hashcode"),
-        [
-            pytest.param(SALES_ORDER, "49ED6F39570998C4FC3259B7F27AC93A2E1FA4CF36B413C091CCF8D7CC287A48", id="sales"),
-            pytest.param(ITEMS, "D5BF1635317477097D59883A52717B065C6CE5BCBEF792B5EBB4CD147350C8B2", id="items"),
-        ],
-    )
+    @pytest.mark.parametrize(("raw", "hashcode"), VECTORS)
     def test_documented_vectors(self, vector_receiver: Receiver, raw: bytes, hashcode: str) -> None:
         response = vector_receiver.post(signed_raw(raw, hashcode=hashcode))
         assert response.status_code == 200, response.text

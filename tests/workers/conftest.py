@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,6 @@ import redis
 from pydantic import SecretStr
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
-from standardwebhooks import Webhook
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from exact import normalize_record
 from receiver.app import create_app
@@ -31,44 +25,11 @@ from subscriptions.models import Subscription
 from subscriptions.service import SubscriptionService
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
+from tests.workers.push_support import PUSH_SECRET, PushTarget, serve_push_target
 from workers.cursors import LaneCursor
 from workers.models import Delivery, MirrorRecord
 from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
 from workers.topics import spec_of
-
-PUSH_SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
-
-
-@dataclass
-class PushTarget:
-    """Verifies every push with the standardwebhooks package and keeps the latest state per key."""
-
-    secret: str
-    fail_next: int = 0
-    state: dict[tuple[int, str, str], dict[str, Any] | None] = field(default_factory=dict)
-    versions: dict[tuple[int, str, str], list[int]] = field(default_factory=dict)
-    seen_ids: set[str] = field(default_factory=set)
-    rejected: int = 0
-
-    async def endpoint(self, request: Request) -> Response:
-        body = await request.body()
-        try:
-            payload = Webhook(self.secret).verify(body, dict(request.headers))
-        except Exception:
-            self.rejected += 1
-            return Response(status_code=401)
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            return Response(status_code=503)
-        message_id = request.headers["webhook-id"]
-        if message_id in self.seen_ids:
-            return Response(status_code=200)  # a retry of something we have: dedupe by id
-        self.seen_ids.add(message_id)
-        data = payload["data"]
-        lane = (data["division"], data["topic"], data["key"])
-        self.versions.setdefault(lane, []).append(int(message_id.split(":")[3]))
-        self.state[lane] = data["record"]
-        return Response(status_code=200)
 
 
 @dataclass
@@ -103,7 +64,7 @@ class Pipeline:
     def pushed(self, division: int, topic: str) -> dict[str, dict[str, Any]]:
         spec = spec_of(topic)
         assert spec is not None
-        return {k: _fields(v, spec.fields) for (d, t, k), v in list(self.push.state.items())
+        return {k: _fields(v, spec.fields) for (d, t, k), v in self.push.latest().items()
                 if d == division and t == spec.topic and v is not None}  # fmt: skip
 
     def calls(self, **filters: object) -> int:
@@ -143,12 +104,16 @@ def _fields(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     return {f: record.get(f) for f in fields}
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXACT_", "PUSH_", "DATABASE", "REDIS", "SINKS"))}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[name.upper()] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-    return env
+@pytest.fixture
+def target() -> PushTarget:
+    """A verifying push target (tests/workers/push_support.py) that a test can make fail, slow or down."""
+    return PushTarget()
+
+
+@pytest.fixture
+def server(target: PushTarget) -> Iterator[ServerThread]:
+    with serve_push_target(target) as server:
+        yield server
 
 
 @pytest.fixture
@@ -158,10 +123,9 @@ def pipeline(settings: Settings, sandbox: ServerThread, session_factory: session
     with session_factory() as session, session.begin():
         for table in (MirrorRecord, Delivery, LaneCursor, Subscription):
             session.execute(delete(table))
-    push = PushTarget(PUSH_SECRET)
-    push_app = Starlette(routes=[Route("/push", push.endpoint, methods=["POST"])])
+    push = PushTarget()
     workers: list[subprocess.Popen[bytes]] = []
-    with ServerThread(push_app) as push_server:
+    with serve_push_target(push) as push_server:
         settings = settings.model_copy(update={
             "exact_base_url": sandbox.url, "sinks": "sql,http", "push_url": f"{push_server.url}/push",
             "push_secret": SecretStr(PUSH_SECRET), "coalesce_window_seconds": 0.5, "delivery_max_attempts": 4,
@@ -183,7 +147,7 @@ def pipeline(settings: Settings, sandbox: ServerThread, session_factory: session
                 if beat:
                     command += ["--beat", "--schedule", str(tmp_path / "beat-schedule")]
                 # Its own process group, so a test can kill the worker with all its children at once.
-                process = subprocess.Popen(command, env=settings_env(current[0].settings), stdout=log,
+                process = subprocess.Popen(command, env=current[0].settings.child_environment(os.environ), stdout=log,
                                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
                 workers.append(process)
                 return process

@@ -56,6 +56,7 @@ class PushTarget:
     duplicates: list[str] = field(default_factory=list)
     rejected: int = 0
     requests: int = 0
+    _ids: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def endpoint(self, request: Request) -> Response:
@@ -77,9 +78,10 @@ class PushTarget:
                 self.fail_next -= 1
                 return Response(status_code=self.fail_status)
             webhook_id = request.headers["webhook-id"]
-            if any(a.webhook_id == webhook_id for a in self.accepted):
+            if webhook_id in self._ids:
                 self.duplicates.append(webhook_id)  # a retry of one we have: 2xx, and nothing happens again
             else:
+                self._ids.add(webhook_id)
                 self.accepted.append(Accepted(webhook_id, payload))
         return Response(status_code=204)
 
@@ -90,6 +92,19 @@ class PushTarget:
     def versions(self, key: str) -> list[int]:
         with self._lock:
             return [a.version for a in self.accepted if a.payload["data"]["key"] == key]
+
+    def lanes(self) -> dict[tuple[int, str, str], list[Accepted]]:
+        """What each (division, topic, key) received, in arrival order."""
+        found: dict[tuple[int, str, str], list[Accepted]] = {}
+        with self._lock:
+            for a in self.accepted:
+                data = a.payload["data"]
+                found.setdefault((data["division"], data["topic"], data["key"]), []).append(a)
+        return found
+
+    def latest(self) -> dict[tuple[int, str, str], dict[str, Any] | None]:
+        """The record each (division, topic, key) received last (None: deleted)."""
+        return {lane: received[-1].payload["data"]["record"] for lane, received in self.lanes().items()}
 
 
 @contextmanager
@@ -108,16 +123,6 @@ def push_settings(settings: Settings, url: str, **overrides: Any) -> Settings:
     return settings.model_copy(update=values)
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment a worker process needs to build these settings."""
-    keep = ("EXACT_", "PUSH_", "DATABASE", "REDIS", "SINKS", "DELIVERY_", "BROKER_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(keep)}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[name.upper()] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-    return env
-
-
 class Worker:
     """A real `celery worker` (prefork, one child) on the deliveries queue, in its own process group."""
 
@@ -128,7 +133,7 @@ class Worker:
                    "--without-gossip"]  # fmt: skip
         self.log_path = log_path
         self._log = open(log_path, "ab")
-        self.process = subprocess.Popen(command, env=settings_env(settings), stdout=self._log,
+        self.process = subprocess.Popen(command, env=settings.child_environment(os.environ), stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
     def kill(self) -> None:

@@ -50,7 +50,8 @@ def _start_burst(pipeline: Pipeline) -> None:
 def _assert_level_and_in_order(pipeline: Pipeline) -> None:
     pipeline.await_level([(101, "Contacts")], timeout=90)
     assert pipeline.push.rejected == 0
-    for lane, versions in list(pipeline.push.versions.items()):
+    for lane, received in pipeline.push.lanes().items():
+        versions = [a.version for a in received]
         assert versions == sorted(versions), f"out of order for {lane}: {versions}"
 
 

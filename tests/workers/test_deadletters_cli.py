@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,8 @@ from typer.testing import CliRunner, Result
 
 from runtime.cli import _mount, app
 from runtime.settings import Settings, get_settings
-from tests.workers.push_support import PushTarget, Worker, await_true, push_settings, serve_push_target, settings_env
+from tests.conftest import ServerThread
+from tests.workers.push_support import PushTarget, Worker, await_true, push_settings
 from workers import delivery
 from workers.changes import ChangeRecord
 from workers.models import Delivery
@@ -24,21 +26,15 @@ DIVISION = 6060
 
 
 @pytest.fixture
-def target() -> PushTarget:
-    return PushTarget()
-
-
-@pytest.fixture
-def push(settings: Settings, target: PushTarget) -> Iterator[Settings]:
-    with serve_push_target(target) as server:
-        yield push_settings(settings, f"{server.url}/push", delivery_max_attempts=3, delivery_backoff_seconds=0.1)
+def push(settings: Settings, server: ServerThread) -> Settings:
+    return push_settings(settings, f"{server.url}/push", delivery_max_attempts=3, delivery_backoff_seconds=0.1)
 
 
 @pytest.fixture
 def env(push: Settings) -> Iterator[dict[str, str]]:
     get_settings.cache_clear()
     _mount()
-    yield settings_env(push)
+    yield push.child_environment(os.environ)
     get_settings.cache_clear()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from runtime.db import utc_now
 from runtime.settings import Settings
 from tests.conftest import ServerThread
-from tests.workers.push_support import PushTarget, push_settings, serve_push_target
+from tests.workers.push_support import PushTarget, push_settings
 from workers import delivery
 from workers.changes import ChangeRecord
 from workers.coalesce import LaneLock
@@ -24,17 +23,6 @@ from workers.delivery import DeliveryContext, LaneOutcome, PushLane, backoff_sec
 from workers.models import Delivery
 
 DIVISION = 777
-
-
-@pytest.fixture
-def target() -> PushTarget:
-    return PushTarget()
-
-
-@pytest.fixture
-def server(target: PushTarget) -> Iterator[ServerThread]:
-    with serve_push_target(target) as server:
-        yield server
 
 
 @pytest.fixture

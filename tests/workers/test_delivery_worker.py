@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from runtime.settings import Settings
 from tests.conftest import ServerThread
-from tests.workers.push_support import PushTarget, Worker, await_true, push_settings, serve_push_target
+from tests.workers.push_support import PushTarget, Worker, await_true, push_settings
 from workers import delivery
 from workers.changes import ChangeRecord
 from workers.models import Delivery
 
 DIVISION = 5150
-
-
-@pytest.fixture
-def target() -> PushTarget:
-    return PushTarget()
-
-
-@pytest.fixture
-def server(target: PushTarget) -> Iterator[ServerThread]:
-    with serve_push_target(target) as server:
-        yield server
 
 
 def accept_and_dispatch(settings: Settings, sessions: sessionmaker[Session], changes: list[ChangeRecord]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +12,6 @@ from typer.testing import CliRunner, Result
 
 from runtime.cli import _mount, app
 from runtime.settings import Settings, get_settings
-from tests.workers.push_support import settings_env
 from workers import delivery
 from workers.changes import ChangeRecord
 
@@ -28,7 +28,7 @@ def invoke(args: list[str], env: dict[str, str]) -> Result:
 def env(settings: Settings) -> Iterator[dict[str, str]]:
     get_settings.cache_clear()
     _mount()
-    yield settings_env(settings)
+    yield settings.child_environment(os.environ)
     get_settings.cache_clear()
 
 

@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
 from runtime.settings import Settings
 from tests.conftest import ServerThread, free_port
-from tests.workers.push_support import PushTarget, push_settings, serve_push_target
+from tests.workers.push_support import PushTarget, push_settings
 from workers.changes import ChangeRecord
 from workers.sinks import Outgoing, PushFailed, SinkError
 from workers.sinks.http import HttpSink
 
 KEY = "0f0e0d0c-0000-4000-8000-000000000001"
 ACCEPTED_AT = datetime(2026, 3, 4, 5, 6, 7, 89000, tzinfo=UTC)
-
-
-@pytest.fixture
-def target() -> PushTarget:
-    return PushTarget()
-
-
-@pytest.fixture
-def server(target: PushTarget) -> Iterator[ServerThread]:
-    with serve_push_target(target) as server:
-        yield server
 
 
 @pytest.fixture

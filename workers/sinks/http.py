@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
+from runtime.db import stored_utc
 from runtime.settings import Settings
 from workers.changes import ChangeRecord
 from workers.sinks.base import Outgoing, PushFailed, SinkError
@@ -24,9 +25,7 @@ __all__ = ["HttpSink", "body_of", "iso_utc", "sign"]
 
 
 def iso_utc(moment: datetime) -> str:
-    # SQLite hands datetimes back without a zone; everything we store is UTC.
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return stored_utc(moment).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def body_of(outgoing: Outgoing) -> bytes:
