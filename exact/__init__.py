@@ -14,11 +14,15 @@ from exact._exceptions import (
     EndpointBlocked,
     ExactError,
     ExactUnavailable,
+    FieldMismatch,
     Forbidden,
     NeedsConsent,
     NotFound,
     RateLimited,
+    UnknownReference,
     ValidationError,
+    WriteNotVerified,
+    WriteOutcomeUnknown,
 )
 from exact._models import Connection, Division
 from exact._oauth import OAuthApp, TokenNotExpired, TokenSet
@@ -32,11 +36,11 @@ from exact._odata import (
     string_literal,
 )
 from exact._ratelimit import BudgetUsage, ErrorBudget, RateLimiter
+from exact._references import References, account_code
 from exact._tokens import REFRESH_MIN_AGE, SqlTokenStore, StoredTokens, TokenManager
+from exact._writes import SPECS, LineSpec, Writer, WriteResult, WriteSpec, spec_named
 
 __all__ = [
-    "MAX_URL_LENGTH",
-    "REFRESH_MIN_AGE",
     "ApiError",
     "AuthError",
     "BudgetUsage",
@@ -49,21 +53,34 @@ __all__ = [
     "ExactClient",
     "ExactError",
     "ExactUnavailable",
+    "FieldMismatch",
     "Forbidden",
+    "LineSpec",
+    "MAX_URL_LENGTH",
     "NeedsConsent",
     "NotFound",
     "OAuthApp",
     "Page",
     "Query",
+    "REFRESH_MIN_AGE",
     "RateLimited",
     "RateLimiter",
+    "References",
+    "SPECS",
     "SqlTokenStore",
     "StoredTokens",
     "SyncPage",
     "TokenManager",
     "TokenNotExpired",
     "TokenSet",
+    "UnknownReference",
     "ValidationError",
+    "WriteNotVerified",
+    "WriteOutcomeUnknown",
+    "WriteResult",
+    "WriteSpec",
+    "Writer",
+    "account_code",
     "datetime_literal",
     "format_date",
     "guid_literal",
@@ -73,6 +90,7 @@ __all__ = [
     "parse_date",
     "save_connection",
     "save_divisions",
+    "spec_named",
     "string_literal",
     "unwrap",
     "unwrap_page",

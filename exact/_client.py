@@ -76,9 +76,13 @@ class ExactClient:
     # -- the request loop
     def request(
         self, method: str, division: int | None, path: str, *, params: dict[str, str] | None = None,
-        json: Any = None, url: str | None = None,
+        json: Any = None, url: str | None = None, idempotent: bool = True,
     ) -> httpx.Response:  # fmt: skip
-        """Send one call: budget, token, retries of 5xx/timeouts, one refresh on 401, waits on 429."""
+        """Send one call: budget, token, retries of 5xx/timeouts, one refresh on 401, waits on 429.
+
+        A call that is not `idempotent` (a POST that creates) is retried only when it surely never arrived (a refused
+        connection, a 429, a 401); a timeout or a 5xx may have created the record, and a retry would create it twice.
+        """
         target = url or self._url(division, path)
         endpoint = _endpoint(path)
         self._errors.check(division, endpoint)
@@ -94,7 +98,8 @@ class ExactClient:
                 response = self._http.send(request)
             except httpx.TransportError as exc:
                 failures += 1
-                if failures > self.max_retries:
+                unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if failures > self.max_retries or not (idempotent or unsent):
                     raise ExactUnavailable(f"{method} {endpoint}: {type(exc).__name__} after {failures} tries") from exc
                 self._pause(failures)
                 continue
@@ -108,7 +113,7 @@ class ExactClient:
                 refreshed = 1
                 self._tokens.refresh(seen_version=tokens.version, force=True)
                 continue
-            if status >= 500 and not _functional(response) and failures < self.max_retries:
+            if status >= 500 and idempotent and not _functional(response) and failures < self.max_retries:
                 failures += 1
                 self._pause(failures)
                 continue
@@ -175,7 +180,7 @@ class ExactClient:
 
     # -- writes
     def create(self, division: int, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(unwrap(self.request("POST", division, path, json=body).json()))
+        return dict(unwrap(self.request("POST", division, path, json=body, idempotent=False).json()))
 
     def update(self, division: int, path: str, key: str, body: dict[str, Any]) -> None:
         """PUT: Exact replaces the whole record, so `body` must be the whole record."""

@@ -12,9 +12,15 @@
     - DataAlreadyExists       500 "Data already exists" (a duplicate webhook subscription)
     - CallbackRejected        500 "Invalid: Post to callback URL …" (subscription validation failed)
   + ExactUnavailable          5xx, timeouts and connection errors, after the retries
+  + UnknownReference          a write names a code or GUID the target division lacks; nothing was sent
+  + WriteOutcomeUnknown       a create got no answer (timeout, 5xx): it may have landed, so it is not sent again
+  + WriteNotVerified          Exact took a write but the read-back differs (gotchas 1–6): the fields, both values
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ApiError",
@@ -28,7 +34,11 @@ __all__ = [
     "NeedsConsent",
     "NotFound",
     "RateLimited",
+    "FieldMismatch",
+    "UnknownReference",
     "ValidationError",
+    "WriteNotVerified",
+    "WriteOutcomeUnknown",
 ]
 
 
@@ -85,4 +95,39 @@ class CallbackRejected(ApiError):
 
 
 class ExactUnavailable(ExactError):
+    pass
+
+
+class UnknownReference(ExactError):
+    def __init__(self, *, field: str, value: str, division: int, entity: str) -> None:
+        super().__init__(f"{field}: {value!r} is not in {entity} of division {division}; nothing was sent")
+        self.field = field
+        self.value = value
+        self.division = division
+
+
+@dataclass(frozen=True)
+class FieldMismatch:
+    """One written field that reads back otherwise; `field` is the write name, `read_as` the read name."""
+
+    field: str
+    read_as: str
+    written: Any
+    read: Any
+
+    def __str__(self) -> str:
+        name = self.field if self.field == self.read_as else f"{self.field} (read as {self.read_as})"
+        return f"{name}: wrote {self.written!r}, read back {self.read!r}"
+
+
+class WriteNotVerified(ExactError):
+    def __init__(self, *, entity: str, key: str, division: int, mismatches: list[FieldMismatch]) -> None:
+        details = "; ".join(str(m) for m in mismatches)
+        super().__init__(f"{entity}(guid'{key}') in division {division} did not keep what was written: {details}")
+        self.key = key
+        self.division = division
+        self.mismatches = mismatches
+
+
+class WriteOutcomeUnknown(ExactError):
     pass

@@ -50,6 +50,7 @@ def client_from_settings(
     connection_id: int,
     *,
     refresh_min_age: float = REFRESH_MIN_AGE,
+    timeout: float = 30.0,
 ) -> ExactClient:
     """A client for one connection, sharing the app's budget per division with every other process."""
     redis_client = sync_client(settings.redis_url)
@@ -59,6 +60,7 @@ def client_from_settings(
         tokens=token_manager_from_settings(settings, session_factory, connection_id, refresh_min_age=refresh_min_age),
         limiter=limiter_from_settings(settings, redis_client),
         errors=ErrorBudget(redis_client, prefix=settings.redis_prefix, client_id=client_id),
+        timeout=timeout,
     )
 
 

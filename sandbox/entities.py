@@ -152,9 +152,15 @@ PURCHASE_ORDERS = Entity(
     line_path="purchaseorder/PurchaseOrderLines",
 )
 
+TIME_TRANSACTIONS = Entity(
+    "project/TimeTransactions",
+    "Exact.Web.Api.Models.TimeTransaction",
+    (*_COMMON, "Account", "AccountName", "Item", "ItemCode", "Quantity", "Date", "Notes"),
+)
+
 ENTITIES: tuple[Entity, ...] = (
     ACCOUNTS, CONTACTS, ITEMS, GL_ACCOUNTS, VAT_CODES, CURRENCIES,
-    SALES_INVOICES, SALES_INVOICE_LINES, PURCHASE_ORDERS, PURCHASE_ORDER_LINES,
+    SALES_INVOICES, SALES_INVOICE_LINES, PURCHASE_ORDERS, PURCHASE_ORDER_LINES, TIME_TRANSACTIONS,
 )  # fmt: skip
 SYNC_ENTITIES: tuple[Entity, ...] = tuple(e for e in ENTITIES if e.sync_path)
 _BY_PATH = {e.path.lower(): e for e in ENTITIES}

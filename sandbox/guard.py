@@ -50,6 +50,9 @@ def guarded(state: SandboxState, endpoint: str, handler: Handler) -> Callable[[R
 async def _run(
     state: SandboxState, endpoint: str, handler: Handler, request: Request, division: int | None
 ) -> Response:
+    if request.method in ("POST", "PUT"):
+        # Production has the whole body before it is slow to act on it, so a client that gives up still wrote.
+        await request.body()
     faulted = await state.faults.intercept(endpoint, division)
     if faulted is not None:
         return faulted

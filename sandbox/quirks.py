@@ -17,9 +17,9 @@ __all__ = ["READ_ONLY", "apply_header", "apply_line", "header_ref", "parse_write
 # Filled by Exact on read; a value sent for these is ignored.
 READ_ONLY = frozenset({
     "ID", "Division", "Created", "Modified", "Timestamp", "ItemCode", "SupplierCode", "SupplierName",
-    "InvoiceToName", "FullName", "TypeDescription", "InvoiceID", "PurchaseOrderID", "QuantityOrdered",
+    "InvoiceToName", "FullName", "TypeDescription", "InvoiceID", "PurchaseOrderID", "QuantityOrdered", "AccountName",
 })  # fmt: skip
-_DATE_FIELDS = frozenset({"InvoiceDate", "OrderDate"})
+_DATE_FIELDS = frozenset({"InvoiceDate", "OrderDate", "Date"})
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
 
@@ -67,6 +67,11 @@ def apply_header(store: Store, division: int, entity: Entity, row: dict[str, Any
         row["Supplier"] = supplier["ID"] if supplier else None
         row["SupplierCode"] = supplier["Code"] if supplier else None
         row["SupplierName"] = supplier["Name"] if supplier else None
+    if entity.path == "project/TimeTransactions":
+        _link_item(store, division, row, row.get("Item"))
+        account = _find(store, division, "crm/Accounts", row.get("Account"))
+        row["Account"] = account["ID"] if account else None
+        row["AccountName"] = account["Name"] if account else None
     if entity.path == "salesinvoice/SalesInvoices":
         customer = _find(store, division, "crm/Accounts", row.get("InvoiceTo"))
         row["InvoiceTo"] = customer["ID"] if customer else None
@@ -77,7 +82,6 @@ def apply_header(store: Store, division: int, entity: Entity, row: dict[str, Any
 
 
 def apply_line(store: Store, division: int, entity: Entity, line: dict[str, Any]) -> dict[str, Any]:
-    from sandbox.store import WriteError
 
     row = {f: line.get(f) for f in entity.fields if f not in READ_ONLY}
     gl = _find(store, division, "financial/GLAccounts", row.get("GLAccount"))
@@ -87,13 +91,7 @@ def apply_line(store: Store, division: int, entity: Entity, line: dict[str, Any]
     if row.get("VATCode") not in {v["Code"] for v in vat_codes}:
         # Gotcha 2: an unknown VAT code silently becomes the division's default.
         row["VATCode"] = next((v["Code"] for v in vat_codes if v["IsDefault"]), None)
-    item_ref = line.get("Item")
-    if item_ref is not None and _guid(item_ref) is None:
-        # Gotcha 6: Item takes a GUID; a code is refused.
-        raise WriteError(f"Item: '{item_ref}' is not a valid GUID")
-    item = _find(store, division, "logistics/Items", item_ref)
-    row["Item"] = item["ID"] if item else None
-    row["ItemCode"] = item["Code"] if item else None
+    _link_item(store, division, row, line.get("Item"))
     if "QuantityOrdered" in entity.fields:
         # Gotcha 5: purchase-order lines take Quantity and read back QuantityOrdered.
         row["QuantityOrdered"] = line.get("Quantity")
@@ -101,6 +99,18 @@ def apply_line(store: Store, division: int, entity: Entity, line: dict[str, Any]
     if isinstance(quantity, int | float) and isinstance(price, int | float):
         row["AmountDC"] = round(quantity * price, 2)
     return row
+
+
+def _link_item(store: Store, division: int, row: dict[str, Any], item_ref: Any) -> None:
+    from sandbox.store import WriteError
+
+    if item_ref is not None and _guid(item_ref) is None:
+        # Gotcha 6: Item takes a GUID; a code is refused.
+        raise WriteError(f"Item: '{item_ref}' is not a valid GUID")
+    # An Item of another division is a phantom link: written as null, answered 201.
+    item = _find(store, division, "logistics/Items", item_ref)
+    row["Item"] = item["ID"] if item else None
+    row["ItemCode"] = item["Code"] if item else None
 
 
 def _entity(path: str) -> Entity:

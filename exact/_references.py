@@ -1,0 +1,97 @@
+"""Human references (GL code, VAT code, currency, item code, account code) resolved inside one division, cached."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from exact._exceptions import UnknownReference
+from exact._odata import Query, guid_literal, string_literal
+
+if TYPE_CHECKING:
+    from exact._client import ExactClient
+
+__all__ = ["Kind", "References", "account_code"]
+
+Kind = Literal["account", "currency", "gl_account", "item", "vat_code"]
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    path: str
+    # What the write carries: the record's ID (a GUID link) or its Code (VAT codes and currencies are written as codes).
+    writes: Literal["ID", "Code"]
+
+
+_LOOKUPS: dict[Kind, _Lookup] = {
+    "account": _Lookup("crm/Accounts", "ID"),
+    "currency": _Lookup("system/Currencies", "Code"),
+    "gl_account": _Lookup("financial/GLAccounts", "ID"),
+    "item": _Lookup("logistics/Items", "ID"),
+    "vat_code": _Lookup("vat/VATCodes", "Code"),
+}
+
+
+def account_code(code: str) -> str:
+    """Exact stores account codes right-aligned in 18 characters; `1001` is `'              1001'`."""
+    return code.strip().rjust(18)
+
+
+class References:
+    """Resolves a reference to what a write must carry, asking the target division itself (gotchas 1, 2, 3, 6, 12).
+
+    A GUID is accepted only if it exists in that division: a GUID from another division is what Exact turns into a
+    silent null. Answers are cached per (division, kind, value) for `ttl` seconds; misses are not cached, so a code
+    created a moment ago resolves on the next try. A stale hit is caught by the write's read-back.
+    """
+
+    def __init__(self, client: ExactClient, *, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._clock = clock
+        self._cache: dict[tuple[int, Kind, str], tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, division: int, kind: Kind, value: str, *, field: str) -> str:
+        """The ID or code to write; `UnknownReference` (naming `field`, the value and the division) if none."""
+        text = str(value).strip()
+        cache_key = (division, kind, text.lower())
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(cache_key)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        resolved = self._lookup(division, kind, text)
+        if resolved is None:
+            raise UnknownReference(field=field, value=text, division=division, entity=_LOOKUPS[kind].path)
+        with self._lock:
+            self._cache[cache_key] = (now, resolved)
+        return resolved
+
+    def forget(self, division: int | None = None) -> None:
+        with self._lock:
+            self._cache = {k: v for k, v in self._cache.items() if division is not None and k[0] != division}
+
+    def _lookup(self, division: int, kind: Kind, text: str) -> str | None:
+        lookup = _LOOKUPS[kind]
+        if lookup.writes == "ID" and _is_guid(text):
+            flt = f"ID eq {guid_literal(text)}"
+        else:
+            code = account_code(text) if kind == "account" else text
+            flt = f"Code eq {string_literal(code)}"
+        rows = list(self._client.iter_records(division, lookup.path, Query(filter=flt, select=["ID", "Code"])))
+        if not rows:
+            return None
+        return str(rows[0][lookup.writes]).lower() if lookup.writes == "ID" else str(rows[0]["Code"])
+
+
+def _is_guid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
