@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from receiver.commands import command_status, submit_command
 from receiver.handoff import Handoff
 from receiver.metrics import ReceiverMetrics
 from receiver.routes import healthz, metrics, readyz, webhook
@@ -28,9 +29,10 @@ from runtime.logging import configure_logging, log_event
 from runtime.redis import async_client
 from runtime.settings import Settings, get_settings
 
-__all__ = ["State", "WEBHOOK_PATH", "create_app", "create_app_from_env"]
+__all__ = ["COMMANDS_PATH", "WEBHOOK_PATH", "State", "create_app", "create_app_from_env"]
 
 WEBHOOK_PATH = "/webhooks/exact"
+COMMANDS_PATH = "/commands"
 log = logging.getLogger("receiver")
 
 
@@ -79,6 +81,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route(COMMANDS_PATH, submit_command, methods=["POST"]),
+        Route(COMMANDS_PATH + "/{key:path}", command_status, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

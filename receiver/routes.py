@@ -34,7 +34,7 @@ from runtime.logging import log_event
 if TYPE_CHECKING:
     from receiver.app import State
 
-__all__ = ["healthz", "metrics", "readyz", "webhook"]
+__all__ = ["Outcome", "healthz", "metrics", "read_body", "readyz", "webhook"]
 
 log = logging.getLogger("receiver")
 
@@ -85,7 +85,7 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
 
 async def _handle(request: Request, state: State) -> Outcome:
     settings = state["settings"]
-    body = await _read_body(request, settings.webhook_max_body_bytes, settings.webhook_body_timeout_seconds)
+    body = await read_body(request, settings.webhook_max_body_bytes, settings.webhook_body_timeout_seconds)
     if isinstance(body, Outcome):
         return body
     content = _parse(body, state["secret"])
@@ -103,7 +103,8 @@ async def _handle(request: Request, state: State) -> Outcome:
     return await _hand_on(state, content)
 
 
-async def _read_body(request: Request, limit: int, timeout: float) -> bytes | Outcome:
+async def read_body(request: Request, limit: int, timeout: float) -> bytes | Outcome:
+    """The whole body, or the answer to give: 413 over `limit`, 408 slower than `timeout`, 200 "validation" empty."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         return Outcome(413, "too_large", f"body over {limit} bytes")  # before reading a byte of it

@@ -33,6 +33,7 @@ def _safe_url(url: str) -> str:
 
 
 def _mount() -> None:
+    from commands.cli import write
     from exact.cli import connect, divisions
     from ops.cli import demo, status
     from receiver.cli import receiver
@@ -53,6 +54,7 @@ def _mount() -> None:
     app.add_typer(deadletters_app, name="deadletters")
     app.command("demo")(demo)
     app.command("status")(status)
+    app.command("write")(write)
 
 
 def main() -> None:

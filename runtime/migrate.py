@@ -14,6 +14,7 @@ __all__ = ["MODEL_MODULES", "alembic_config", "load_metadata", "upgrade"]
 # Every module that declares tables; migrations and tests see them all through this list.
 MODEL_MODULES = (
     "exact._models",
+    "commands.models",
     "subscriptions.models",
     "workers.models",
     "workers.cursors",

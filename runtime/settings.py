@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     # Longer than any task may run, or Redis hands a running task to a second worker; crash tests shrink it.
     broker_visibility_timeout: int = 3600
     commands_token: SecretStr | None = None
+    commands_max_body_bytes: int = 256 * 1024
+    # How long a resolved reference (GL code → ID in a division) is trusted; a stale hit is caught by the read-back.
+    reference_cache_seconds: float = 300.0
+    # A command still queued after this was lost on its way to the workers (Redis emptied); the sweeper resends it.
+    commands_sweep_after_seconds: float = 60.0
 
     @property
     def callback_url(self) -> str:

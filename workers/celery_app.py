@@ -9,7 +9,7 @@ from celery import Celery, signals
 
 from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
-from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
+from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE, SWEEP_COMMANDS, SWEEP_DELIVERIES
 from workers.schedule import beat_schedule
 
 __all__ = ["app", "make_celery"]
@@ -42,14 +42,16 @@ def make_celery(settings: Settings, *, include: tuple[str, ...] = ()) -> Celery:
         timezone="UTC",
         beat_schedule={
             **beat_schedule(settings),
-            "deliveries-sweep": {"task": "workers.deliveries.sweep", "schedule": 60.0},
+            "deliveries-sweep": {"task": SWEEP_DELIVERIES, "schedule": 60.0},
+            "commands-sweep": {"task": SWEEP_COMMANDS, "schedule": 60.0},
         },
         task_routes={"workers.deliver": {"queue": DELIVERIES_QUEUE}},
     )
     return celery
 
 
-app = make_celery(get_settings(), include=("workers.tasks", "workers.deliveries", "subscriptions.tasks"))
+TASK_MODULES = ("workers.tasks", "workers.deliveries", "workers.commands", "subscriptions.tasks")
+app = make_celery(get_settings(), include=TASK_MODULES)
 
 
 @signals.setup_logging.connect  # type: ignore[untyped-decorator]

@@ -11,7 +11,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from exact import Connection, ExactClient
+from exact import Connection, ExactClient, References
 from exact.factory import client_from_settings
 from runtime.db import make_engine, make_session_factory
 from runtime.redis import sync_client
@@ -33,6 +33,7 @@ class WorkerContext:
     sessions: sessionmaker[Session]
     redis: redis.Redis
     _clients: dict[int, ExactClient] = field(default_factory=dict)
+    _references: dict[int, References] = field(default_factory=dict)
     _lanes: dict[tuple[int, str], int] = field(default_factory=dict)
     _loaded_at: float = float("-inf")
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -55,6 +56,14 @@ class WorkerContext:
             if connection_id not in self._clients:
                 self._clients[connection_id] = client_from_settings(self.settings, self.sessions, connection_id)
             return self._clients[connection_id]
+
+    def references(self, connection_id: int) -> References:
+        """One reference cache per connection, kept for the process: the same codes recur across commands."""
+        client = self.client(connection_id)
+        with self._lock:
+            if connection_id not in self._references:
+                self._references[connection_id] = References(client, ttl=self.settings.reference_cache_seconds)
+            return self._references[connection_id]
 
     def lane_sync(self, lane: Lane, *, on_page: Progress | None = None) -> LaneSync:
         return LaneSync(self.settings, self.sessions, self.client(lane.connection_id), self.cursors, self.coalescer,

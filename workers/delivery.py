@@ -44,6 +44,7 @@ __all__ = [
     "dispatch_lanes",
     "dispatch_pending",
     "lane_of_event",
+    "producer",
     "sinks_for",
     "sweep_lanes",
 ]
@@ -141,7 +142,7 @@ def dispatch_lanes(settings: Settings, lanes: Iterable[PushLane]) -> int:
     sent = 0
     for lane in lanes:
         try:
-            _producer(settings).send_task(DELIVER, args=[lane.sink, lane.division, lane.topic, lane.key],
+            producer(settings).send_task(DELIVER, args=[lane.sink, lane.division, lane.topic, lane.key],
                                           queue=DELIVERIES_QUEUE)  # fmt: skip
         except (OperationalError, RedisError, OSError) as exc:
             log_event(log, "workers.delivery.dispatch_failed", logging.WARNING, sink=lane.sink, division=lane.division,
@@ -155,7 +156,7 @@ _producers: dict[tuple[str, str], Celery] = {}
 _producers_guard = threading.Lock()
 
 
-def _producer(settings: Settings) -> Celery:
+def producer(settings: Settings) -> Celery:
     """A Celery app configured like the workers' (same broker, same key prefix), used only to send."""
     from celery import current_app
 

@@ -11,6 +11,8 @@ __all__ = [
     "FLUSH",
     "HANDLE_EVENT",
     "KEEP_ALIVE",
+    "RUN_COMMAND",
+    "SWEEP_COMMANDS",
     "SWEEP_DELIVERIES",
 ]
 
@@ -30,3 +32,6 @@ FLUSH = "workers.flush"
 DELTA_SYNC = "workers.delta_sync"
 DELTA_SYNC_ALL = "workers.delta_sync_all"
 KEEP_ALIVE = "workers.keep_alive"
+# Commands (workers/commands.py): one task per kept command, on the events queue; the sweeper of lost ones.
+RUN_COMMAND = "workers.run_command"
+SWEEP_COMMANDS = "workers.commands.sweep"

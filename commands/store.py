@@ -1,0 +1,127 @@
+"""Commands kept by key: submit once, claim once, finish once; the state machine of `CommandRecord`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from commands.models import FINAL_STATES, CommandRecord
+from commands.schema import Command, CommandView
+from runtime.db import stored_utc, utc_now
+
+__all__ = ["Claim", "KeyReused", "claim", "finish", "get", "release", "stale_queued", "submit", "view"]
+
+
+class KeyReused(Exception):
+    """The key is taken by a different command."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"key {key!r} was already used for a different command; use a new key")
+        self.key = key
+
+
+def submit(session: Session, command: Command) -> tuple[CommandRecord, bool]:
+    """Keep `command` (committed) or find it kept; True when new. The same key with another body is `KeyReused`."""
+    fingerprint = command.fingerprint()
+    existing = session.get(CommandRecord, command.key)
+    if existing is not None:
+        return _same(existing, fingerprint, command.key), False
+    row = CommandRecord(key=command.key, division=command.division, entity=command.entity, action=command.action,
+                        body=command.model_dump(mode="json"), fingerprint=fingerprint, status="queued")  # fmt: skip
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        # Another submit of the same key won the race.
+        existing = session.get(CommandRecord, command.key)
+        if existing is None:
+            raise
+        return _same(existing, fingerprint, command.key), False
+    return row, True
+
+
+def _same(existing: CommandRecord, fingerprint: str, key: str) -> CommandRecord:
+    if existing.fingerprint != fingerprint:
+        raise KeyReused(key)
+    return existing
+
+
+def get(session: Session, key: str) -> CommandRecord | None:
+    return session.get(CommandRecord, key)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker found: `run` it, or leave it (`state` says why)."""
+
+    run: bool
+    state: str
+    command: Command | None = None
+
+
+def claim(session: Session, key: str, owner: str) -> Claim:
+    """queued → running for `owner` (committed). A row `running` under the same owner is that owner's earlier,
+    interrupted attempt: the write may have landed, so it becomes `unknown` rather than be written twice."""
+    moved = session.execute(
+        update(CommandRecord)
+        .where(CommandRecord.key == key, CommandRecord.status == "queued")
+        .values(status="running", owner=owner, attempts=CommandRecord.attempts + 1, updated_at=utc_now())
+    )
+    session.commit()
+    row = session.get(CommandRecord, key)
+    if row is None:
+        return Claim(False, "missing")
+    session.refresh(row)
+    if _rowcount(moved) == 1:
+        return Claim(True, "running", Command.model_validate(row.body))
+    if row.status == "running" and row.owner == owner:
+        return Claim(False, "interrupted")
+    return Claim(False, row.status)
+
+
+def release(session: Session, key: str, owner: str) -> None:
+    """running → queued: nothing was sent, and the task will be retried."""
+    session.execute(
+        update(CommandRecord)
+        .where(CommandRecord.key == key, CommandRecord.owner == owner, CommandRecord.status == "running")
+        .values(status="queued", updated_at=utc_now())
+    )
+    session.commit()
+
+
+def finish(session: Session, key: str, status: str, result: dict[str, Any]) -> CommandRecord:
+    """Set the final state and result, in the caller's transaction (the sinks accept it in the same one)."""
+    assert status in FINAL_STATES, status
+    row = session.get(CommandRecord, key)
+    assert row is not None, key
+    row.status, row.result, row.updated_at = status, result, utc_now()
+    session.flush()
+    return row
+
+
+def stale_queued(session: Session, older_than_seconds: float, limit: int = 500) -> list[str]:
+    """Keys queued for longer than a worker takes to start one: their task was lost (Redis emptied, say)."""
+    cutoff = utc_now() - timedelta(seconds=older_than_seconds)
+    query = (
+        select(CommandRecord.key)
+        .where(CommandRecord.status == "queued", CommandRecord.updated_at < cutoff)
+        .order_by(CommandRecord.created_at)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def view(row: CommandRecord) -> CommandView:
+    return CommandView(key=row.key, division=row.division, entity=row.entity, action=row.action, status=row.status,
+                       attempts=row.attempts, result=row.result, created_at=stored_utc(row.created_at),
+                       updated_at=stored_utc(row.updated_at))  # fmt: skip
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
