@@ -40,7 +40,8 @@ def _problem(status: int, detail: Any, headers: dict[str, str] | None = None) ->
 
 def _denied(request: Request, state: State) -> JSONResponse | None:
     token = state["settings"].commands_token
-    if token is None:
+    if token is None or not token.get_secret_value().strip():
+        # An empty COMMANDS_TOKEN (a copied .env.example) must not make an empty bearer valid.
         return _problem(503, "commands are off: set COMMANDS_TOKEN to accept them")
     given = request.headers.get("authorization", "")
     scheme, _, value = given.partition(" ")

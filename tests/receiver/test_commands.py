@@ -148,8 +148,14 @@ class TestRefused:
         assert queued_commands(receiver) == []
 
 
-def test_commands_are_off_without_a_token(settings: Settings, redis_client: redis.Redis) -> None:
-    with ServerThread(create_app(settings.model_copy(update={"commands_token": None}))) as server:
-        response = httpx.post(f"{server.url}/commands", json=a_command(), headers={"Authorization": "Bearer x"})
-    assert response.status_code == 503
+@pytest.mark.parametrize("unset", [None, SecretStr(""), SecretStr("  ")])
+def test_commands_are_off_without_a_token(
+    settings: Settings, redis_client: redis.Redis, unset: SecretStr | None
+) -> None:
+    with ServerThread(create_app(settings.model_copy(update={"commands_token": unset}))) as server:
+        url = f"{server.url}/commands"
+        responses = [httpx.post(url, json=a_command(), headers=h) for h in ({"Authorization": "Bearer x"}, {})]
+        responses.append(httpx.post(url, json=a_command(), headers={"Authorization": "Bearer"}))
+    assert [r.status_code for r in responses] == [503, 503, 503]
+    response = responses[0]
     assert "COMMANDS_TOKEN" in response.json()["error"]
