@@ -1,7 +1,7 @@
 """`exact-pipeline status`: what an operator needs at a glance, read from the database and Redis (no Exact calls).
 
 Connections (token expiry, needs consent), divisions, subscriptions (last webhook, silent ones), queue depth, the
-call budget per division, dead letters, and the delta-sync cursors with their lag.
+call budget per division, dead letters, the delta-sync cursors with their lag, and commands by state.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from commands.models import COMMAND_STATES, CommandRecord
 from exact import Connection, Division
 from exact.factory import limiter_from_settings
 from runtime.db import stored_utc
@@ -38,14 +39,17 @@ class Status:
     budgets: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: dict[str, Any] = field(default_factory=dict)
     cursors: list[dict[str, Any]] = field(default_factory=list)
+    commands: dict[str, int] = field(default_factory=dict)
 
     @property
     def needs_attention(self) -> bool:
-        """A connection needs consent, a subscription is silent or failed, or a dead letter waits."""
+        """A connection needs consent, a subscription is silent or failed, a dead letter waits, or a command's
+        outcome is unknown (someone must look in Exact)."""
         return (
             any(c["needs_consent"] for c in self.connections)
             or any(s["silent"] or s["state"] == "failed" for s in self.subscriptions)
             or bool(self.dead_letters.get("count"))
+            or bool(self.commands.get("unknown"))
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -96,6 +100,9 @@ def collect(settings: Settings, session: Session, client: redis.Redis, now: date
             "deleted_timestamp": cursor.deleted_timestamp, "last_advanced_at": _iso(cursor.updated_at),
             "lag_seconds": round((now - stored_utc(cursor.updated_at)).total_seconds(), 1),
         })  # fmt: skip
+    by_state = select(CommandRecord.status, func.count()).group_by(CommandRecord.status)
+    counted = {str(state): int(count) for state, count in session.execute(by_state).all()}
+    status.commands = {state: int(counted.get(state, 0)) for state in COMMAND_STATES}
     return status
 
 
@@ -131,6 +138,9 @@ def render(status: Status, console: Console) -> None:
     console.print(f"Queues: {queues}")
     oldest = f" (oldest {dead['oldest']}; `exact-pipeline deadletters list`)" if dead["count"] else ""
     console.print(f"Deliveries: {dead['pending_deliveries']} pending, {dead['count']} dead letters{oldest}")
+    commands = ", ".join(f"{count} {state}" for state, count in status.commands.items())
+    unknown = " ([red]unknown[/red]: check Exact, `GET /commands/{key}`)" if status.commands.get("unknown") else ""
+    console.print(f"Commands: {commands}{unknown}")
 
 
 def _budget(b: dict[str, Any]) -> str:

@@ -128,3 +128,31 @@ def test_a_refresh_token_rotated_elsewhere_ends_in_needs_consent_and_status_says
     [connection] = _status(settings)["connections"]  # type: ignore[misc]
     assert connection["needs_consent"] is True
     assert connection["consent_error"]
+
+
+def test_commands_are_counted_by_state_and_an_unknown_one_needs_attention(
+    sandboxed: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    from commands.schema import Command
+    from commands.store import finish, submit
+
+    def command(key: str) -> Command:
+        return Command(key=key, division=101, entity="Account", action="create", fields={"Name": key})
+
+    with session_factory() as session:
+        for key in ("a", "b", "c"):
+            submit(session, command(key))
+        finish(session, "b", "succeeded", {"exact_id": "x"})
+        session.commit()
+    report = _status(sandboxed)
+    assert report["commands"] == {"queued": 2, "running": 0, "succeeded": 1, "failed": 0, "unknown": 0}
+    assert report["needs_attention"] is False
+    with session_factory() as session:
+        finish(session, "c", "unknown", {"error": {"type": "Interrupted", "message": "m"}})
+        session.commit()
+    report = _status(sandboxed)
+    assert report["commands"]["unknown"] == 1  # type: ignore[index]
+    assert report["needs_attention"] is True
+    get_settings.cache_clear()
+    table = runner.invoke(app, ["status"], env=sandboxed.child_environment(os.environ))
+    assert "1 unknown" in table.output
