@@ -77,6 +77,8 @@ class DemoSummary:
     dead_letters: int = 0
     signatures_rejected: int = 0
     out_of_order: int = 0
+    commands_succeeded: int = 0  # writes to Exact through POST /commands, verified by a read-back
+    commands_refused: int = 0  # the one with a VAT code division 202 lacks (gotcha 2), refused before sending
     seconds: float = 0.0
     level: bool = False
     differences: list[str] = field(default_factory=list)
@@ -153,6 +155,7 @@ def _settings(base: Settings, workdir: Path, redis_url: str) -> Settings:
         "delta_sync_minutes": 1.0,
         "delivery_backoff_seconds": 1.0,
         "delivery_sweep_after_seconds": 10.0,
+        "commands_token": SecretStr(secrets.token_urlsafe(24)),
     })  # fmt: skip
 
 
@@ -232,11 +235,43 @@ def _drive(stack: _Stack, children: Children, options: DemoOptions, summary: Dem
             path = _path(topic)
             stack.control("POST", f"records/{division}/{path}/bulk", json={"count": options.burst})
             summary.changes += options.burst
+        show("writes through POST /commands")
+        _write(stack, summary, options.timeout)
         _await_level(stack, options.timeout, summary, show)
         while options.forever:
             _stream(stack, rng, made, 20, 2.0, summary, show, "running on (Ctrl-C stops)")
             _await_level(stack, options.timeout, summary, show)
     console.print()
+
+
+def _write(stack: _Stack, summary: DemoSummary, timeout: float) -> None:
+    """Two writes as a web shop would send them: one lands and is verified, one is refused before it is sent."""
+    line = {"Item": "ITEM-001", "Quantity": 2, "UnitPrice": 12.5, "GLAccount": "8000", "VATCode": "2"}
+    good = {
+        "division": 101,
+        "entity": "SalesInvoice",
+        "action": "create",
+        "fields": {"InvoiceTo": "1001", "Currency": "EUR", "YourRef": "demo order"},
+        "lines": [line],
+    }
+    bad = {**good, "division": 202, "lines": [{**line, "VATCode": "1"}]}  # code 1 exists in 101 only
+    headers = {"Authorization": f"Bearer {stack.settings.secret('commands_token')}"}
+    keys = []
+    for command in (good, bad):
+        key = f"demo-{uuid.uuid4().hex[:12]}"
+        stack.http.post(f"{stack.receiver_url}/commands", json={"key": key, **command},
+                        headers=headers).raise_for_status()  # fmt: skip
+        keys.append(key)
+    deadline = time.monotonic() + timeout
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline and len(states) < len(keys):
+        for key in keys:
+            shown = stack.http.get(f"{stack.receiver_url}/commands/{key}", headers=headers).json()
+            if shown["status"] not in ("queued", "running"):
+                states[key] = shown["status"]
+        time.sleep(0.2)
+    summary.commands_succeeded = sum(1 for s in states.values() if s == "succeeded")
+    summary.commands_refused = sum(1 for s in states.values() if s == "failed")
 
 
 def _stream(stack: _Stack, rng: random.Random, made: dict[tuple[int, str], list[str]], count: int, rate: float,
@@ -346,6 +381,9 @@ def _view(stack: _Stack, summary: DemoSummary, phase: str) -> Table:
     table.add_row("dead letters", f"{summary.dead_letters:,}")
     table.add_row("Exact calls (calls per change)", f"{summary.exact_calls:,} ({summary.calls_per_change:.4f})")
     table.add_row("429 answers", f"{summary.rate_limited:,}")
+    table.add_row(
+        "writes verified / refused before sending", f"{summary.commands_succeeded} / {summary.commands_refused}"
+    )
     for division in DIVISIONS:
         usage = stack.limiter.usage(division)
         closed = f", closed {usage.closed_for_seconds:.0f}s" if usage.closed_for_seconds else ""

@@ -84,6 +84,7 @@ def test_a_short_demo_delivers_every_change_on_a_private_redis(
     assert summary["webhooks_received"] >= 190
     assert summary["dead_letters"] == summary["rate_limited"] == 0
     assert summary["signatures_rejected"] == summary["out_of_order"] == 0
+    assert (summary["commands_succeeded"], summary["commands_refused"]) == (1, 1)
     assert summary["pushes_received"] >= summary["deliveries_delivered"] > 0
     # The burst of 150 is coalesced: far fewer Exact calls than changes.
     assert summary["calls_per_change"] < 0.5

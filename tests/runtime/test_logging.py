@@ -42,3 +42,11 @@ class TestRedaction:
         logger, lines = _capture(RedactingFilter([short]))
         logger.info("abc def")
         assert json.loads(lines[0])["event"] == "abc def"
+
+
+def test_a_field_named_like_a_record_attribute_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    log = logging.getLogger("tests.reserved")
+    with caplog.at_level(logging.INFO, logger="tests.reserved"):
+        log_event(log, "thing.made", created=True, name="n", key="k")
+    [record] = caplog.records
+    assert (record.created_, record.name_, record.key) == (True, "n", "k")  # type: ignore[attr-defined]
