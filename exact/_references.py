@@ -15,7 +15,7 @@ from exact._odata import Query, guid_literal, string_literal
 if TYPE_CHECKING:
     from exact._client import ExactClient
 
-__all__ = ["Kind", "References", "account_code"]
+__all__ = ["Kind", "References", "account_code", "is_guid"]
 
 Kind = Literal["account", "currency", "gl_account", "item", "vat_code"]
 
@@ -78,7 +78,7 @@ class References:
 
     def _lookup(self, division: int, kind: Kind, text: str) -> str | None:
         lookup = _LOOKUPS[kind]
-        if lookup.writes == "ID" and _is_guid(text):
+        if lookup.writes == "ID" and is_guid(text):
             flt = f"ID eq {guid_literal(text)}"
         else:
             code = account_code(text) if kind == "account" else text
@@ -89,7 +89,8 @@ class References:
         return str(rows[0][lookup.writes]).lower() if lookup.writes == "ID" else str(rows[0]["Code"])
 
 
-def _is_guid(text: str) -> bool:
+def is_guid(text: str) -> bool:
+    """`text` parses as a GUID (in any of the forms `uuid.UUID` reads)."""
     try:
         uuid.UUID(text)
     except ValueError:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from exact._dates import format_date, parse_date
 from exact._exceptions import ExactUnavailable, FieldMismatch, WriteNotVerified, WriteOutcomeUnknown
 from exact._odata import Query
-from exact._references import Kind, References, account_code
+from exact._references import Kind, References, account_code, is_guid
 
 if TYPE_CHECKING:
     from exact._client import ExactClient
@@ -286,7 +286,7 @@ def _same(written: Any, read: Any, *, is_date: bool) -> bool:
     if isinstance(written, int | float) and isinstance(read, int | float):
         return math.isclose(written, read, rel_tol=1e-9, abs_tol=1e-9)
     if isinstance(written, str) and isinstance(read, str):
-        return written == read or (_is_guid(written) and written.lower() == read.lower())
+        return written == read or (is_guid(written) and written.lower() == read.lower())
     return bool(written == read)
 
 
@@ -295,11 +295,3 @@ def _moment(value: Any) -> datetime | None:
         return parse_date(value)
     except (TypeError, ValueError):
         return None
-
-
-def _is_guid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
