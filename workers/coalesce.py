@@ -14,7 +14,9 @@ the walk that fetched it came after the change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -120,6 +122,24 @@ class LaneLock:
 
     def release(self) -> None:
         self._client.eval(_UNLOCK, 1, self._key, self.owner)
+
+    @contextmanager
+    def kept(self) -> Iterator[None]:
+        """Keep the (acquired) lock for the block: a thread refreshes it every third of its TTL, so a live holder
+        keeps it however long a call waits, and a killed one loses it within one TTL."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self._ttl_ms / 3000) and self.refresh():
+                pass
+
+        thread = threading.Thread(target=beat, name="lane-lock", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
 
 class Coalescer:

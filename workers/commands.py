@@ -154,10 +154,12 @@ def _finish(ctx: WorkerContext, key: str, status: str, result: dict[str, Any]) -
 # -- the Celery tasks
 @shared_task(name=RUN_COMMAND, bind=True, acks_late=True, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
 def run_command(self: Task, key: str) -> str:
+    ctx = process_context()
     try:
-        return execute(process_context(), key, owner=str(self.request.id))
+        return execute(ctx, key, owner=str(self.request.id))
     except Retry as exc:
-        raise self.retry(countdown=exc.countdown) from exc
+        # Under the visibility timeout, or Redis hands the waiting task out a second time (see workers/tasks.py).
+        raise self.retry(countdown=min(exc.countdown, ctx.settings.broker_visibility_timeout / 2)) from exc
 
 
 @shared_task(name=SWEEP_COMMANDS, ignore_result=True)  # type: ignore[untyped-decorator]

@@ -27,13 +27,15 @@ from workers.coalesce import Lane
 from workers.context import WorkerContext
 from workers.delta_sync import Progress as OnPage
 from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
-from workers.tasks import LANE_LOCK_TTL_SECONDS, LaneBusy, sync_lane
+from workers.tasks import LaneBusy, sync_lane
 from workers.topics import TOPICS, spec_of
 
 __all__ = ["beat", "run_sync", "sync", "worker"]
 
 console = Console(stderr=True)
 _TOPIC_NAMES = ", ".join(spec.topic for spec in TOPICS.values())
+# A running flush keeps its lane's lock as long as it runs (a rate-limit wait included): wait as long as one may take.
+WAIT_SECONDS = 300.0
 
 
 def run_sync(ctx: WorkerContext, lane: Lane, *, full: bool, on_page: OnPage, wait_seconds: float) -> int:
@@ -68,7 +70,7 @@ def sync(
     topic: str = typer.Option(..., help=f"One of: {_TOPIC_NAMES}."),
     full: bool = typer.Option(False, help="Start from the beginning instead of the lane's cursor."),
     connection: int | None = typer.Option(None, help="Connection id (default: the subscription's)."),
-    wait: float = typer.Option(LANE_LOCK_TTL_SECONDS, help="Seconds to wait for a running flush of this lane."),
+    wait: float = typer.Option(WAIT_SECONDS, help="Seconds to wait for a running flush of this lane."),
 ) -> None:
     """Backfill one division and topic into every sink: resumable, with a progress bar."""
     spec = spec_of(topic)

@@ -48,9 +48,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# A lane's lock outlives any single call (a rate-limit wait included) and is refreshed after every call; a killed
-# holder's redelivered task takes it back at once (same task id), anyone else waits for it to expire.
-LANE_LOCK_TTL_SECONDS = 300.0
+# A lane's holder keeps its lock alive while it runs (`LaneLock.kept`), however long a call waits; a killed
+# holder's redelivered task takes it back at once (same task id), anyone else waits for it to expire. Short, because
+# the redelivery can fail: a SIGKILL between kombu's BRPOP and its unacked write loses the message, and the lane
+# then waits out the TTL (tests/workers/test_kill_stream.py met it with 300 s here).
+LANE_LOCK_TTL_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 300.0
 
 
@@ -85,10 +87,11 @@ def flush_lane(ctx: WorkerContext, lane: Lane, owner: str) -> int:
     if not lock.acquire():
         raise LaneBusy(f"{lane} is held by another flush")
     try:
-        batch = ctx.coalescer.take(lane)
-        accepted = ctx.lane_sync(lane, on_page=lambda _n: lock.refresh()).flush(batch) if batch else 0
-        ctx.coalescer.done(lane)  # only now: a crash above leaves the events for the retry
-        return accepted
+        with lock.kept():
+            batch = ctx.coalescer.take(lane)
+            accepted = ctx.lane_sync(lane, on_page=lambda _n: lock.refresh()).flush(batch) if batch else 0
+            ctx.coalescer.done(lane)  # only now: a crash above leaves the events for the retry
+            return accepted
     finally:
         lock.release()
 
@@ -107,7 +110,8 @@ def sync_lane(
             on_page(count)
 
     try:
-        return ctx.lane_sync(lane, on_page=page).walk(full=full)
+        with lock.kept():
+            return ctx.lane_sync(lane, on_page=page).walk(full=full)
     finally:
         lock.release()
 
@@ -192,6 +196,13 @@ def _wait_for(exc: RateLimited) -> float:
     return min(max(exc.retry_at - time.time(), 1.0), MAX_BACKOFF_SECONDS) + random.random()
 
 
+def _under_visibility(ctx: WorkerContext, countdown: float) -> float:
+    """A retry's countdown, capped at half the broker's visibility timeout. A task waiting for its ETA sits
+    unacknowledged in the worker; past the timeout Redis hands it out again while the first copy still waits, and
+    each copy's retry doubles again: with a 10 s timeout, one busy lane's 30 s retries became thousands of copies."""
+    return min(countdown, ctx.settings.broker_visibility_timeout / 2)
+
+
 # -- the Celery tasks
 @shared_task(name=HANDLE_EVENT, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
 def handle_event(event: dict[str, Any]) -> str:
@@ -215,11 +226,11 @@ def flush(self: Task, connection_id: int, division: int, topic: str) -> int:
     try:
         return flush_lane(ctx, lane, owner=str(self.request.id))
     except LaneBusy as exc:
-        raise self.retry(countdown=_busy_wait(ctx, self.request.retries)) from exc
+        raise self.retry(countdown=_under_visibility(ctx, _busy_wait(ctx, self.request.retries))) from exc
     except RateLimited as exc:
-        raise self.retry(countdown=_wait_for(exc)) from exc
+        raise self.retry(countdown=_under_visibility(ctx, _wait_for(exc))) from exc
     except ExactUnavailable as exc:
-        raise self.retry(countdown=_backoff(self.request.retries)) from exc
+        raise self.retry(countdown=_under_visibility(ctx, _backoff(self.request.retries))) from exc
     except NeedsConsent:
         # The events stay in `processing`; after a new `connect` the delta sync walks the cursor anyway.
         log_event(log, "workers.flush.needs_consent", logging.ERROR, connection=connection_id)
@@ -234,9 +245,9 @@ def delta_sync(self: Task, connection_id: int, division: int, topic: str, full: 
     try:
         return sync_lane(ctx, lane, owner=str(self.request.id), full=full)
     except LaneBusy as exc:
-        raise self.retry(countdown=_busy_wait(ctx, self.request.retries)) from exc
+        raise self.retry(countdown=_under_visibility(ctx, _busy_wait(ctx, self.request.retries))) from exc
     except RateLimited as exc:
-        raise self.retry(countdown=_wait_for(exc)) from exc
+        raise self.retry(countdown=_under_visibility(ctx, _wait_for(exc))) from exc
     except ExactError as exc:
         # The next scheduled run starts again from the same cursor.
         log_event(log, "workers.delta_sync.failed", logging.WARNING, division=division, topic=topic,
