@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 
 import httpx
 import redis
@@ -61,15 +62,20 @@ class Run:
             return sum(int(session.scalar(select(func.count()).select_from(MirrorRecord).where(
                 MirrorRecord.division == d, MirrorRecord.topic == t)) or 0) for d, t in pairs)  # fmt: skip
 
-    def burst(self, pairs: list[tuple[int, str]], size: int, timeout: float = 240.0) -> tuple[int, int, float]:
-        """`size` creates spread evenly over `pairs`; returns (Exact calls, 429s, seconds until all mirrored)."""
-        before, before_429, expected = self.calls(), self.calls(status=429), self.mirrored(pairs) + size
-        started = time.monotonic()
+    def create(self, pairs: list[tuple[int, str]], size: int) -> Iterator[tuple[int, str, str, list[str]]]:
+        """`size` creates in the sandbox spread evenly over `pairs`: (division, topic, path, new ids) per pair."""
         for n, (division, topic) in enumerate(pairs):
             count = size // len(pairs) + (1 if n < size % len(pairs) else 0)
             spec = spec_of(topic)
             assert spec is not None
             ids = self.http.post(f"/records/{division}/{spec.path}/bulk", json={"count": count}).json()["ids"]
+            yield division, topic, spec.path, ids
+
+    def burst(self, pairs: list[tuple[int, str]], size: int, timeout: float = 240.0) -> tuple[int, int, float]:
+        """`size` creates spread evenly over `pairs`; returns (Exact calls, 429s, seconds until all mirrored)."""
+        before, before_429, expected = self.calls(), self.calls(status=429), self.mirrored(pairs) + size
+        started = time.monotonic()
+        for division, topic, _path, ids in self.create(pairs, size):
             enqueue_events(self.settings, self.redis, division, topic, ids)
         while self.mirrored(pairs) < expected:
             if time.monotonic() - started > timeout:
@@ -84,13 +90,9 @@ class Run:
                                                                        "rate_limit_per_day": 10**9}),
                                       self.sessions, self.connection_id)  # fmt: skip
         before = self.calls()
-        for n, (division, topic) in enumerate(pairs):
-            count = size // len(pairs) + (1 if n < size % len(pairs) else 0)
-            spec = spec_of(topic)
-            assert spec is not None
-            ids = self.http.post(f"/records/{division}/{spec.path}/bulk", json={"count": count}).json()["ids"]
+        for division, _topic, path, ids in self.create(pairs, size):
             for key in ids:
-                client.request("GET", division, f"{spec.path}(guid'{key}')", params={"$select": "ID"})
+                client.request("GET", division, f"{path}(guid'{key}')", params={"$select": "ID"})
         calls = self.calls() - before
         self.http.post("/config", json={"minute_limit": 60, "day_limit": 5000})
         self.http.post("/limits/reset")

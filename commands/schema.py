@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
-from exact import SPECS
+from exact import SPECS, check_writable
 
 __all__ = ["Command", "CommandView", "Scalar"]
 
@@ -45,24 +45,18 @@ class Command(BaseModel):
             raise ValueError("action 'create' takes no 'id'")
         if not self.fields and not self.lines:
             raise ValueError("nothing to write: 'fields' and 'lines' are both empty")
-        _known("fields", self.fields, spec.fields)
+        check_writable("fields", spec.fields, self.fields)
         if self.lines is not None:
             if spec.lines is None:
                 raise ValueError(f"{self.entity} has no lines")
             for number, line in enumerate(self.lines, start=1):
-                _known(f"lines[{number}]", line, spec.lines.fields)
+                check_writable(f"lines[{number}]", spec.lines.fields, line)
         return self
 
     def fingerprint(self) -> str:
         """Equal for equal commands, whatever the key order: tells a repeated submit from a reused key."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _known(where: str, given: dict[str, Any], allowed: frozenset[str]) -> None:
-    unknown = sorted(set(given) - allowed)
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; writable: {', '.join(sorted(allowed))}")
 
 
 class CommandView(BaseModel):

@@ -74,10 +74,9 @@ def claim(session: Session, key: str, owner: str) -> Claim:
         .values(status="running", owner=owner, attempts=CommandRecord.attempts + 1, updated_at=utc_now())
     )
     session.commit()
-    row = session.get(CommandRecord, key)
+    row = session.get(CommandRecord, key, populate_existing=True)
     if row is None:
         return Claim(False, "missing")
-    session.refresh(row)
     if _rowcount(moved) == 1:
         return Claim(True, "running", Command.model_validate(row.body))
     if row.status == "running" and row.owner == owner:

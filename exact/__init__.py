@@ -38,7 +38,7 @@ from exact._odata import (
 from exact._ratelimit import BudgetUsage, ErrorBudget, RateLimiter
 from exact._references import References, account_code
 from exact._tokens import REFRESH_MIN_AGE, SqlTokenStore, StoredTokens, TokenManager
-from exact._writes import SPECS, LineSpec, Writer, WriteResult, WriteSpec, spec_named
+from exact._writes import SPECS, LineSpec, Writer, WriteResult, WriteSpec, check_writable, spec_named
 
 __all__ = [
     "ApiError",
@@ -81,6 +81,7 @@ __all__ = [
     "WriteSpec",
     "Writer",
     "account_code",
+    "check_writable",
     "datetime_literal",
     "format_date",
     "guid_literal",

@@ -72,10 +72,6 @@ class References:
             self._cache[cache_key] = (now, resolved)
         return resolved
 
-    def forget(self, division: int | None = None) -> None:
-        with self._lock:
-            self._cache = {k: v for k, v in self._cache.items() if division is not None and k[0] != division}
-
     def _lookup(self, division: int, kind: Kind, text: str) -> str | None:
         lookup = _LOOKUPS[kind]
         if lookup.writes == "ID" and is_guid(text):

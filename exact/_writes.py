@@ -22,7 +22,7 @@ from exact._references import Kind, References, account_code, is_guid
 if TYPE_CHECKING:
     from exact._client import ExactClient
 
-__all__ = ["SPECS", "LineSpec", "WriteResult", "WriteSpec", "Writer", "spec_named"]
+__all__ = ["SPECS", "LineSpec", "WriteResult", "WriteSpec", "Writer", "check_writable", "spec_named"]
 
 # Never sent back on a PUT and never compared: Exact fills them.
 _SYSTEM = frozenset({"ID", "Division", "Created", "Creator", "Modified", "Modifier", "Timestamp"})
@@ -170,7 +170,7 @@ class Writer:
     def _prepare(
         self, division: int, spec: WriteSpec, fields: Mapping[str, Any], lines: Sequence[Mapping[str, Any]] | None
     ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
-        _check_names(spec.name, spec.fields, fields)
+        check_writable(spec.name, spec.fields, fields)
         body = {name: self._value(division, spec.references, spec, name, value) for name, value in fields.items()}
         if lines is None:
             return body, None
@@ -179,7 +179,7 @@ class Writer:
         line_spec = spec.lines
         resolved = []
         for number, line in enumerate(lines, start=1):
-            _check_names(f"{line_spec.name}[{number}]", line_spec.fields, line)
+            check_writable(f"{line_spec.name}[{number}]", line_spec.fields, line)
             resolved.append({n: self._value(division, line_spec.references, spec, n, v, line=number)
                              for n, v in line.items()})  # fmt: skip
         return body, resolved
@@ -218,18 +218,19 @@ class Writer:
             verified[name] = read
             if not _same(written, read, is_date=name in spec.dates):
                 mismatches.append(FieldMismatch(name, name, written, read))
-        read_lines: list[dict[str, Any]] | None = None
+        verified_lines: list[dict[str, Any]] | None = None
         if lines is not None and spec.lines is not None:
             read_lines = _lines_of(record, spec.lines.name)
             mismatches += _compare_lines(spec.lines, lines, read_lines)
+            if not mismatches:
+                verified_lines = [_picked(spec.lines, w, r) for w, r in zip(lines, read_lines, strict=True)]
         if mismatches:
             raise WriteNotVerified(entity=spec.path, key=key, division=division, mismatches=mismatches)
-        return WriteResult(spec.name, division, key, action, verified,
-                           [_picked(spec.lines, w, r) for w, r in zip(lines, read_lines, strict=True)]
-                           if lines is not None and read_lines is not None and spec.lines else None)  # fmt: skip
+        return WriteResult(spec.name, division, key, action, verified, verified_lines)
 
 
-def _check_names(what: str, allowed: frozenset[str], given: Mapping[str, Any]) -> None:
+def check_writable(what: str, allowed: frozenset[str], given: Mapping[str, Any]) -> None:
+    """ValueError naming every field of `given` that `allowed` lacks: a name Exact would ignore is refused here."""
     unknown = sorted(set(given) - allowed)
     if unknown:
         raise ValueError(f"{what}: cannot write {', '.join(unknown)}; writable: {', '.join(sorted(allowed))}")
@@ -271,7 +272,9 @@ def _compare_lines(spec: LineSpec, written: list[dict[str, Any]], read: list[dic
 
 
 def _picked(spec: LineSpec, written: Mapping[str, Any], read: Mapping[str, Any]) -> dict[str, Any]:
-    return {spec.read_names.get(n, n): read.get(spec.read_names.get(n, n)) for n in written} | {"ID": read.get("ID")}
+    """The line as read back: its ID and each written field under its read name."""
+    names = [spec.read_names.get(n, n) for n in written]
+    return {"ID": read.get("ID"), **{name: read.get(name) for name in names}}
 
 
 def _same(written: Any, read: Any, *, is_date: bool) -> bool:

@@ -74,12 +74,13 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+# A LogRecord's own attributes: `extra` may not set them.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
     """Log a dotted event name with fields: `log_event(log, "exact.token.refreshed", division=1)`.
 
     A field named like a LogRecord attribute (`created`, `name`, `msg`, ...) would make logging raise, inside a
     request; it is logged with a trailing underscore instead."""
     logger.log(level, event, extra={f"{k}_" if k in _RECORD_ATTRIBUTES else k: v for k, v in fields.items()})
-
-
-_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

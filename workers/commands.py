@@ -21,7 +21,6 @@ from commands.schema import Command
 from commands.store import claim, finish, release, stale_queued, view
 from exact import (
     SPECS,
-    ApiError,
     Connection,
     Division,
     ExactError,
@@ -104,7 +103,7 @@ def execute(ctx: WorkerContext, key: str, owner: str) -> str:
                                             "value": exc.value})  # fmt: skip
     except NeedsConsent as exc:
         return _finish(ctx, key, "failed", _error("NeedsConsent", exc.message))
-    except (ApiError, ExactError) as exc:
+    except ExactError as exc:
         return _finish(ctx, key, "failed", {**_error(type(exc).__name__, exc.message), "status": exc.status})
     except ValueError as exc:
         return _finish(ctx, key, "failed", _error("InvalidCommand", str(exc)))

@@ -25,7 +25,7 @@ from tests.workers.conftest import Pipeline
 from tests.workers.push_support import await_true
 from workers.models import Delivery
 
-__all__ = ["PATHS", "ChangeStream", "delivery_states", "out_of_order", "sandbox_errors"]
+__all__ = ["PATHS", "ChangeStream", "await_settled", "delivery_states", "out_of_order", "sandbox_errors"]
 
 PATHS = {"Accounts": "crm/Accounts", "Contacts": "crm/Contacts"}
 
@@ -125,6 +125,13 @@ def delivery_states(pipeline: Pipeline) -> dict[str, int]:
     with pipeline.sessions() as session:
         rows = session.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
     return {str(state): int(count) for state, count in rows}
+
+
+def await_settled(pipeline: Pipeline, *, timeout: float, what: str = "every delivery settled") -> None:
+    """Until no delivery is pending or sending; rows a lost delivery message left behind go out when the sweeper
+    dispatches their lanes again."""
+    await_true(lambda: not {"pending", "sending"} & set(delivery_states(pipeline)), timeout=timeout, what=what,
+               detail=lambda: str(delivery_states(pipeline)))  # fmt: skip
 
 
 def out_of_order(pipeline: Pipeline) -> dict[tuple[int, str, str], list[int]]:

@@ -40,12 +40,15 @@ def submit(api: str, command: dict[str, Any]) -> httpx.Response:
 
 
 def settled(api: str, key: str) -> dict[str, Any]:
+    shown: dict[str, Any] = {}
+
     def done() -> bool:
-        shown = httpx.get(f"{api}/commands/{key}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).json()
+        response = httpx.get(f"{api}/commands/{key}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        shown.update(response.json())
         return shown["status"] not in ("queued", "running")
 
     await_true(done, timeout=60, what=f"command {key} to finish")
-    return dict(httpx.get(f"{api}/commands/{key}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).json())
+    return shown
 
 
 def invoice(reference: str, **fields: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from runtime.redis import clear_prefix
 from tests.workers import fresh_db, run_counter
 from tests.workers.conftest import Pipeline
 from tests.workers.push_support import await_true
-from tests.workers.stream_support import ChangeStream, delivery_states, out_of_order, sandbox_errors
+from tests.workers.stream_support import ChangeStream, await_settled, delivery_states, out_of_order, sandbox_errors
 
 pytestmark = pytest.mark.slow
 # A database of its own: every sandbox makes the same keys, so an earlier test's versions would shadow these.
@@ -126,8 +126,7 @@ def test_a_stream_through_exact_500s_timeouts_429s_403s_and_a_two_minute_sink_ou
         stream.await_sent(stream.sent + 30)
 
     pipeline.await_level(PAIRS, push=False)  # the SQL mirror never depended on the sink
-    await_true(lambda: not {"pending", "sending"} & set(delivery_states(pipeline)), timeout=120,
-               what="every delivery settled", detail=lambda: str(delivery_states(pipeline)))  # fmt: skip
+    await_settled(pipeline, timeout=120)
     before_replay = delivery_states(pipeline)
     dead = before_replay.get("dead", 0)
     replay = subprocess.run([str(Path(sys.executable).parent / "exact-pipeline"), "deadletters", "replay", "--all"],
@@ -135,8 +134,7 @@ def test_a_stream_through_exact_500s_timeouts_429s_403s_and_a_two_minute_sink_ou
                             timeout=120)  # fmt: skip
     assert replay.returncode == 0, replay.stdout + replay.stderr
     pipeline.await_level(PAIRS)
-    await_true(lambda: not {"pending", "sending"} & set(delivery_states(pipeline)), timeout=120,
-               what="the replayed deliveries settled", detail=lambda: str(delivery_states(pipeline)))  # fmt: skip
+    await_settled(pipeline, timeout=120, what="the replayed deliveries settled")
     after_replay = delivery_states(pipeline)
     mirrored = sum(len(pipeline.mirror(d, t)) for d, t in PAIRS)
     statuses = _by_status(pipeline) - statuses_before

@@ -16,7 +16,7 @@ import pytest
 from tests.workers import fresh_db
 from tests.workers.conftest import Pipeline
 from tests.workers.push_support import await_true
-from tests.workers.stream_support import ChangeStream, delivery_states, out_of_order
+from tests.workers.stream_support import ChangeStream, await_settled, delivery_states, out_of_order
 
 pytestmark = pytest.mark.slow
 # A database of its own: every sandbox makes the same keys, so an earlier test's versions would shadow these.
@@ -61,9 +61,7 @@ def test_a_worker_killed_ten_times_mid_batch_while_changes_flow(pipeline: Pipeli
             worker = pipeline.start_worker(beat=True)
         stream.await_sent(stream.sent + 20)
     pipeline.await_level(PAIRS, timeout=360)
-    # Rows a lost delivery message left behind go out when the sweeper (every 60 s) dispatches their lanes again.
-    await_true(lambda: not {"pending", "sending"} & set(delivery_states(pipeline)), timeout=180,
-               what="every delivery settled", detail=lambda: str(delivery_states(pipeline)))  # fmt: skip
+    await_settled(pipeline, timeout=180)  # the sweeper runs every 60 s
     mirrored = sum(len(pipeline.mirror(d, t)) for d, t in PAIRS)
     print(f"\nkill-stream: kills={KILLS} {stream.counts()} mirror={mirrored} pushes_accepted="  # noqa: T201
           f"{len(pipeline.push.accepted)} push_requests={pipeline.push.requests} duplicates="

@@ -15,7 +15,7 @@ from runtime.redis import clear_prefix
 from tests.workers import fresh_db
 from tests.workers.conftest import Pipeline
 from tests.workers.push_support import await_true
-from tests.workers.stream_support import ChangeStream, delivery_states, out_of_order
+from tests.workers.stream_support import ChangeStream, await_settled, delivery_states, out_of_order
 from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
 
 pytestmark = pytest.mark.slow
@@ -50,9 +50,7 @@ def test_redis_emptied_mid_stream_the_delta_sync_restores_every_change(
         deleted = clear_prefix(redis_client, prefix)
         stream.await_sent(sent_before + 40)
     pipeline.await_level(PAIRS, timeout=240)
-    # Rows a lost delivery message left behind go out when the sweeper (every 60 s) dispatches their lanes again.
-    await_true(lambda: not {"pending", "sending"} & set(delivery_states(pipeline)), timeout=180,
-               what="every delivery settled", detail=lambda: str(delivery_states(pipeline)))  # fmt: skip
+    await_settled(pipeline, timeout=180)  # the sweeper runs every 60 s
     mirrored = sum(len(pipeline.mirror(d, t)) for d, t in PAIRS)
     print(f"\nredis-emptied: {stream.counts()} sent_before_clear={sent_before} keys_deleted={deleted} "  # noqa: T201
           f"queued_at_clear={queued} unacked_at_clear={unacked} mirror={mirrored} pushes_accepted="
