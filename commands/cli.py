@@ -2,6 +2,7 @@
 
 Usage:
     exact-pipeline write --division 101 --file command.json             # waits; exit 0 succeeded, 1 failed/unknown
+                                                                        # (3: still queued or running)
     exact-pipeline write --division 101 --file command.json --no-wait   # prints the key and returns
 
 The file holds one command (see `commands.schema.Command`); its `division`, if given, must match `--division`.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from commands.models import FINAL_STATES
-from commands.schema import Command, CommandView
+from commands.schema import Command, CommandView, load_json
 from commands.store import KeyReused, get, submit, view
 from runtime.db import make_engine, make_session_factory
 from runtime.settings import get_settings
@@ -65,18 +67,37 @@ def write(
 
 
 def _exit_code(shown: CommandView, wait: bool) -> int:
+    if shown.status == "unknown":
+        exact_id = (shown.result or {}).get("exact_id")
+        found = f" (Exact ID {exact_id})" if exact_id else ""
+        err.print(
+            f"[red]outcome unknown[/red]: the write may have landed in Exact{found}; look for it there before "
+            "writing it again, and never resend it under a new key"
+        )
     if shown.status == "succeeded" or (not wait and shown.status not in FINAL_STATES):
         return 0
     if shown.status in FINAL_STATES:
         return 1
     err.print(f"[yellow]still {shown.status}[/yellow]: is a worker running? `exact-pipeline worker`")
+    if shown.status == "running" and _stuck(shown):
+        err.print(
+            "[red]stuck[/red]: running past the task's time limit, so its worker died; the commands sweeper "
+            "(`exact-pipeline beat`) settles it as unknown"
+        )
     return 3
+
+
+def _stuck(shown: CommandView) -> bool:
+    from workers.commands import HARD_LIMIT_GRACE_SECONDS
+
+    limit = get_settings().commands_time_limit_seconds + HARD_LIMIT_GRACE_SECONDS
+    return (datetime.now(UTC) - shown.updated_at).total_seconds() > limit
 
 
 def _load(file: Path, division: int) -> Command:
     try:
-        data: Any = json.loads(file.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+        data: Any = load_json(file.read_bytes())
+    except ValueError as exc:
         err.print(f"[red]error:[/red] {file} is not JSON: {exc}")
         raise typer.Exit(2) from None
     if not isinstance(data, dict):

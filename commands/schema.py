@@ -4,17 +4,72 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
-from exact import SPECS, check_writable
+from exact import SPECS, check_values, check_writable
 
-__all__ = ["Command", "CommandView", "Scalar"]
+__all__ = ["MAX_DEPTH", "Command", "CommandView", "NotJson", "Scalar", "load_json"]
 
-Scalar = StrictStr | StrictInt | StrictFloat | StrictBool | None
+# A command nests three levels (body → lines → line); json.loads of a 100k-deep array is a RecursionError.
+MAX_DEPTH = 16
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _float_only(value: Any) -> Any:
+    # A strict float still takes an int, and so would let a 2**70 past the 64-bit bound of the int branch.
+    if not isinstance(value, float):
+        raise ValueError("an integer beyond 64 bits")
+    return value
+
+
+_INT64 = Annotated[StrictInt, Field(ge=_INT64_MIN, le=_INT64_MAX)]
+_FINITE = Annotated[StrictFloat, Field(allow_inf_nan=False), BeforeValidator(_float_only)]
+Scalar = StrictStr | _INT64 | _FINITE | StrictBool | None
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+class NotJson(ValueError):
+    """The body is not JSON a command can be read from (syntax, NaN, nesting); the message says where."""
+
+
+def load_json(raw: bytes | str) -> Any:
+    """JSON as RFC 8259 has it: no NaN or Infinity, nested at most MAX_DEPTH deep (checked before parsing). Integers
+    beyond 64 bits are left to the model, which names the field."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise NotJson(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    depth = 0
+    for bracket in _BRACKETS.finditer(_STRINGS.sub("", text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            raise NotJson(f"nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except NotJson:
+        raise
+    except ValueError as exc:  # JSONDecodeError, and ints of more than 4,300 digits
+        raise NotJson(str(exc)) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise NotJson(f"{name} is not a JSON number")
 
 
 class Command(BaseModel):
@@ -29,7 +84,7 @@ class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@/-]+$")
-    division: int = Field(gt=0)
+    division: StrictInt = Field(gt=0, le=2**31 - 1)  # Exact's division codes are Int32, as is our column
     entity: Literal["SalesInvoice", "PurchaseOrder", "Account", "TimeTransaction"]
     action: Literal["create", "update"]
     id: uuid.UUID | None = Field(default=None, description="the record to update; only with action 'update'")
@@ -46,11 +101,13 @@ class Command(BaseModel):
         if not self.fields and not self.lines:
             raise ValueError("nothing to write: 'fields' and 'lines' are both empty")
         check_writable("fields", spec.fields, self.fields)
+        check_values("fields", spec, self.fields)
         if self.lines is not None:
             if spec.lines is None:
                 raise ValueError(f"{self.entity} has no lines")
             for number, line in enumerate(self.lines, start=1):
                 check_writable(f"lines[{number}]", spec.lines.fields, line)
+                check_values(f"lines[{number}]", spec.lines, line)
         return self
 
     def fingerprint(self) -> str:

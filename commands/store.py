@@ -6,15 +6,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from commands.models import FINAL_STATES, CommandRecord
+from commands.models import DEFAULT_CLIENT, FINAL_STATES, CommandRecord
 from commands.schema import Command, CommandView
 from runtime.db import stored_utc, utc_now
 
-__all__ = ["Claim", "KeyReused", "claim", "finish", "get", "release", "stale_queued", "submit", "view"]
+__all__ = ["Claim", "KeyReused", "claim", "finish", "get", "release", "stale_queued", "stale_running", "submit", "view"]
 
 
 class KeyReused(Exception):
@@ -25,14 +26,16 @@ class KeyReused(Exception):
         self.key = key
 
 
-def submit(session: Session, command: Command) -> tuple[CommandRecord, bool]:
-    """Keep `command` (committed) or find it kept; True when new. The same key with another body is `KeyReused`."""
+def submit(session: Session, command: Command, client: str = DEFAULT_CLIENT) -> tuple[CommandRecord, bool]:
+    """Keep `command` (committed) or find it kept; True when new. The same key with another body is `KeyReused`,
+    and so is the same key from another `client`: a command's state is its own client's alone."""
     fingerprint = command.fingerprint()
     existing = session.get(CommandRecord, command.key)
     if existing is not None:
-        return _same(existing, fingerprint, command.key), False
+        return _same(existing, fingerprint, command.key, client), False
     row = CommandRecord(key=command.key, division=command.division, entity=command.entity, action=command.action,
-                        body=command.model_dump(mode="json"), fingerprint=fingerprint, status="queued")  # fmt: skip
+                        body=command.model_dump(mode="json"), fingerprint=fingerprint, status="queued",
+                        client=client)  # fmt: skip
     session.add(row)
     try:
         session.commit()
@@ -42,12 +45,12 @@ def submit(session: Session, command: Command) -> tuple[CommandRecord, bool]:
         existing = session.get(CommandRecord, command.key)
         if existing is None:
             raise
-        return _same(existing, fingerprint, command.key), False
+        return _same(existing, fingerprint, command.key, client), False
     return row, True
 
 
-def _same(existing: CommandRecord, fingerprint: str, key: str) -> CommandRecord:
-    if existing.fingerprint != fingerprint:
+def _same(existing: CommandRecord, fingerprint: str, key: str, client: str) -> CommandRecord:
+    if existing.fingerprint != fingerprint or existing.client != client:
         raise KeyReused(key)
     return existing
 
@@ -63,6 +66,7 @@ class Claim:
     run: bool
     state: str
     command: Command | None = None
+    problem: str | None = None  # state "invalid": why the kept body is no command (kept by an older version)
 
 
 def claim(session: Session, key: str, owner: str) -> Claim:
@@ -78,7 +82,10 @@ def claim(session: Session, key: str, owner: str) -> Claim:
     if row is None:
         return Claim(False, "missing")
     if _rowcount(moved) == 1:
-        return Claim(True, "running", Command.model_validate(row.body))
+        try:
+            return Claim(True, "running", Command.model_validate(row.body))
+        except ValidationError as exc:
+            return Claim(False, "invalid", problem=_problems(exc))
     if row.status == "running" and row.owner == owner:
         return Claim(False, "interrupted")
     return Claim(False, row.status)
@@ -94,11 +101,16 @@ def release(session: Session, key: str, owner: str) -> None:
     session.commit()
 
 
-def finish(session: Session, key: str, status: str, result: dict[str, Any]) -> CommandRecord:
-    """Set the final state and result, in the caller's transaction (the sinks accept it in the same one)."""
+def finish(
+    session: Session, key: str, status: str, result: dict[str, Any], *, only_running: bool = False
+) -> CommandRecord | None:
+    """Set the final state and result, in the caller's transaction (the sinks accept it in the same one). With
+    `only_running` (the sweeper), a row that is no longer `running` is left as it is, and None returned."""
     assert status in FINAL_STATES, status
-    row = session.get(CommandRecord, key)
+    row = session.get(CommandRecord, key, with_for_update=only_running)
     assert row is not None, key
+    if only_running and row.status != "running":
+        return None
     row.status, row.result, row.updated_at = status, result, utc_now()
     session.flush()
     return row
@@ -116,10 +128,26 @@ def stale_queued(session: Session, older_than_seconds: float, limit: int = 500) 
     return list(session.scalars(query))
 
 
+def stale_running(session: Session, older_than_seconds: float, limit: int = 500) -> list[str]:
+    """Keys claimed longer ago than a run may last: their worker died, or could not record the outcome."""
+    cutoff = utc_now() - timedelta(seconds=older_than_seconds)
+    query = (
+        select(CommandRecord.key)
+        .where(CommandRecord.status == "running", CommandRecord.updated_at < cutoff)
+        .order_by(CommandRecord.updated_at)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
 def view(row: CommandRecord) -> CommandView:
     return CommandView(key=row.key, division=row.division, entity=row.entity, action=row.action, status=row.status,
                        attempts=row.attempts, result=row.result, created_at=stored_utc(row.created_at),
                        updated_at=stored_utc(row.updated_at))  # fmt: skip
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'command'}: {e['msg']}" for e in exc.errors())
 
 
 def _rowcount(result: object) -> int:

@@ -16,6 +16,7 @@ from exact._exceptions import (
     ExactUnavailable,
     FieldMismatch,
     Forbidden,
+    ForeignLink,
     NeedsConsent,
     NotFound,
     RateLimited,
@@ -38,7 +39,8 @@ from exact._odata import (
 from exact._ratelimit import BudgetUsage, ErrorBudget, RateLimiter
 from exact._references import References, account_code
 from exact._tokens import REFRESH_MIN_AGE, SqlTokenStore, StoredTokens, TokenManager
-from exact._writes import SPECS, LineSpec, Writer, WriteResult, WriteSpec, check_writable, spec_named
+from exact._values import check_values, write_date
+from exact._writes import SPECS, LineSpec, WriteProgress, Writer, WriteResult, WriteSpec, check_writable, spec_named
 
 __all__ = [
     "ApiError",
@@ -55,6 +57,7 @@ __all__ = [
     "ExactUnavailable",
     "FieldMismatch",
     "Forbidden",
+    "ForeignLink",
     "LineSpec",
     "MAX_URL_LENGTH",
     "NeedsConsent",
@@ -77,10 +80,12 @@ __all__ = [
     "ValidationError",
     "WriteNotVerified",
     "WriteOutcomeUnknown",
+    "WriteProgress",
     "WriteResult",
     "WriteSpec",
     "Writer",
     "account_code",
+    "check_values",
     "check_writable",
     "datetime_literal",
     "format_date",
@@ -95,4 +100,5 @@ __all__ = [
     "string_literal",
     "unwrap",
     "unwrap_page",
+    "write_date",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import re
@@ -20,6 +21,7 @@ from exact._exceptions import (
     DataAlreadyExists,
     ExactUnavailable,
     Forbidden,
+    ForeignLink,
     NotFound,
     RateLimited,
     ValidationError,
@@ -85,6 +87,8 @@ class ExactClient:
         """
         target = url or self._url(division, path)
         endpoint = _endpoint(path)
+        if url is not None:
+            _check_origin(url, self.base_url, endpoint)
         self._errors.check(division, endpoint)
         request = self._http.build_request(method, target, params=params, json=json)
         if len(str(request.url)) > MAX_URL_LENGTH:
@@ -188,6 +192,24 @@ class ExactClient:
 
     def delete(self, division: int, path: str, key: str) -> None:
         self.request("DELETE", division, f"{path}(guid'{key}')")
+
+    def with_errors(self, errors: ErrorBudget) -> ExactClient:
+        """This client (same HTTP pool, tokens and call budget) counting its 4xx in `errors`: commands' own share."""
+        clone = copy.copy(self)
+        clone._errors = errors
+        return clone
+
+
+def _origin(url: httpx.URL) -> str:
+    # httpx drops a default port (":443" on https) and lowercases the host, so equal origins compare equal.
+    return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port is not None else "")
+
+
+def _check_origin(url: str, base_url: str, endpoint: str) -> None:
+    """Exact's `__next` is an absolute URL on the connection's own host; anywhere else would get the bearer token."""
+    theirs, ours = _origin(httpx.URL(url)), _origin(httpx.URL(base_url))
+    if theirs != ours:
+        raise ForeignLink(f"{endpoint}: a link to {theirs} is not on {ours}; not followed", origin=theirs)
 
 
 def _endpoint(path: str) -> str:

@@ -12,6 +12,7 @@
     - DataAlreadyExists       500 "Data already exists" (a duplicate webhook subscription)
     - CallbackRejected        500 "Invalid: Post to callback URL …" (subscription validation failed)
   + ExactUnavailable          5xx, timeouts and connection errors, after the retries
+  + ForeignLink               a link Exact gave (`__next`) leaves the connection's scheme, host and port: not followed
   + UnknownReference          a write names a code or GUID the target division lacks; nothing was sent
   + WriteOutcomeUnknown       a create got no answer (timeout, 5xx): it may have landed, so it is not sent again
   + WriteNotVerified          Exact took a write but the read-back differs (gotchas 1–6): the fields, both values
@@ -31,6 +32,7 @@ __all__ = [
     "ExactError",
     "ExactUnavailable",
     "Forbidden",
+    "ForeignLink",
     "NeedsConsent",
     "NotFound",
     "RateLimited",
@@ -96,6 +98,14 @@ class CallbackRejected(ApiError):
 
 class ExactUnavailable(ExactError):
     pass
+
+
+class ForeignLink(ExactError):
+    """Nothing was sent: only the connection's own origin may receive its bearer token."""
+
+    def __init__(self, message: str, *, origin: str) -> None:
+        super().__init__(message)
+        self.origin = origin
 
 
 class UnknownReference(ExactError):

@@ -171,13 +171,25 @@ class RateLimiter:
 
 class ErrorBudget:
     """Counts 4xx answers per app, division and endpoint over an hour, and refuses to call an endpoint that nears
-    Exact's block (10 an hour), so a storm of 404s cannot take the app offline."""
+    Exact's block (10 an hour), so a storm of 404s cannot take the app offline.
+
+    Exact counts every error of the app; each `share` counts its own and stops at its own threshold, so the shares
+    must add up to less than EXACT_BLOCK: fetching takes FETCH_SHARE (7), commands 2 (`commands_error_budget`),
+    and one is left for a call in flight when a share fills. A client's bad commands then cannot pause fetching.
+
+    errors = ErrorBudget(redis_client, prefix="exact-pipeline:", client_id=app_id)                  # fetching
+    commands = ErrorBudget(redis_client, prefix=..., client_id=app_id, threshold=2, share="commands")
+    """
 
     COUNTED = frozenset({400, 401, 403, 404})
+    EXACT_BLOCK = 10
+    FETCH_SHARE = 7
 
-    def __init__(self, client: redis.Redis, *, prefix: str, client_id: str, threshold: int = 8) -> None:
+    def __init__(
+        self, client: redis.Redis, *, prefix: str, client_id: str, threshold: int = FETCH_SHARE, share: str = ""
+    ) -> None:
         self._redis = client
-        self._prefix = f"{prefix}exact:errors:{client_id}"
+        self._prefix = f"{prefix}exact:errors:{client_id}" + (f":{share}" if share else "")
         self.threshold = threshold
 
     def _key(self, division: int | None, endpoint: str) -> str:

@@ -16,16 +16,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from exact._exceptions import NeedsConsent
 from exact._models import Connection
 from exact._oauth import OAuthApp, TokenNotExpired, TokenSet
-from runtime.crypto import TokenCipher
+from runtime.crypto import DecryptionFailed, TokenCipher
 from runtime.db import stored_utc
 from runtime.logging import log_event
 
-__all__ = ["REFRESH_MIN_AGE", "SqlTokenStore", "StoredTokens", "TokenManager"]
+__all__ = ["REFRESH_MIN_AGE", "UNDECRYPTABLE", "SqlTokenStore", "StoredTokens", "TokenManager"]
 
 log = logging.getLogger(__name__)
 
 # Exact refuses a refresh sooner than 570 s after the access token was issued, and counts it as an error.
 REFRESH_MIN_AGE = 570.0
+# The consent error of a connection whose tokens no configured key opens; `rotate-key` clears it once one does.
+UNDECRYPTABLE = (
+    "stored tokens cannot be decrypted with TOKEN_ENCRYPTION_KEY: add the old key after the new one and run "
+    "`exact-pipeline rotate-key`, or run `exact-pipeline connect` again"
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,10 @@ class SqlTokenStore:
     def __init__(self, session_factory: sessionmaker[Session], cipher: TokenCipher) -> None:
         self._sessions = session_factory
         self._cipher = cipher
+
+    @property
+    def key_count(self) -> int:
+        return self._cipher.key_count
 
     def load(self, connection_id: int) -> StoredTokens:
         with self._sessions() as session:
@@ -127,7 +136,14 @@ class TokenManager:
         return self._clock() - tokens.issued_at.timestamp()
 
     def _load(self) -> StoredTokens:
-        tokens = self._store.load(self.connection_id)
+        try:
+            tokens = self._store.load(self.connection_id)
+        except DecryptionFailed:
+            # Every task of this connection would fail the same way: park it as needing attention instead.
+            self._store.mark_needs_consent(self.connection_id, UNDECRYPTABLE)
+            keys = self._store.key_count
+            log_event(log, "exact.token.undecryptable", logging.ERROR, connection=self.connection_id, keys=keys)
+            raise NeedsConsent(UNDECRYPTABLE) from None
         if tokens.needs_consent:
             raise NeedsConsent(tokens.consent_error or "connection needs consent: run `exact-pipeline connect`")
         self._current = tokens

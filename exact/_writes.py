@@ -15,14 +15,30 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from exact._dates import format_date, parse_date
-from exact._exceptions import ExactUnavailable, FieldMismatch, WriteNotVerified, WriteOutcomeUnknown
-from exact._odata import Query
+from exact._exceptions import (
+    ExactUnavailable,
+    FieldMismatch,
+    UnknownReference,
+    WriteNotVerified,
+    WriteOutcomeUnknown,
+)
+from exact._odata import Query, guid_literal
 from exact._references import Kind, References, account_code, is_guid
+from exact._values import check_values, write_date
 
 if TYPE_CHECKING:
     from exact._client import ExactClient
 
-__all__ = ["SPECS", "LineSpec", "WriteResult", "WriteSpec", "Writer", "check_writable", "spec_named"]
+__all__ = [
+    "SPECS",
+    "LineSpec",
+    "WriteProgress",
+    "WriteResult",
+    "WriteSpec",
+    "Writer",
+    "check_writable",
+    "spec_named",
+]
 
 # Never sent back on a PUT and never compared: Exact fills them.
 _SYSTEM = frozenset({"ID", "Division", "Created", "Creator", "Modified", "Modifier", "Timestamp"})
@@ -38,6 +54,9 @@ class LineSpec:
     references: Mapping[str, Kind] = field(default_factory=dict)
     read_only: frozenset[str] = frozenset()
     read_names: Mapping[str, str] = field(default_factory=dict)  # write name → read name (gotcha 5)
+    numbers: frozenset[str] = frozenset()
+    dates: frozenset[str] = frozenset()
+    flags: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -51,11 +70,14 @@ class WriteSpec:
     read_only: frozenset[str] = frozenset()  # computed by Exact: dropped from a PUT body, never compared
     dates: frozenset[str] = frozenset()
     transforms: Mapping[str, Callable[[str], str]] = field(default_factory=dict)
+    numbers: frozenset[str] = frozenset()
+    flags: frozenset[str] = frozenset()  # booleans
     lines: LineSpec | None = None
 
 
 _LINE_FIELDS = frozenset({"Item", "Description", "Quantity", "UnitPrice", "GLAccount", "VATCode", "LineNumber"})
 _LINE_REFERENCES: dict[str, Kind] = {"Item": "item", "GLAccount": "gl_account", "VATCode": "vat_code"}
+_LINE_NUMBERS = frozenset({"Quantity", "UnitPrice", "LineNumber"})
 
 SALES_INVOICE = WriteSpec(
     "SalesInvoice",
@@ -65,7 +87,11 @@ SALES_INVOICE = WriteSpec(
     read_only=frozenset({"InvoiceID", "InvoiceToName", "AmountDC"}),
     dates=frozenset({"InvoiceDate"}),
     lines=LineSpec(
-        "SalesInvoiceLines", _LINE_FIELDS, _LINE_REFERENCES, frozenset({"InvoiceID", "ItemCode", "AmountDC"})
+        "SalesInvoiceLines",
+        _LINE_FIELDS,
+        _LINE_REFERENCES,
+        frozenset({"InvoiceID", "ItemCode", "AmountDC"}),
+        numbers=_LINE_NUMBERS,
     ),  # fmt: skip
 )
 PURCHASE_ORDER = WriteSpec(
@@ -81,6 +107,7 @@ PURCHASE_ORDER = WriteSpec(
         _LINE_REFERENCES,
         frozenset({"PurchaseOrderID", "ItemCode", "AmountDC", "QuantityOrdered"}),
         read_names={"Quantity": "QuantityOrdered"},
+        numbers=_LINE_NUMBERS,
     ),  # fmt: skip
 )
 ACCOUNT = WriteSpec(
@@ -88,6 +115,7 @@ ACCOUNT = WriteSpec(
     "crm/Accounts",
     frozenset({"Code", "Name", "Email", "City", "Country", "Phone", "VATNumber", "IsSupplier", "IsCustomer", "Status"}),
     transforms={"Code": account_code},
+    flags=frozenset({"IsSupplier", "IsCustomer"}),
 )
 TIME_TRANSACTION = WriteSpec(
     "TimeTransaction",
@@ -96,6 +124,7 @@ TIME_TRANSACTION = WriteSpec(
     references={"Account": "account", "Item": "item"},
     read_only=frozenset({"AccountName", "ItemCode"}),
     dates=frozenset({"Date"}),
+    numbers=frozenset({"Quantity"}),
 )
 SPECS: dict[str, WriteSpec] = {s.name: s for s in (SALES_INVOICE, PURCHASE_ORDER, ACCOUNT, TIME_TRANSACTION)}
 
@@ -119,6 +148,19 @@ class WriteResult:
     lines: list[dict[str, Any]] | None = None
 
 
+@dataclass
+class WriteProgress:
+    """How far a write got, for a caller that must tell "nothing was sent" from "it may have landed".
+
+    `sent`: the POST or PUT was handed to the client; `landed`: Exact answered it with a 2xx; `key`: the record's
+    ID once known (an update's from the start, a create's from its answer).
+    """
+
+    sent: bool = False
+    landed: bool = False
+    key: str | None = None
+
+
 class Writer:
     """Creates and updates through one `ExactClient`, each write verified by a read-back.
 
@@ -133,11 +175,13 @@ class Writer:
 
     def create(
         self, division: int, spec: WriteSpec, fields: Mapping[str, Any],
-        lines: Sequence[Mapping[str, Any]] | None = None,
+        lines: Sequence[Mapping[str, Any]] | None = None, *, progress: WriteProgress | None = None,
     ) -> WriteResult:  # fmt: skip
+        progress = progress if progress is not None else WriteProgress()
         body, new_lines = self._prepare(division, spec, fields, lines)
         if new_lines is not None and spec.lines is not None:
             body[spec.lines.name] = new_lines
+        progress.sent = True
         try:
             created = self._client.create(division, spec.path, body)
         except ExactUnavailable as exc:
@@ -146,24 +190,30 @@ class Writer:
                 "so it was not sent again: look for it in Exact before writing it anew", status=exc.status,
             ) from exc  # fmt: skip
         key = str(created["ID"]).lower()
+        progress.landed, progress.key = True, key
         return self._verify(division, spec, key, "create", body, new_lines)
 
     def update(
         self, division: int, spec: WriteSpec, key: str, fields: Mapping[str, Any],
-        lines: Sequence[Mapping[str, Any]] | None = None,
+        lines: Sequence[Mapping[str, Any]] | None = None, *, progress: WriteProgress | None = None,
     ) -> WriteResult:  # fmt: skip
         """PUT replaces the whole record (gotcha 4): read it all, change the copy, send it all back.
 
-        `lines`, when given, replace the record's lines; when None, the lines are left as they are.
+        `lines`, when given, replace the record's lines; when None, the lines are left as they are. A record the
+        division lacks is `UnknownReference` on `id`, found by a list query: a GET by key would answer 404, and
+        404s count towards Exact's block of the endpoint.
         """
-        key = str(uuid.UUID(key))
+        progress = progress if progress is not None else WriteProgress()
+        key = progress.key = str(uuid.UUID(key))
         changes, new_lines = self._prepare(division, spec, fields, lines)
-        current = self._read(division, spec, key, expand=False)
+        current = self._existing(division, spec, key)
         body = {k: _writable_value(spec, k, v) for k, v in current.items() if _sendable(spec, k, v)}
         body.update(changes)
         if new_lines is not None and spec.lines is not None:
             body[spec.lines.name] = new_lines
+        progress.sent = True
         self._client.update(division, spec.path, key, body)
+        progress.landed = True
         return self._verify(division, spec, key, "update", body, new_lines)
 
     # -- before anything is sent
@@ -171,6 +221,7 @@ class Writer:
         self, division: int, spec: WriteSpec, fields: Mapping[str, Any], lines: Sequence[Mapping[str, Any]] | None
     ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
         check_writable(spec.name, spec.fields, fields)
+        check_values(spec.name, spec, fields)
         body = {name: self._value(division, spec.references, spec, name, value) for name, value in fields.items()}
         if lines is None:
             return body, None
@@ -180,6 +231,7 @@ class Writer:
         resolved = []
         for number, line in enumerate(lines, start=1):
             check_writable(f"{line_spec.name}[{number}]", line_spec.fields, line)
+            check_values(f"{line_spec.name}[{number}]", line_spec, line)
             resolved.append({n: self._value(division, line_spec.references, spec, n, v, line=number)
                              for n, v in line.items()})  # fmt: skip
         return body, resolved
@@ -194,10 +246,16 @@ class Writer:
             where = name if line is None else f"{spec.lines.name if spec.lines else 'lines'}[{line}].{name}"
             return self._references.resolve(division, references[name], str(value), field=where)
         if line is None and name in spec.dates:
-            return format_date(parse_date(value))
+            return write_date(value)
         if line is None and name in spec.transforms:
             return spec.transforms[name](str(value))
         return value
+
+    def _existing(self, division: int, spec: WriteSpec, key: str) -> dict[str, Any]:
+        rows = list(self._client.iter_records(division, spec.path, Query(filter=f"ID eq {guid_literal(key)}")))
+        if not rows:
+            raise UnknownReference(field="id", value=key, division=division, entity=spec.path)
+        return dict(rows[0])
 
     # -- after the write
     def _read(self, division: int, spec: WriteSpec, key: str, *, expand: bool) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from runtime.db import make_engine, make_session_factory, session_scope
 from runtime.settings import Settings, get_settings
 
 console = Console()
+# How long one connection to the redirect URI may stay silent: a browser's spare or stalled socket gets closed.
+CALLBACK_IDLE_SECONDS = 10.0
 
 
 def connect(
@@ -71,6 +73,8 @@ def wait_for_code(redirect_uri: str, state: str, timeout: float, listening: thre
     done = threading.Event()
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        timeout = CALLBACK_IDLE_SECONDS
+
         def do_GET(self) -> None:
             query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
             ok = query.get("state") == state and "code" in query
@@ -84,7 +88,8 @@ def wait_for_code(redirect_uri: str, state: str, timeout: float, listening: thre
         def log_message(self, format: str, *args: object) -> None:
             return
 
-    server = http.server.HTTPServer((parts.hostname or "127.0.0.1", parts.port or 80), Handler)
+    # A thread per connection: browsers open spare connections, and an idle one must not hold up the redirect.
+    server = http.server.ThreadingHTTPServer((parts.hostname or "127.0.0.1", parts.port or 80), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     if listening is not None:
@@ -94,6 +99,7 @@ def wait_for_code(redirect_uri: str, state: str, timeout: float, listening: thre
             raise typer.BadParameter(f"no authorization came back to {redirect_uri} within {timeout:.0f}s")
     finally:
         server.shutdown()
+        server.server_close()
     return received["code"]
 
 

@@ -13,7 +13,18 @@ from runtime.crypto import TokenCipher
 from runtime.redis import sync_client
 from runtime.settings import Settings
 
-__all__ = ["client_from_settings", "limiter_from_settings", "oauth_from_settings", "token_manager_from_settings"]
+__all__ = [
+    "cipher_from_settings",
+    "client_from_settings",
+    "limiter_from_settings",
+    "oauth_from_settings",
+    "token_manager_from_settings",
+]
+
+
+def cipher_from_settings(settings: Settings) -> TokenCipher:
+    """TOKEN_ENCRYPTION_KEY as a cipher: one key, or a comma-separated list whose first key encrypts."""
+    return TokenCipher(settings.secret("token_encryption_key"))
 
 
 def oauth_from_settings(settings: Settings) -> OAuthApp:
@@ -33,7 +44,7 @@ def token_manager_from_settings(
     *,
     refresh_min_age: float = REFRESH_MIN_AGE,
 ) -> TokenManager:
-    store = SqlTokenStore(session_factory, TokenCipher(settings.secret("token_encryption_key")))
+    store = SqlTokenStore(session_factory, cipher_from_settings(settings))
     return TokenManager(
         store,
         oauth_from_settings(settings),

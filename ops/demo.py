@@ -1,9 +1,10 @@
 """`exact-pipeline demo`: the whole pipeline against the sandbox, as child processes, with live progress.
 
 Steps: a private SQLite database in a work directory, migrated; Redis from REDIS_URL (or a private redis-server);
-the sandbox, the receiver, a worker and beat started as children; a connection made through the real OAuth flow;
-subscriptions registered for two divisions; a stream of creates, updates and deletes, then a burst; and a wait until
-the SQL mirror and the HTTP sink's receiver (a push target in this process) both equal the sandbox.
+the sandbox, the receiver, a worker (fetching), a pusher (deliveries) and beat started as children, as the Procfile
+runs them; a connection made through the real OAuth flow; subscriptions registered for two divisions; a stream of
+creates, updates and deletes, then a burst; and a wait until the SQL mirror and the HTTP sink's receiver (a push
+target in this process) both equal the sandbox.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from runtime.settings import Settings
 from sandbox.config import SandboxConfig
 from subscriptions.service import SubscriptionService
 from workers.models import Delivery, MirrorRecord
+from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
 from workers.topics import spec_of
 
 __all__ = ["DemoOptions", "DemoSummary", "run_demo"]
@@ -180,9 +182,12 @@ def _start(children: Children, stack: _Stack, env: dict[str, str], workdir: Path
     children.wait_http("sandbox", f"{stack.sandbox_url}/_sandbox/config")
     children.start("receiver", _cli("receiver", "--port", str(_port(settings.public_url))), env)
     children.wait_http("receiver", f"{stack.receiver_url}/readyz")
-    children.start("worker", _cli("worker", "--concurrency", str(options.worker_concurrency)), env)
+    concurrency = str(options.worker_concurrency)
+    # One worker process per queue, as the Procfile runs them: a slow push target never holds up fetching.
+    children.start("worker", _cli("worker", "--queues", EVENTS_QUEUE, "--concurrency", concurrency), env)
+    children.start("pusher", _cli("worker", "--queues", DELIVERIES_QUEUE, "--concurrency", concurrency), env)
     children.start("beat", _cli("beat", "--schedule", str(workdir / "celerybeat-schedule")), env)
-    console.print(f"started sandbox {stack.sandbox_url}, receiver {stack.receiver_url}, a worker and beat "
+    console.print(f"started sandbox {stack.sandbox_url}, receiver {stack.receiver_url}, a worker, a pusher and beat "
                   f"(logs in {children.log_dir})")  # fmt: skip
 
 

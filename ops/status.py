@@ -7,22 +7,25 @@ call budget per division, dead letters, the delta-sync cursors with their lag, a
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from commands.models import COMMAND_STATES, CommandRecord
 from exact import Connection, Division
-from exact.factory import limiter_from_settings
+from exact.factory import cipher_from_settings, limiter_from_settings
+from exact.keys import UNDECRYPTABLE, readable
+from runtime.crypto import InvalidKey, TokenCipher
 from runtime.db import stored_utc
 from runtime.settings import Settings
 from subscriptions.models import Subscription
 from subscriptions.silence import is_silent, last_webhook, last_webhooks
+from workers.breaker import stopped_targets
 from workers.cursors import LaneCursor
 from workers.models import Delivery
 from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
@@ -40,16 +43,20 @@ class Status:
     dead_letters: dict[str, Any] = field(default_factory=dict)
     cursors: list[dict[str, Any]] = field(default_factory=list)
     commands: dict[str, int] = field(default_factory=dict)
+    # Unknown commands, and those running past the task's time limit (stuck: the sweeper settles them), newest first.
+    commands_to_check: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def needs_attention(self) -> bool:
         """A connection needs consent, a subscription is silent or failed, a dead letter waits, or a command's
         outcome is unknown (someone must look in Exact)."""
         return (
-            any(c["needs_consent"] for c in self.connections)
+            any(c["needs_consent"] or c["attention"] for c in self.connections)
             or any(s["silent"] or s["state"] == "failed" for s in self.subscriptions)
             or bool(self.dead_letters.get("count"))
+            or bool(self.dead_letters.get("stopped_targets"))
             or bool(self.commands.get("unknown"))
+            or any(c["stuck"] for c in self.commands_to_check)
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -60,11 +67,14 @@ def collect(settings: Settings, session: Session, client: redis.Redis, now: date
     now = now or datetime.now(UTC)
     status = Status()
     connections = list(session.scalars(select(Connection).order_by(Connection.id)))
+    cipher = _cipher(settings)
     for c in connections:
+        tokens_readable = None if cipher is None else readable(cipher, c)
         status.connections.append({
             "id": c.id, "user": c.user_name or c.user_id, "client_id": c.client_id, "base_url": c.base_url,
             "access_expires_at": _iso(c.access_expires_at), "refreshed_at": _iso(c.token_issued_at),
             "needs_consent": c.needs_consent, "consent_error": c.consent_error,
+            "tokens_readable": tokens_readable, "attention": _attention(c, tokens_readable),
         })  # fmt: skip
     for d in session.scalars(select(Division).order_by(Division.connection_id, Division.code)):
         status.divisions.append({"connection": d.connection_id, "code": d.code, "description": d.description,
@@ -91,7 +101,12 @@ def collect(settings: Settings, session: Session, client: redis.Redis, now: date
             status.budgets.append({"connection": c.id, **asdict(usage)})
     dead = session.execute(select(func.count(), func.min(Delivery.updated_at)).where(Delivery.state == "dead")).one()
     pending = session.scalar(select(func.count()).where(Delivery.state.in_(("pending", "sending"))))
-    status.dead_letters = {"count": int(dead[0] or 0), "oldest": _iso(dead[1]), "pending_deliveries": int(pending or 0)}
+    status.dead_letters = {
+        "count": int(dead[0] or 0),
+        "oldest": _iso(dead[1]),
+        "pending_deliveries": int(pending or 0),
+        "stopped_targets": stopped_targets(client, settings.redis_prefix),
+    }
     for cursor in session.scalars(select(LaneCursor).order_by(LaneCursor.connection_id, LaneCursor.division,
                                                               LaneCursor.topic)):  # fmt: skip
         status.cursors.append({
@@ -103,7 +118,54 @@ def collect(settings: Settings, session: Session, client: redis.Redis, now: date
     by_state = select(CommandRecord.status, func.count()).group_by(CommandRecord.status)
     counted = {str(state): int(count) for state, count in session.execute(by_state).all()}
     status.commands = {state: int(counted.get(state, 0)) for state in COMMAND_STATES}
+    status.commands_to_check = _commands_to_check(settings, session, now)
     return status
+
+
+def _commands_to_check(settings: Settings, session: Session, now: datetime, limit: int = 20) -> list[dict[str, Any]]:
+    from workers.commands import HARD_LIMIT_GRACE_SECONDS
+
+    run_limit = timedelta(seconds=settings.commands_time_limit_seconds + HARD_LIMIT_GRACE_SECONDS)
+    query = (
+        select(CommandRecord)
+        .where(
+            or_(
+                CommandRecord.status == "unknown",
+                and_(CommandRecord.status == "running", CommandRecord.updated_at < now - run_limit),
+            )
+        )
+        .order_by(CommandRecord.updated_at.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "key": r.key,
+            "status": r.status,
+            "stuck": r.status == "running",
+            "division": r.division,
+            "entity": r.entity,
+            "exact_id": (r.result or {}).get("exact_id"),
+            "since": _iso(r.updated_at),
+        }
+        for r in session.scalars(query)
+    ]
+
+
+def _cipher(settings: Settings) -> TokenCipher | None:
+    """None when TOKEN_ENCRYPTION_KEY is unset or malformed: whether tokens are readable is then unknown."""
+    try:
+        return cipher_from_settings(settings) if settings.token_encryption_key else None
+    except InvalidKey:
+        return None
+
+
+def _attention(c: Connection, tokens_readable: bool | None) -> str | None:
+    """What an operator must do for this connection, if anything."""
+    if tokens_readable is False or (c.needs_consent and c.consent_error == UNDECRYPTABLE):
+        return UNDECRYPTABLE
+    if c.needs_consent:
+        return f"{c.consent_error or 'needs consent'}: run `exact-pipeline connect`"
+    return None
 
 
 def render(status: Status, console: Console) -> None:
@@ -111,8 +173,12 @@ def render(status: Status, console: Console) -> None:
     for c in status.connections:
         state = f"[red]needs consent[/red]: {c['consent_error'] or 'run exact-pipeline connect'}" if c[
             "needs_consent"] else "ok"  # fmt: skip
+        if c["attention"] == UNDECRYPTABLE:
+            state = "[red]undecryptable[/red]"
         table.add_row(str(c["id"]), c["user"], c["access_expires_at"] or "", c["refreshed_at"] or "", state)
     console.print(table if status.connections else "No connections: run `exact-pipeline connect`.")
+    if unreadable := [str(c["id"]) for c in status.connections if c["attention"] == UNDECRYPTABLE]:
+        console.print(f"[red]Undecryptable[/red] connection(s) {', '.join(unreadable)}: {UNDECRYPTABLE}")
     table = Table("connection", "division", "description", "status", "granted", "budget (minute, day)",
                   title="Divisions")  # fmt: skip
     budgets = {(b["connection"], b["division"]): b for b in status.budgets}
@@ -138,9 +204,21 @@ def render(status: Status, console: Console) -> None:
     console.print(f"Queues: {queues}")
     oldest = f" (oldest {dead['oldest']}; `exact-pipeline deadletters list`)" if dead["count"] else ""
     console.print(f"Deliveries: {dead['pending_deliveries']} pending, {dead['count']} dead letters{oldest}")
+    for t in dead.get("stopped_targets", []):
+        console.print(
+            f"[red]Push target stopped[/red]: {t['sink']} {t['url']} answered 410 Gone (since {t['since']}); "
+            f"its deliveries wait. Fix the target or PUSH_URL, then `exact-pipeline deadletters resume "
+            f"--sink {t['sink']}`"
+        )
     commands = ", ".join(f"{count} {state}" for state, count in status.commands.items())
     unknown = " ([red]unknown[/red]: check Exact, `GET /commands/{key}`)" if status.commands.get("unknown") else ""
     console.print(f"Commands: {commands}{unknown}")
+    for c in status.commands_to_check:
+        found = f", Exact ID {c['exact_id']}" if c["exact_id"] else ""
+        what = "[red]unknown[/red]: may have landed, look in Exact"
+        if c["stuck"]:
+            what = "[red]stuck running[/red] past the time limit: its worker died, the sweeper (beat) settles it"
+        console.print(f"  {c['key']} ({c['entity']}, division {c['division']}{found}, since {c['since']}): {what}")
 
 
 def _budget(b: dict[str, Any]) -> str:

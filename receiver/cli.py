@@ -15,6 +15,10 @@ def receiver(
     """Serve POST /webhooks/exact, /healthz, /readyz and /metrics."""
     import uvicorn
 
-    get_settings().require("exact_webhook_secret")
-    uvicorn.run("receiver.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)  # fmt: skip
+    from receiver.serving import uvicorn_options
+
+    settings = get_settings()
+    settings.require("exact_webhook_secret")
+    # Header, header-count, header-time and connection bounds (receiver/serving.py), in every worker process.
+    options = uvicorn_options(settings)
+    uvicorn.run("receiver.app:create_app_from_env", factory=True, host=host, port=port, workers=workers, **options)

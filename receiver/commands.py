@@ -1,18 +1,20 @@
 """`POST /commands` and `GET /commands/{key}`: connected systems submit writes to Exact and read their results.
 
-Bearer-token authenticated (COMMANDS_TOKEN), validated with pydantic, idempotent by the client's key: the command
-is committed to the database before the answer, then handed to the workers (the sweeper resends one whose task was
-lost). 202 for a new command, 200 with the kept state for a repeat, 409 for a key reused with another body, 401 for
-a wrong token, 400/413/408/422 for a bad body, 503 when commands are not configured or the database is down.
+Bearer-token authenticated (COMMANDS_TOKEN, the all-access client, or a named client's token: `commands.clients`),
+validated with pydantic, idempotent by the client's key: the command is committed to the database before the answer,
+then handed to the workers (the sweeper resends one whose task was lost). 202 for a new command, 200 with the kept
+state for a repeat, 409 for a key reused with another body (or by another client), 401 for a wrong token, 403 for a
+division or entity the client may not write, 400/413/408/422 for a bad body, 503 when commands are not configured or
+the database is down. A named client sees only its own commands; another's is a 404.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import TYPE_CHECKING, Any, cast
 
+from kombu.exceptions import KombuError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,7 +23,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from commands.schema import Command, CommandView
+from commands.clients import ALL_ACCESS, Client, any_client, authenticate
+from commands.schema import Command, CommandView, load_json
 from commands.store import KeyReused, get, submit, view
 from receiver.routes import Outcome, read_body
 from runtime.logging import log_event
@@ -38,33 +41,59 @@ def _problem(status: int, detail: Any, headers: dict[str, str] | None = None) ->
     return JSONResponse({"error": detail}, status_code=status, headers=headers)
 
 
-def _denied(request: Request, state: State) -> JSONResponse | None:
-    token = state["settings"].commands_token
-    if token is None or not token.get_secret_value().strip():
-        # An empty COMMANDS_TOKEN (a copied .env.example) must not make an empty bearer valid.
-        return _problem(503, "commands are off: set COMMANDS_TOKEN to accept them")
-    given = request.headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
-        return _problem(401, "a valid 'Authorization: Bearer <COMMANDS_TOKEN>' is required",
-                        {"WWW-Authenticate": 'Bearer realm="commands"'})  # fmt: skip
-    return None
+async def _authenticate(request: Request, state: State) -> Client | JSONResponse:
+    """The client the bearer token is of: COMMANDS_TOKEN's all-access `default`, or a named client; else the answer."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    bearer = value.strip() if scheme.lower() == "bearer" else ""
+    secret = state["settings"].commands_token
+    token = secret.get_secret_value() if secret is not None else ""
+    # An empty COMMANDS_TOKEN (a copied .env.example) must not make an empty bearer valid.
+    configured = bool(token.strip())
+    if configured and bearer and hmac.compare_digest(bearer.encode(), token.encode()):
+        return ALL_ACCESS
+    if configured and not bearer:
+        return _unauthorized()
+    try:
+        named, on = await run_in_threadpool(_named, state, bearer, configured)
+    except SQLAlchemyError:
+        return _problem(503, "the database is unavailable")
+    if named is not None:
+        return named
+    if not on:
+        return _problem(503, "commands are off: set COMMANDS_TOKEN, or add a client (`exact-pipeline clients add`)")
+    return _unauthorized()
+
+
+def _named(state: State, bearer: str, configured: bool) -> tuple[Client | None, bool]:
+    """The named client of `bearer`, and whether commands are on (COMMANDS_TOKEN is set, or a named client exists)."""
+    with Session(state["engine"]) as session:
+        named = authenticate(session, bearer) if bearer else None
+        return named, configured or named is not None or any_client(session)
+
+
+def _unauthorized() -> JSONResponse:
+    challenge = {"WWW-Authenticate": 'Bearer realm="commands"'}
+    return _problem(401, "a valid 'Authorization: Bearer <COMMANDS_TOKEN or a client's token>' is required", challenge)
 
 
 async def submit_command(request: Request) -> Response:
     state = cast("State", request.scope["state"])
-    if (denied := _denied(request, state)) is not None:
-        return denied
+    client = await _authenticate(request, state)
+    if isinstance(client, Response):
+        return client
     settings = state["settings"]
     body = await read_body(request, settings.commands_max_body_bytes, settings.webhook_body_timeout_seconds)
     if isinstance(body, Outcome):
         return _problem(400 if body.status == 200 else body.status, body.detail or "empty body: a command is JSON")
     try:
-        command = Command.model_validate(json.loads(body))
+        command = Command.model_validate(load_json(body))
     except ValueError as exc:  # json's and pydantic's errors both
         return _invalid(exc)
+    if (refused := client.refusal(command)) is not None:
+        log_event(log, "receiver.command.refused", key=command.key, client=client.name, division=command.division)
+        return _problem(403, refused)
     try:
-        shown, created = await run_in_threadpool(_keep, state, command)
+        shown, created = await run_in_threadpool(_keep, state, command, client)
     except KeyReused as exc:
         return _problem(409, str(exc))
     except SQLAlchemyError as exc:
@@ -73,7 +102,7 @@ async def submit_command(request: Request) -> Response:
     if created:
         try:
             await run_in_threadpool(_enqueue, state, command.key)
-        except (RedisError, OSError) as exc:
+        except (RedisError, KombuError, OSError) as exc:
             # Kept, so not lost: the sweeper hands it on once Redis is back.
             log_event(log, "receiver.command.enqueue_failed", logging.WARNING, key=command.key, error=str(exc))
     log_event(log, "receiver.command", key=command.key, division=command.division, entity=command.entity,
@@ -84,11 +113,12 @@ async def submit_command(request: Request) -> Response:
 
 async def command_status(request: Request) -> Response:
     state = cast("State", request.scope["state"])
-    if (denied := _denied(request, state)) is not None:
-        return denied
+    client = await _authenticate(request, state)
+    if isinstance(client, Response):
+        return client
     key = request.path_params["key"]
     try:
-        shown = await run_in_threadpool(_read, state, key)
+        shown = await run_in_threadpool(_read, state, key, client)
     except SQLAlchemyError:
         return _problem(503, "the database is unavailable")
     if shown is None:
@@ -103,16 +133,17 @@ def _invalid(exc: ValueError) -> JSONResponse:
     return _problem(400, f"body is not JSON: {exc}")
 
 
-def _keep(state: State, command: Command) -> tuple[CommandView, bool]:
+def _keep(state: State, command: Command, client: Client) -> tuple[CommandView, bool]:
     with Session(state["engine"]) as session:
-        row, created = submit(session, command)
+        row, created = submit(session, command, client=client.name)
         return view(row), created
 
 
-def _read(state: State, key: str) -> CommandView | None:
+def _read(state: State, key: str, client: Client) -> CommandView | None:
     with Session(state["engine"]) as session:
         row = get(session, key)
-        return view(row) if row is not None else None
+        # Another client's command is answered like a missing one: not even its existence is shown.
+        return view(row) if row is not None and client.may_see(row.client) else None
 
 
 def _enqueue(state: State, key: str) -> None:

@@ -10,6 +10,10 @@ __all__ = ["InvalidSignature", "verify"]
 _PREFIX = b'{"Content":'
 _MARKER = b',"HashCode":"'
 _SUFFIX = b'"}'
+# Framing some senders and proxies add around a body, outside the signed `Content`: a UTF-8 BOM before it and
+# whitespace (a trailing newline) after it. Nothing else is tolerated.
+_BOM = b"\xef\xbb\xbf"
+_TRAILING = b" \t\r\n"
 
 
 class InvalidSignature(ValueError):
@@ -21,6 +25,7 @@ def verify(body: bytes, secret: str) -> bytes:
     if not secret:
         # An empty secret verifies against an empty key, which anyone can forge.
         raise InvalidSignature("no webhook secret configured")
+    body = body.removeprefix(_BOM).rstrip(_TRAILING)
     if not body.startswith(_PREFIX) or not body.endswith(_SUFFIX):
         raise InvalidSignature("not an Exact webhook body")
     marker = body.rfind(_MARKER)

@@ -34,7 +34,9 @@ def _safe_url(url: str) -> str:
 
 def _mount() -> None:
     from commands.cli import write
+    from commands.clients_cli import app as clients_app
     from exact.cli import connect, divisions
+    from exact.keys import rotate_key
     from ops.cli import demo, status
     from receiver.cli import receiver
     from sandbox.cli import sandbox
@@ -45,6 +47,7 @@ def _mount() -> None:
     app.command("sandbox")(sandbox)
     app.command("connect")(connect)
     app.command("divisions")(divisions)
+    app.command("rotate-key")(rotate_key)
     app.command("receiver")(receiver)
     app.add_typer(subscriptions_app, name="subscriptions")
     app.command("sync")(sync)
@@ -55,6 +58,7 @@ def _mount() -> None:
     app.command("demo")(demo)
     app.command("status")(status)
     app.command("write")(write)
+    app.add_typer(clients_app, name="clients")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -22,6 +23,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# How long SQLite waits for another process's write lock before "database is locked".
+SQLITE_BUSY_SECONDS = 30.0
 
 
 class Base(DeclarativeBase):
@@ -38,18 +43,22 @@ def stored_utc(value: datetime) -> datetime:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; SQLite gets WAL and a busy timeout so several processes can share it."""
+    """An engine for `url`; SQLite gets WAL and a busy timeout (30 s, or the URL's `?timeout=N`) so several processes
+    can share it. Statement parameters are kept out of error messages: they are records' names and e-mails, and
+    errors end up in logs."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        timeout = float(make_url(url).query.get("timeout", SQLITE_BUSY_SECONDS))  # type: ignore[arg-type]
+        engine = create_engine(url, connect_args={"timeout": timeout}, **kwargs)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_ms=int(timeout * 1000)))
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

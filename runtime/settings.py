@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,13 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = 64 * 1024
     # The whole body must arrive within this; Exact sends a few hundred bytes at once.
     webhook_body_timeout_seconds: float = 10.0
+    # Bounds on a request's head, enforced before the app sees it (receiver/serving.py); Exact sends a few small
+    # headers. The head must arrive within the timeout: the body timeout above starts only once it has.
+    receiver_max_header_bytes: int = 16 * 1024
+    receiver_max_headers: int = 64
+    receiver_header_timeout_seconds: float = 10.0
+    # Open connections per receiver process; past it a new connection is answered 503 and closed.
+    receiver_max_connections: int = 512
     dedupe_window_seconds: int = 24 * 3600
     coalesce_window_seconds: float = 2.0
     delta_sync_minutes: float = 15.0
@@ -67,6 +75,13 @@ class Settings(BaseSettings):
     delivery_backoff_max_seconds: float = 900.0
     push_timeout_seconds: float = 15.0
     delivery_sweep_after_seconds: float = 60.0
+    # Circuit breaker per push target: this many failed POSTs in a row open it for the cooldown, during which
+    # deliveries wait without a POST; then one probe decides whether it closes.
+    delivery_breaker_failures: int = 5
+    delivery_breaker_cooldown_seconds: float = 60.0
+    # Delivered and superseded delivery rows older than this are pruned (each key's newest delivered row stays, for
+    # ordering); 0 keeps every row.
+    delivery_retention_days: float = 30.0
     # Longer than any task may run, or Redis hands a running task to a second worker; crash tests shrink it.
     broker_visibility_timeout: int = 3600
     commands_token: SecretStr | None = None
@@ -75,6 +90,15 @@ class Settings(BaseSettings):
     reference_cache_seconds: float = 300.0
     # A command still queued after this was lost on its way to the workers (Redis emptied); the sweeper resends it.
     commands_sweep_after_seconds: float = 60.0
+    # A command run is interrupted (soft limit) after this and killed 30 s later; a command still `running` past
+    # both, plus the sweep delay, had its worker die, and the sweeper settles it as `unknown`.
+    commands_time_limit_seconds: float = 300.0
+    # How long a worker keeps trying to record a command's outcome while the database refuses (locked, down);
+    # after that the outcome waits in Redis for the sweeper.
+    commands_finish_retry_seconds: float = 60.0
+    # Commands' share of Exact's 10 errors an hour per endpoint (fetching keeps 7): a client's bad commands wait
+    # instead of pausing the endpoint for fetching.
+    commands_error_budget: int = 2
 
     @property
     def callback_url(self) -> str:
@@ -118,7 +142,12 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret that is set, for the log redactor: none of them may ever reach a log line."""
         names = ("exact_client_secret", "exact_webhook_secret", "token_encryption_key", "push_secret", "commands_token")
-        return [v.get_secret_value() for n in names if (v := getattr(self, n)) is not None]
+        values = [v.get_secret_value() for n in names if (v := getattr(self, n)) is not None]
+        # Each key of a rotation list on its own, and the passwords inside URLs (an error may quote one bare).
+        keys = self.token_encryption_key.get_secret_value().split(",") if self.token_encryption_key else []
+        passwords = [urlsplit(url).password for url in (self.database_url, self.redis_url, self.push_url) if url]
+        extra = [k.strip() for k in keys] + [form for p in passwords if p for form in (p, unquote(p))]
+        return [v for v in dict.fromkeys([*values, *extra]) if v]
 
     def secret(self, name: str) -> str:
         """The plain value of a secret setting, after `require`."""

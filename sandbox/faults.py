@@ -1,14 +1,16 @@
-"""Injected faults: N failures with 500, slow answers, timeouts, forced 429s, per endpoint or for all.
+"""Injected faults: N failures with 500, slow answers, timeouts, forced 429s, foreign links, per endpoint or for all.
 
 Control API:
-    POST   /_sandbox/faults   {"kind": "error"|"slow"|"timeout"|"429", "endpoint": "crm/Contacts"|"*",
-                               "division": 101?, "count": N, "delay": S, "status": 500, "window_seconds": S}
+    POST   /_sandbox/faults   {"kind": "error"|"slow"|"timeout"|"429"|"next", "endpoint": "crm/Contacts"|"*",
+                               "division": 101?, "count": N, "delay": S, "status": 500, "window_seconds": S,
+                               "url": "http://…"}
     GET    /_sandbox/faults   the faults still armed and how many fired
     DELETE /_sandbox/faults   disarm all
 Kinds: `error` answers `status` (500) with Exact's error body; `slow` waits `delay` real seconds, then the call runs
 normally (a client that gave up still caused the write); `timeout` waits `delay` real seconds and answers 504 without
 running the call; `429` answers Too Many Requests with only the minutely headers, reset `window_seconds` from now
-(default: the next whole window of the sandbox clock). Faults fire before authentication and rate limits.
+(default: the next whole window of the sandbox clock); `next` answers a page with no records whose `__next` is `url`
+(a link off the sandbox's host). Faults fire before authentication and rate limits.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -31,8 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "Fault", "Faults", "routes"]
 
-Kind = Literal["error", "slow", "timeout", "429"]
-KINDS: tuple[Kind, ...] = ("error", "slow", "timeout", "429")
+Kind = Literal["error", "slow", "timeout", "429", "next"]
+KINDS: tuple[Kind, ...] = ("error", "slow", "timeout", "429", "next")
 _DEFAULT_TIMEOUT_DELAY = 30.0
 
 
@@ -45,6 +47,7 @@ class Fault:
     delay: float = 0.0
     status: int = 500
     window_seconds: float | None = None
+    url: str | None = None
 
     def matches(self, endpoint: str, division: int | None) -> bool:
         return (
@@ -86,6 +89,8 @@ class Faults:
             return error_response(504, "Gateway Timeout")
         if fault.kind == "429":
             return error_response(429, "Too Many Requests", headers=self._minutely_headers(fault))
+        if fault.kind == "next":
+            return JSONResponse({"d": {"results": [], "__next": fault.url}})
         return error_response(fault.status, "An error occurred. Please try again later.")
 
     def _minutely_headers(self, fault: Fault) -> dict[str, str]:
@@ -115,6 +120,13 @@ class _FaultBody(BaseModel):
     delay: float = Field(default=0.0, ge=0)
     status: int = Field(default=500, ge=400, le=599)
     window_seconds: float | None = Field(default=None, gt=0)
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _next_has_url(self) -> _FaultBody:
+        if self.kind == "next" and not self.url:
+            raise ValueError("a `next` fault needs the `url` its page links to")
+        return self
 
 
 def routes(state: SandboxState) -> list[BaseRoute]:
@@ -131,6 +143,7 @@ def routes(state: SandboxState) -> list[BaseRoute]:
             delay=body.delay,
             status=body.status,
             window_seconds=body.window_seconds,
+            url=body.url,
         )
         state.faults.add(fault)
         return JSONResponse(state.faults.snapshot(), status_code=201)

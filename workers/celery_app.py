@@ -9,10 +9,13 @@ from celery import Celery, signals
 
 from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
-from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE, SWEEP_COMMANDS, SWEEP_DELIVERIES
+from workers.names import DELIVER, DELIVERIES_QUEUE, EVENTS_QUEUE, PRUNE_DELIVERIES, SWEEP_COMMANDS, SWEEP_DELIVERIES
 from workers.schedule import beat_schedule
+from workers.sinks.urls import url_secrets
 
 __all__ = ["app", "make_celery"]
+
+PRUNE_SECONDS = 3600.0
 
 
 def make_celery(settings: Settings, *, include: tuple[str, ...] = ()) -> Celery:
@@ -42,10 +45,16 @@ def make_celery(settings: Settings, *, include: tuple[str, ...] = ()) -> Celery:
         timezone="UTC",
         beat_schedule={
             **beat_schedule(settings),
-            "deliveries-sweep": {"task": SWEEP_DELIVERIES, "schedule": 60.0},
+            # On the deliveries queue: the events worker never waits behind delivery bookkeeping.
+            "deliveries-sweep": {"task": SWEEP_DELIVERIES, "schedule": 60.0, "options": {"queue": DELIVERIES_QUEUE}},
+            "deliveries-prune": {
+                "task": PRUNE_DELIVERIES,
+                "schedule": PRUNE_SECONDS,
+                "options": {"queue": DELIVERIES_QUEUE, "expires": PRUNE_SECONDS},
+            },
             "commands-sweep": {"task": SWEEP_COMMANDS, "schedule": 60.0},
         },
-        task_routes={"workers.deliver": {"queue": DELIVERIES_QUEUE}},
+        task_routes={name: {"queue": DELIVERIES_QUEUE} for name in (DELIVER, SWEEP_DELIVERIES, PRUNE_DELIVERIES)},
     )
     return celery
 
@@ -58,4 +67,5 @@ app = make_celery(get_settings(), include=TASK_MODULES)
 def _json_logs(**_: object) -> None:
     """Workers and beat log JSON lines with secrets masked, like the receiver; Celery's own lines included."""
     settings = get_settings()
-    configure_logging(settings.log_level, secrets=settings.secret_values())
+    # PUSH_URL's credentials too: httpx or a plugin may quote the URL where no masking reaches.
+    configure_logging(settings.log_level, secrets=[*settings.secret_values(), *url_secrets(settings.push_url)])

@@ -1,15 +1,18 @@
-"""`exact-pipeline records` and `exact-pipeline deadletters`: read the SQL mirror, list and replay dead letters.
+"""`exact-pipeline records` and `exact-pipeline deadletters`: read the SQL mirror, list and replay dead letters,
+resume a push target that a 410 Gone stopped.
 
 Usage:
     exact-pipeline records dump --division 101 --topic Accounts      # JSON lines, tombstones included
     exact-pipeline deadletters list [--json]
     exact-pipeline deadletters replay --id 7 [--id 8]
     exact-pipeline deadletters replay --all
+    exact-pipeline deadletters resume [--sink http]                  # after a 410 Gone, once the target is fixed
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import typer
 from rich.console import Console
@@ -18,11 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from runtime.db import make_engine, make_session_factory, session_scope
+from runtime.redis import sync_client
 from runtime.settings import get_settings
-from workers.deadletters import dead_letters, replay
-from workers.delivery import dispatch_lanes
+from workers.deadletters import dead_letters, replay, waiting_lanes
+from workers.delivery import DeliveryContext, dispatch_lanes
 from workers.models import MirrorRecord
 from workers.sinks.http import iso_utc
+from workers.sinks.urls import url_secrets
 from workers.topics import spec_of
 
 __all__ = ["deadletters_app", "records_app"]
@@ -60,7 +65,7 @@ def dump(
 def list_dead(as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table.")) -> None:
     """Deliveries given up after DELIVERY_MAX_ATTEMPTS attempts, oldest first."""
     with _sessions()() as session:
-        letters = dead_letters(session)
+        letters = [replace(d, last_error=_scrub(d.last_error)) for d in dead_letters(session)]
     if as_json:
         for d in letters:
             line = {"id": d.id, "sink": d.sink, "event_id": d.event_id, "attempts": d.attempts,
@@ -96,3 +101,25 @@ def replay_dead(
     if missing:
         typer.echo(f"not a dead letter: {', '.join(map(str, missing))}", err=True)
         raise typer.Exit(1)
+
+
+@deadletters_app.command("resume")
+def resume_target(sink: str = typer.Option("http", "--sink", help="The push sink whose target to resume.")) -> None:
+    """Send to a push target again after it answered 410 Gone, and dispatch every delivery waiting for it."""
+    settings = get_settings()
+    sessions = _sessions()
+    ctx = DeliveryContext.build(settings, sessions, sync_client(settings.redis_url))
+    if sink not in ctx.push_sinks:
+        raise typer.BadParameter(f"{sink!r} is not a configured push sink (SINKS={settings.sinks})")
+    ctx.breaker(sink).resume()
+    with sessions() as session:
+        lanes = waiting_lanes(session, sink)
+    sent = dispatch_lanes(settings, lanes)
+    typer.echo(f"resumed {sink}: {len(lanes)} lane(s) waiting, {sent} dispatched")
+
+
+def _scrub(error: str | None) -> str | None:
+    # Rows written before PUSH_URL was masked in errors may still hold its credentials.
+    for secret in sorted(url_secrets(get_settings().push_url), key=len, reverse=True):
+        error = error.replace(secret, "***") if error else error
+    return error

@@ -1,4 +1,7 @@
-"""Dead letters: deliveries that reached the attempt limit; listed, and replayed by putting them back to pending."""
+"""Dead letters: deliveries that reached the attempt limit; listed, and replayed by putting them back to pending.
+
+Also the lanes still waiting for a push target, which `deadletters resume` dispatches after a 410 stopped it.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from runtime.db import utc_now
 from workers.delivery import PushLane
 from workers.models import Delivery
 
-__all__ = ["DeadLetter", "Replayed", "dead_letters", "replay"]
+__all__ = ["DeadLetter", "Replayed", "dead_letters", "replay", "waiting_lanes"]
 
 
 @dataclass(frozen=True)
@@ -58,3 +61,13 @@ def replay(session: Session, ids: Sequence[int] | None) -> Replayed:
     )
     lanes = list(dict.fromkeys(PushLane(r.sink, r.division, r.topic, r.key) for r in rows))
     return Replayed([r.id for r in rows], lanes)
+
+
+def waiting_lanes(session: Session, sink: str) -> list[PushLane]:
+    """The lanes of `sink` with a delivery still to send (pending, or left sending)."""
+    query = (
+        select(Delivery.sink, Delivery.division, Delivery.topic, Delivery.key)
+        .where(Delivery.sink == sink, Delivery.state.in_(("pending", "sending")))
+        .distinct()
+    )
+    return [PushLane(*row) for row in session.execute(query)]

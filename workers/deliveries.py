@@ -1,4 +1,5 @@
-"""Celery tasks that push: one per delivery lane, and the sweeper that re-dispatches lanes a lost message left behind.
+"""Celery tasks that push: one per delivery lane, the sweeper that re-dispatches lanes a lost message left behind,
+and the pruning of old delivery rows.
 
 The tasks stay thin; the work is `workers.delivery.deliver_lane` and `sweep_lanes`, which tests call directly.
 Both are idempotent: the lane's Redis lock and the rows' state machine keep two runs from sending one row twice, and
@@ -18,9 +19,10 @@ from runtime.logging import log_event
 from runtime.redis import sync_client
 from runtime.settings import get_settings
 from workers.delivery import BUSY_RETRY_SECONDS, DeliveryContext, PushLane, deliver_lane, dispatch_lanes, sweep_lanes
-from workers.names import DELIVER, SWEEP_DELIVERIES
+from workers.names import DELIVER, PRUNE_DELIVERIES, SWEEP_DELIVERIES
+from workers.retention import prune_deliveries
 
-__all__ = ["deliver", "delivery_context", "sweep"]
+__all__ = ["deliver", "delivery_context", "prune", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +52,20 @@ def deliver(self: Task, sink: str, division: int, topic: str, key: str) -> int:
 def sweep() -> int:
     """Beat's entry: dispatch every lane with a delivery overdue for longer than the sweep delay."""
     ctx = delivery_context()
+    stopped = [name for name in ctx.push_sinks if ctx.redis.exists(ctx.breaker(name).gone_key)]
     with ctx.sessions() as session:
-        lanes = sweep_lanes(ctx.settings, session)
+        lanes = sweep_lanes(ctx.settings, session, skip=stopped)
     sent = dispatch_lanes(ctx.settings, lanes)
     if lanes:
         log_event(log, "workers.deliveries.swept", lanes=len(lanes), sent=sent)
     return sent
+
+
+@shared_task(name=PRUNE_DELIVERIES, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def prune() -> int:
+    """Beat's entry: delete delivered and superseded rows past DELIVERY_RETENTION_DAYS (see workers.retention)."""
+    ctx = delivery_context()
+    removed = prune_deliveries(ctx.sessions, ctx.settings.delivery_retention_days)
+    if removed:
+        log_event(log, "workers.deliveries.pruned", rows=removed)
+    return removed

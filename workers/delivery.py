@@ -5,12 +5,15 @@ The fetching side calls `accept(session, changes, settings)` inside its transact
 key); the task runs `deliver_lane`, which holds the lane's Redis lock and walks the lane's log rows oldest version
 first: pending → sending (committed before the POST: the fence) → delivered, or back to pending with a backoff,
 or dead after `delivery_max_attempts`. A version older than one already delivered is superseded, never sent.
+Before each POST the target's circuit breaker (`workers.breaker`) may hold the lane: the head waits, unsent and
+uncounted, until the breaker lets a probe through, or, after a 410 Gone, until an operator resumes the target.
 `sweep_lanes` finds rows a lost message left behind, so Redis losing a task is a delay, not a loss.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 from collections.abc import Iterable, Sequence
@@ -27,11 +30,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from runtime.db import stored_utc, utc_now
 from runtime.logging import log_event
 from runtime.settings import Settings
+from workers.breaker import Breaker
 from workers.changes import ChangeRecord
 from workers.coalesce import LaneLock
 from workers.models import Delivery
 from workers.names import DELIVER, DELIVERIES_QUEUE
-from workers.sinks import Outgoing, PushFailed, PushSink, Sink, load_sinks
+from workers.sinks import Outgoing, PushFailed, PushSink, Sink, TargetGone, load_sinks
 
 __all__ = [
     "AcceptResult",
@@ -174,7 +178,7 @@ def producer(settings: Settings) -> Celery:
 # -- delivering one lane, in a task
 @dataclass
 class DeliveryContext:
-    """What delivering needs: settings, sessions, Redis (for the lane locks) and the push sinks by name."""
+    """What delivering needs: settings, sessions, Redis (lane locks, breakers) and the push sinks by name."""
 
     settings: Settings
     sessions: sessionmaker[Session]
@@ -186,6 +190,21 @@ class DeliveryContext:
         sinks = {s.name: s for s in sinks_for(settings) if isinstance(s, PushSink)}
         return cls(settings, sessions, client, sinks)
 
+    def breaker(self, sink: str) -> Breaker:
+        """The breaker of a push sink's target (its URL, for the `http` sink; one per sink otherwise)."""
+        target = str(getattr(self.push_sinks.get(sink), "url", sink))
+        s = self.settings
+        return Breaker(
+            self.redis,
+            s.redis_prefix,
+            sink,
+            target,
+            failures=s.delivery_breaker_failures,
+            cooldown=s.delivery_breaker_cooldown_seconds,
+            probe_ttl=self.lock_ttl_seconds,
+            probe_wait=BUSY_RETRY_SECONDS,
+        )
+
     @property
     def lock_ttl_seconds(self) -> float:
         # Longer than one attempt (the POST's timeout plus the bookkeeping around it); refreshed before each.
@@ -196,7 +215,9 @@ def backoff_seconds(settings: Settings, attempts: int, retry_after: float | None
     """Exponential in the attempts made, capped, with jitter (half to full), and never below the target's wish."""
     ceiling = min(settings.delivery_backoff_max_seconds, settings.delivery_backoff_seconds * 2.0 ** (attempts - 1))
     wait = ceiling * (0.5 + random.random() / 2)
-    return max(wait, retry_after or 0.0)
+    # A wish that is not a finite, positive number of seconds is ignored; a huge one waits the cap.
+    wish = retry_after if retry_after is not None and math.isfinite(retry_after) and retry_after > 0 else 0.0
+    return max(wait, min(wish, settings.delivery_backoff_max_seconds))
 
 
 def deliver_lane(ctx: DeliveryContext, lane: PushLane, owner: str) -> LaneOutcome:
@@ -212,12 +233,12 @@ def deliver_lane(ctx: DeliveryContext, lane: PushLane, owner: str) -> LaneOutcom
     if not lock.acquire():
         return LaneOutcome(busy=True)
     try:
-        return _drain(ctx, sink, lane, lock)
+        return _drain(ctx, sink, lane, lock, ctx.breaker(lane.sink))
     finally:
         lock.release()
 
 
-def _drain(ctx: DeliveryContext, sink: PushSink, lane: PushLane, lock: LaneLock) -> LaneOutcome:
+def _drain(ctx: DeliveryContext, sink: PushSink, lane: PushLane, lock: LaneLock, breaker: Breaker) -> LaneOutcome:
     delivered = superseded = dead = 0
 
     def outcome(retry_in: float | None = None) -> LaneOutcome:
@@ -241,6 +262,9 @@ def _drain(ctx: DeliveryContext, sink: PushSink, lane: PushLane, lock: LaneLock)
             if stored_utc(head.due_at) > utc_now():
                 # The task that saw it fail has scheduled the retry; the sweeper stands behind that.
                 return outcome()
+            gate = breaker.gate(lock.owner)
+            if not gate.allowed:
+                return outcome(_hold(session, head.id, gate.wait))
             if not lock.refresh():
                 return outcome()  # our lock lapsed: whoever holds it now carries on
             attempt = _start(session, head)
@@ -248,13 +272,21 @@ def _drain(ctx: DeliveryContext, sink: PushSink, lane: PushLane, lock: LaneLock)
                 return outcome()  # the row moved under us: another holder is at work
         try:
             sink.push(attempt)  # outside any transaction
+        except TargetGone as exc:
+            with ctx.sessions() as session:
+                _gone(session, head.id, exc)
+            breaker.stop(str(getattr(sink, "shown_url", lane.sink)), str(exc))
+            return outcome()
         except PushFailed as exc:
+            if breaker.failed():
+                log_event(log, "workers.delivery.breaker_opened", logging.WARNING, sink=lane.sink)
             with ctx.sessions() as session:
                 retry_in = _failed(ctx.settings, session, head.id, attempt.attempt, exc)
             if retry_in is None:
                 dead += 1
                 continue  # a dead letter no longer holds the lane up
             return outcome(retry_in)
+        breaker.succeeded()
         with ctx.sessions() as session:
             delivered += _finish(session, head.id, "delivered", None)
 
@@ -300,6 +332,32 @@ def _failed(settings: Settings, session: Session, row_id: int, attempts: int, ex
     return wait
 
 
+def _hold(session: Session, row_id: int, wait: float | None) -> float | None:
+    """The breaker holds the lane: its head waits `wait` seconds (moved later so the sweeper leaves it alone), or,
+    for a stopped target (None), until `deadletters resume` dispatches the lane again."""
+    if wait is not None:
+        due = utc_now() + timedelta(seconds=wait)
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == row_id, Delivery.state == "pending", Delivery.due_at < due)
+            .values(due_at=due)
+            .execution_options(synchronize_session=False)  # SQLite hands back naive datetimes to compare
+        )
+        session.commit()
+    return wait
+
+
+def _gone(session: Session, row_id: int, exc: TargetGone) -> None:
+    """The target answered 410: the row waits as pending, and that attempt does not count against the limit."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == row_id, Delivery.state == "sending")
+        .values(state="pending", attempts=Delivery.attempts - 1, last_error=str(exc), updated_at=utc_now())
+    )
+    session.commit()
+    log_event(log, "workers.delivery.target_gone", logging.ERROR, delivery=row_id, error=str(exc))
+
+
 def _finish(session: Session, row_id: int, state: str, error: str | None) -> int:
     """Move a live row to a final state; 1 when it moved (`delivered` only from `sending`)."""
     now = utc_now()
@@ -324,13 +382,16 @@ def _rowcount(result: object) -> int:
 
 
 # -- the sweeper
-def sweep_lanes(settings: Settings, session: Session) -> list[PushLane]:
+def sweep_lanes(settings: Settings, session: Session, *, skip: Sequence[str] = ()) -> list[PushLane]:
     """Lanes with a pending row due for longer than `delivery_sweep_after_seconds`, or a row left `sending` as long
-    (its worker died and its message is gone): their tasks were lost or are late, so they are dispatched again."""
+    (its worker died and its message is gone): their tasks were lost or are late, so they are dispatched again.
+    Sinks in `skip` (stopped targets) are left out: their rows wait for `deadletters resume`."""
     cutoff = utc_now() - timedelta(seconds=settings.delivery_sweep_after_seconds)
     stale = or_(
         and_(Delivery.state == "pending", Delivery.due_at <= cutoff),
         and_(Delivery.state == "sending", Delivery.updated_at <= cutoff),
     )
     query = select(Delivery.sink, Delivery.division, Delivery.topic, Delivery.key).where(stale).distinct()
+    if skip:
+        query = query.where(Delivery.sink.not_in(list(skip)))
     return [PushLane(*row) for row in session.execute(query.limit(SWEEP_BATCH))]

@@ -11,6 +11,8 @@ __all__ = [
     "FLUSH",
     "HANDLE_EVENT",
     "KEEP_ALIVE",
+    "PRUNE_DELIVERIES",
+    "QUEUES",
     "RUN_COMMAND",
     "SWEEP_COMMANDS",
     "SWEEP_DELIVERIES",
@@ -23,9 +25,13 @@ HANDLE_EVENT = "workers.handle_event"
 EVENTS_QUEUE = "exact-events"
 # Pushes to sinks get their own queue so that a slow or down target never holds up fetching.
 DELIVERIES_QUEUE = "exact-deliveries"
-# Pushing (workers/deliveries.py): one task per push lane (sink, division, topic, key); the periodic sweeper.
+# Every queue, for `exact-pipeline worker --queues`; the Procfile and compose run one worker process per queue.
+QUEUES = (EVENTS_QUEUE, DELIVERIES_QUEUE)
+# Pushing (workers/deliveries.py): one task per push lane (sink, division, topic, key); the periodic sweeper and
+# the pruning of old delivery rows, both on the deliveries queue.
 DELIVER = "workers.deliver"
 SWEEP_DELIVERIES = "workers.deliveries.sweep"
+PRUNE_DELIVERIES = "workers.deliveries.prune"
 # Fetching (workers/tasks.py): one flush per lane and coalescing window, the delta sync per lane and its fan-out,
 # the token keep-alive.
 FLUSH = "workers.flush"

@@ -4,6 +4,7 @@ Usage:
     exact-pipeline sync --division 101 --topic Accounts          # from the lane's cursor (resumes where it stopped)
     exact-pipeline sync --division 101 --topic Accounts --full   # from the start
     exact-pipeline worker [-c 4]                                 # a Celery worker on both queues
+    exact-pipeline worker --queues exact-deliveries              # one queue only (the Procfile's `pusher`)
     exact-pipeline beat                                          # the schedule (delta sync, keep-alive, reconcile)
 
 The cursor advances after every call the sinks accepted, so an interrupted backfill resumes from its last page.
@@ -26,7 +27,7 @@ from runtime.settings import get_settings
 from workers.coalesce import Lane
 from workers.context import WorkerContext
 from workers.delta_sync import Progress as OnPage
-from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
+from workers.names import QUEUES
 from workers.tasks import LaneBusy, sync_lane
 from workers.topics import TOPICS, spec_of
 
@@ -98,9 +99,22 @@ def _celery(*args: str) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.celery_app", *args])
 
 
-def worker(concurrency: int = typer.Option(2, "-c", "--concurrency", help="Worker processes.")) -> None:
-    """A Celery worker on the events and deliveries queues (prefork)."""
-    _celery("worker", "--pool", "prefork", "-c", str(concurrency), "-Q", f"{EVENTS_QUEUE},{DELIVERIES_QUEUE}",
+def worker(
+    concurrency: int = typer.Option(2, "-c", "--concurrency", help="Worker processes."),
+    queues: str = typer.Option(",".join(QUEUES), "--queues", "-Q", help=f"Comma-separated, of: {', '.join(QUEUES)}."),
+) -> None:
+    """A Celery worker (prefork) on the events and deliveries queues, or on the ones --queues names.
+
+    Run one per queue in production (the Procfile's `worker` and `pusher`): a slow push target then holds up only
+    the pushes, never fetching or commands.
+    """
+    names = list(dict.fromkeys(q.strip() for q in queues.split(",") if q.strip()))
+    unknown = [q for q in names if q not in QUEUES]
+    if unknown or not names:
+        raise typer.BadParameter(f"unknown queue {', '.join(unknown) or '(none)'}; the queues are {', '.join(QUEUES)}")
+    # A node name per queue, so that two workers on one host (`worker` and `pusher`) do not share one.
+    node = [] if len(names) == len(QUEUES) else ["-n", f"{'+'.join(names)}@%h"]
+    _celery("worker", "--pool", "prefork", "-c", str(concurrency), "-Q", ",".join(names), *node,
             "--without-gossip", "--without-mingle")  # fmt: skip
 
 

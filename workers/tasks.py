@@ -7,7 +7,9 @@ dispatches the pushes, then advances the cursor. Every task is idempotent: the m
 delivery log is unique per (sink, event id), and a retried flush re-reads from its cursor and its kept events.
 
 Exceptions stay inside this module: `LaneBusy` (another flush or walk owns the lane) is retried, Exact's
-`RateLimited` and `ExactUnavailable` are retried later, `NeedsConsent` waits for a new `connect`.
+`RateLimited` and `ExactUnavailable` are retried later, `NeedsConsent` waits for a new `connect`. A database error
+(`SQLAlchemyError`: locked, restarting, away) retries the flush or walk with a capped backoff; a flush's taken events
+stay in `processing` meanwhile, so its retry fetches them without a new webhook.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from celery import Task, shared_task
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from exact import ExactError, ExactUnavailable, NeedsConsent, RateLimited
 from exact._models import Connection
@@ -196,6 +199,15 @@ def _wait_for(exc: RateLimited) -> float:
     return min(max(exc.retry_at - time.time(), 1.0), MAX_BACKOFF_SECONDS) + random.random()
 
 
+def _database_wait(ctx: WorkerContext, lane: Lane, exc: SQLAlchemyError, retries: int) -> float:
+    """The countdown after a database error, logged by class only: SQLAlchemy's text can quote records' values."""
+    countdown = _under_visibility(ctx, _backoff(retries))
+    cause = type(getattr(exc, "orig", None) or exc).__name__  # the driver's class: LockNotAvailable, ...
+    fields = {"division": lane.division, "topic": lane.topic, "error": cause, "retry_in": round(countdown, 1)}
+    log_event(log, "workers.lane.database_error", logging.WARNING, **fields)
+    return countdown
+
+
 def _under_visibility(ctx: WorkerContext, countdown: float) -> float:
     """A retry's countdown, capped at half the broker's visibility timeout. A task waiting for its ETA sits
     unacknowledged in the worker; past the timeout Redis hands it out again while the first copy still waits, and
@@ -204,8 +216,8 @@ def _under_visibility(ctx: WorkerContext, countdown: float) -> float:
 
 
 # -- the Celery tasks
-@shared_task(name=HANDLE_EVENT, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
-def handle_event(event: dict[str, Any]) -> str:
+@shared_task(name=HANDLE_EVENT, bind=True, acks_late=True, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
+def handle_event(self: Task, event: dict[str, Any]) -> str:
     """Thin and idempotent: an event twice is one pending key, and one flush per lane and window."""
     ctx = process_context()
 
@@ -213,7 +225,12 @@ def handle_event(event: dict[str, Any]) -> str:
         args = [lane.connection_id, lane.division, lane.topic]
         flush.apply_async(args=args, countdown=ctx.settings.coalesce_window_seconds, queue=EVENTS_QUEUE)
 
-    outcome = handle(ctx, event, schedule)
+    try:
+        outcome = handle(ctx, event, schedule)
+    except SQLAlchemyError as exc:
+        # The lane's connection is looked up in the database; acking here would leave the change to the delta sync.
+        lane = Lane(0, int(event["division"]), str(event["topic"]))
+        raise self.retry(countdown=_database_wait(ctx, lane, exc, self.request.retries)) from exc
     if outcome in ("unknown-topic", "untracked"):
         log_event(log, f"workers.event.{outcome}", division=event.get("division"), topic=event.get("topic"))
     return outcome
@@ -231,6 +248,8 @@ def flush(self: Task, connection_id: int, division: int, topic: str) -> int:
         raise self.retry(countdown=_under_visibility(ctx, _wait_for(exc))) from exc
     except ExactUnavailable as exc:
         raise self.retry(countdown=_under_visibility(ctx, _backoff(self.request.retries))) from exc
+    except SQLAlchemyError as exc:
+        raise self.retry(countdown=_database_wait(ctx, lane, exc, self.request.retries)) from exc
     except NeedsConsent:
         # The events stay in `processing`; after a new `connect` the delta sync walks the cursor anyway.
         log_event(log, "workers.flush.needs_consent", logging.ERROR, connection=connection_id)
@@ -248,6 +267,8 @@ def delta_sync(self: Task, connection_id: int, division: int, topic: str, full: 
         raise self.retry(countdown=_under_visibility(ctx, _busy_wait(ctx, self.request.retries))) from exc
     except RateLimited as exc:
         raise self.retry(countdown=_under_visibility(ctx, _wait_for(exc))) from exc
+    except SQLAlchemyError as exc:
+        raise self.retry(countdown=_database_wait(ctx, lane, exc, self.request.retries)) from exc
     except ExactError as exc:
         # The next scheduled run starts again from the same cursor.
         log_event(log, "workers.delta_sync.failed", logging.WARNING, division=division, topic=topic,

@@ -87,3 +87,34 @@ def test_queued_too_long_is_found_by_the_sweeper(session_factory: sessionmaker[S
         found = stale_queued(session, older_than_seconds=60)
     assert old.key in found
     assert new.key not in found
+
+
+def test_a_claim_running_past_the_time_limit_is_settled_unknown_by_the_sweeper(
+    settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """Its worker died (killed by the hard time limit, the message acked): no task will ever finish it."""
+    from workers.commands import settle_stale
+
+    stuck, fresh = a_command(), a_command()
+    with session_factory() as session:
+        for command in (stuck, fresh):
+            submit(session, command)
+            assert claim(session, command.key, "task-a").run
+        session.execute(
+            update(CommandRecord)
+            .where(CommandRecord.key == stuck.key)
+            .values(updated_at=utc_now() - timedelta(hours=1))
+        )
+        session.commit()
+    ctx = WorkerContext.from_settings(settings)
+    assert settle_stale(ctx) >= 1  # the run's database may hold other old claims
+    with session_factory() as session:
+        settled, untouched = session.get(CommandRecord, stuck.key), session.get(CommandRecord, fresh.key)
+        query = select(MirrorRecord).where(
+            MirrorRecord.topic == COMMANDS_TOPIC, MirrorRecord.key == change_key(stuck.key)
+        )
+        mirrored = session.scalars(query).one()
+    assert settled is not None and untouched is not None  # noqa: PT018
+    assert (settled.status, untouched.status) == ("unknown", "running")
+    assert settled.result is not None and "may have landed" in settled.result["error"]["message"]  # noqa: PT018
+    assert mirrored.record is not None and mirrored.record["status"] == "unknown"  # noqa: PT018

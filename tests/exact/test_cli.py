@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +20,7 @@ from typer.testing import CliRunner
 from exact import Connection, OAuthApp
 from runtime.cli import _mount, app
 from runtime.settings import Settings, get_settings
+from tests.conftest import free_port
 
 runner = CliRunner()
 
@@ -73,3 +80,40 @@ class TestConnect:
         result = runner.invoke(app, ["connect", "--code", "x"])
         assert result.exit_code != 0
         assert "EXACT_REDIRECT_URI" in str(result.exception)
+
+
+def connect_idle(port: int, deadline: float) -> socket.socket:
+    """A TCP connection to the callback server that never sends a byte (a browser's spare socket)."""
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=5)
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline, "the callback server never listened"
+            time.sleep(0.05)
+
+
+class TestCallbackServer:
+    def test_an_idle_connection_does_not_hold_up_the_redirect(self, exact_settings: Settings) -> None:
+        port = free_port()
+        settings = exact_settings.model_copy(update={"exact_redirect_uri": f"http://127.0.0.1:{port}/callback"})
+        env = settings.child_environment(os.environ) | {"COLUMNS": "2000"}  # the URL on one line
+        command = [str(Path(sys.executable).parent / "exact-pipeline"), "connect", "--timeout", "60"]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            assert process.stdout is not None
+            url = ""
+            while "/api/oauth2/auth?" not in url:
+                url = process.stdout.readline()
+                assert url, "connect ended before printing the authorize URL"
+            with connect_idle(port, time.monotonic() + 30):
+                location = httpx.get(url.strip()).headers["location"]
+                assert httpx.get(location, timeout=15).status_code == 200
+                output, _ = process.communicate(timeout=60)
+            assert process.returncode == 0, output
+            assert "connected Sandra Sandbox" in output
+            with pytest.raises(ConnectionRefusedError):  # it served the one redirect and stopped listening
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=30)

@@ -13,6 +13,7 @@ from exact import (
     ValidationError,
     string_literal,
 )
+from exact._exceptions import ForeignLink
 from tests.conftest import ServerThread
 from tests.exact.conftest import Connected
 
@@ -107,13 +108,13 @@ class TestRetries:
     ) -> None:
         client = connected.client()
         missing = "00000000-0000-0000-0000-000000000001"
-        for _ in range(8):
+        for _ in range(7):
             with pytest.raises(NotFound):
                 client.get_by_key(101, "crm/Contacts", missing)
         with pytest.raises(EndpointBlocked):
             client.get(101, "crm/Contacts")
-        assert calls(sandbox, endpoint="crm/Contacts", status=404) == 8
-        # Exact blocks at 10: we stopped before it did.
+        assert calls(sandbox, endpoint="crm/Contacts", status=404) == 7
+        # Exact blocks at 10: fetching stops at its share (7), leaving commands theirs (2) and one spare.
         assert client.get(101, "financial/GLAccounts")
 
     def test_functional_500_is_not_retried(self, connected: Connected, sandbox: ServerThread) -> None:
@@ -136,3 +137,29 @@ def _ok_app() -> object:
         return Response()
 
     return Starlette(routes=[Route("/hook", ok, methods=["POST"])])
+
+
+class TestForeignLinks:
+    def test_a_next_link_to_another_host_is_not_followed(self, connected: Connected, sandbox: ServerThread) -> None:
+        heard: list[dict[str, str]] = []
+        with ServerThread(_recording_app(heard)) as foreign:
+            link = f"{foreign.url}/api/v1/101/crm/Contacts?$skiptoken=guid'00000000-0000-0000-0000-000000000001'"
+            httpx.post(f"{sandbox.url}/_sandbox/faults", json={"kind": "next", "endpoint": "crm/Contacts", "url": link})
+            with pytest.raises(ForeignLink) as caught:
+                list(connected.client().iter_records(101, "crm/Contacts"))
+        assert heard == []  # not a request, so no bearer token either
+        assert caught.value.origin == foreign.url
+
+
+def _recording_app(heard: list[dict[str, str]]) -> object:
+    """A host that is not Exact: it records each request's headers and answers an empty page."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def page(request: Request) -> JSONResponse:
+        heard.append(dict(request.headers))
+        return JSONResponse({"d": {"results": []}})
+
+    return Starlette(routes=[Route("/{path:path}", page)])

@@ -13,6 +13,8 @@ from pydantic import SecretStr
 from sqlalchemy import update
 
 from exact import Connection, NeedsConsent
+from exact.factory import client_from_settings
+from runtime.crypto import TokenCipher, generate_key
 from runtime.settings import Settings
 from tests.conftest import ServerThread
 from tests.exact.conftest import Connected
@@ -99,3 +101,31 @@ class TestNeedsConsent:
             assert "Old refresh token used" in (row.consent_error or "")
         stats = oauth_stats(sandbox)
         assert stats["rotated_token_uses"] == 1  # one attempt, then no more calls
+
+
+class TestEncryptionKeys:
+    def test_tokens_no_key_opens_park_the_connection_instead_of_failing_every_call(self, connected: Connected) -> None:
+        settings = connected.settings.model_copy(update={"token_encryption_key": SecretStr(generate_key())})
+        client = client_from_settings(settings, connected.sessions, connected.connection_id)
+        with pytest.raises(NeedsConsent, match="rotate-key"):
+            client.me()
+        with connected.sessions() as session:
+            row = session.get(Connection, connected.connection_id)
+            assert row is not None
+            assert row.needs_consent
+            assert "TOKEN_ENCRYPTION_KEY" in (row.consent_error or "")
+
+    def test_a_key_list_opens_tokens_of_the_old_key_and_refreshes_under_the_new(
+        self, connected: Connected, sandbox: ServerThread
+    ) -> None:
+        new, old = generate_key(), connected.settings.secret("token_encryption_key")
+        settings = connected.settings.model_copy(update={"token_encryption_key": SecretStr(f"{new},{old}")})
+        age_tokens(connected, sandbox, 575)
+        assert (
+            client_from_settings(settings, connected.sessions, connected.connection_id).me()["CurrentDivision"] == 101
+        )
+        assert oauth_stats(sandbox)["refreshes"] == 1
+        with connected.sessions() as session:
+            row = session.get(Connection, connected.connection_id)
+            assert row is not None
+            assert TokenCipher(new).decrypt(row.refresh_token_enc)  # the refreshed pair is under the new key

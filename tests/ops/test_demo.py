@@ -89,7 +89,7 @@ def test_a_short_demo_delivers_every_change_on_a_private_redis(
     # The burst of 150 is coalesced: far fewer Exact calls than changes.
     assert summary["calls_per_change"] < 0.5
     children = _children(tmp_path)
-    assert set(children) == {"redis", "sandbox", "receiver", "worker", "beat"}
+    assert set(children) == {"redis", "sandbox", "receiver", "worker", "pusher", "beat"}
     assert not [name for name, pid in children.items() if _alive(pid)]
 
 
@@ -106,5 +106,5 @@ def test_ctrl_c_stops_every_child(tmp_path: Path, run: Callable[..., subprocess.
     output, _ = demo.communicate(timeout=60)
     assert "stopped" in output.decode(errors="replace")
     children = _children(tmp_path)
-    assert set(children) == {"sandbox", "receiver", "worker", "beat"}  # the shared Redis answered: no private one
+    assert set(children) == {"sandbox", "receiver", "worker", "pusher", "beat"}  # the shared Redis answered
     assert not [name for name, pid in children.items() if _alive(pid)]

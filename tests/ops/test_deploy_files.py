@@ -1,4 +1,7 @@
-"""Procfile and docker-compose.yml only run commands that exist, and compose has the stack the README describes."""
+"""Procfile and docker-compose.yml only run commands that exist, and compose has the stack the README describes.
+
+Each queue has a worker process of its own in both, so a slow push target never holds up fetching.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUPS = {"db", "subscriptions", "records", "deadletters"}
@@ -23,15 +28,23 @@ def _compose() -> dict[str, dict[str, object]]:
     return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"])
 
 
-def test_procfile_has_web_worker_and_beat() -> None:
-    assert set(_procfile()) == {"web", "worker", "beat"}
+def _queues(argv: list[str]) -> str | None:
+    return argv[argv.index("--queues") + 1] if "--queues" in argv else None
+
+
+def test_procfile_has_web_worker_pusher_and_beat() -> None:
+    procfile = _procfile()
+    assert set(procfile) == {"web", "worker", "pusher", "beat"}
+    assert (_queues(procfile["worker"]), _queues(procfile["pusher"])) == (EVENTS_QUEUE, DELIVERIES_QUEUE)
 
 
 def test_compose_has_the_whole_stack() -> None:
     services = _compose()
-    assert {"postgres", "redis", "migrate", "receiver", "worker", "beat"} <= set(services)
-    for name in ("receiver", "worker", "beat"):
+    assert {"postgres", "redis", "migrate", "receiver", "worker", "pusher", "beat"} <= set(services)
+    for name in ("receiver", "worker", "pusher", "beat"):
         assert services[name]["env_file"], name
+    queues = {name: _queues(list(services[name]["command"])) for name in ("worker", "pusher")}  # type: ignore[call-overload]
+    assert queues == {"worker": EVENTS_QUEUE, "pusher": DELIVERIES_QUEUE}
 
 
 def _subcommand(argv: list[str]) -> list[str]:

@@ -1,4 +1,5 @@
-"""The Procfile under honcho: web, worker and beat come up, carry one webhook end to end, and stop together."""
+"""The Procfile under honcho: web, worker, pusher and beat come up, carry one webhook end to end, and stop
+together."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def _answers(url: str) -> bool:
 
 
 @pytest.mark.slow
-def test_honcho_runs_web_worker_and_beat_end_to_end(
+def test_honcho_runs_web_worker_pusher_and_beat_end_to_end(
     settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session], redis_client: redis.Redis,
     tmp_path: Path,
 ) -> None:  # fmt: skip
@@ -77,7 +78,7 @@ def test_honcho_runs_web_worker_and_beat_end_to_end(
         honcho.send_signal(signal.SIGINT)  # what Ctrl-C does in a terminal
         output, _ = honcho.communicate(timeout=60)
     text = output.decode(errors="replace")
-    for process in ("web", "worker", "beat"):
+    for process in ("web", "worker", "pusher", "beat"):
         assert f"{process}.1" in text, text
     assert not _answers(f"http://127.0.0.1:{port}/readyz"), "web still answers after honcho stopped"
     with pytest.raises(ProcessLookupError):

@@ -156,3 +156,35 @@ def test_commands_are_counted_by_state_and_an_unknown_one_needs_attention(
     get_settings.cache_clear()
     table = runner.invoke(app, ["status"], env=sandboxed.child_environment(os.environ))
     assert "1 unknown" in table.output
+
+
+def test_unknown_commands_and_ones_stuck_running_are_listed_with_their_exact_id(
+    sandboxed: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    from commands.models import CommandRecord
+    from commands.schema import Command
+    from commands.store import claim, finish, submit
+
+    def command(key: str) -> Command:
+        return Command(key=key, division=101, entity="Account", action="create", fields={"Name": key})
+
+    with session_factory() as session:
+        for key in ("landed", "stuck", "busy"):
+            submit(session, command(key))
+        claim(session, "stuck", "task-a")
+        claim(session, "busy", "task-b")
+        session.execute(
+            update(CommandRecord)
+            .where(CommandRecord.key == "stuck")
+            .values(updated_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+        finish(session, "landed", "unknown", {"exact_id": "0f9c", "error": {"type": "NotVerified", "message": "m"}})
+        session.commit()
+    report = _status(sandboxed)
+    listed = {c["key"]: (c["status"], c["stuck"], c["exact_id"]) for c in report["commands_to_check"]}  # type: ignore[attr-defined]
+    assert listed == {"landed": ("unknown", False, "0f9c"), "stuck": ("running", True, None)}
+    assert report["needs_attention"] is True
+    get_settings.cache_clear()
+    table = runner.invoke(app, ["status"], env=sandboxed.child_environment(os.environ)).output
+    assert "stuck running" in table
+    assert "Exact ID 0f9c" in table

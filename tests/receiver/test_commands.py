@@ -129,6 +129,18 @@ class TestRefused:
             ({"id": str(uuid.uuid4())}, "'id'"),
             ({"surprise": 1}, "surprise"),
             ({"entity": "Account", "fields": {"Name": "x"}}, "Account has no lines"),
+            # Each of these was kept with a 202 and crashed the worker, the command left `running` for good.
+            ({"fields": {"InvoiceTo": "1001", "InvoiceDate": 5}}, "InvoiceDate"),
+            ({"fields": {"InvoiceTo": "1001", "InvoiceDate": True}}, "InvoiceDate"),
+            ({"fields": {"InvoiceTo": "1001", "InvoiceDate": "0001-01-01T00:00:00+01:00"}}, "InvoiceDate"),
+            ({"fields": {"InvoiceTo": "1001", "InvoiceDate": "next tuesday"}}, "InvoiceDate"),
+            ({"lines": [{"Item": "ITEM-001", "Quantity": "two"}]}, "lines[1].Quantity"),
+            ({"lines": [{"Item": "ITEM-001", "UnitPrice": 1e300}]}, "lines[1].UnitPrice"),
+            ({"lines": [{"Item": True, "Quantity": 1}]}, "lines[1].Item"),
+            ({"entity": "Account", "lines": None, "fields": {"Name": "x", "IsSupplier": "yes"}}, "IsSupplier"),
+            ({"division": True}, "division"),
+            ({"division": 2**40}, "division"),  # past the Int32 column: a 503 on PostgreSQL
+            ({"fields": {"YourRef": 2**70}}, "fields.YourRef"),
         ],
     )
     def test_a_bad_command_is_422_naming_what_is_wrong(
@@ -142,7 +154,10 @@ class TestRefused:
         assert queued_commands(receiver) == []
 
     @pytest.mark.parametrize(("raw", "status"), [(b"{not json", 400), (b"", 400), (b"[1]", 422),
-                                                 (b"{" + b'"k":"' + b"x" * 300_000 + b'"}', 413)])  # fmt: skip
+                                                 (b"{" + b'"k":"' + b"x" * 300_000 + b'"}', 413),
+                                                 (b"[" * 100_000 + b"]" * 100_000, 400),
+                                                 (b'{"key": "k", "fields": {"YourRef": NaN}}', 400),
+                                                 (b'{"key": "k", "fields": {"YourRef": Infinity}}', 400)])  # fmt: skip
     def test_a_body_that_is_no_command_is_a_4xx(self, receiver: Receiver, raw: bytes, status: int) -> None:
         assert send(receiver, None, raw=raw).status_code == status
         assert queued_commands(receiver) == []

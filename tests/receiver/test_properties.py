@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from receiver.signature import InvalidSignature, verify
 from tests.receiver.builders import content, signed_raw
 from tests.receiver.conftest import Receiver
+from tests.vectors import VECTOR_SECRET, VECTORS
 
 HEADER_NAMES = st.sampled_from(["content-type", "x-exact", "user-agent", "accept", "x-forwarded-for"])
 # Printable, not starting or ending with a space: what an HTTP client can send at all.
@@ -45,3 +48,29 @@ def test_signed_arbitrary_content_never_5xx(receiver: Receiver, data: dict[str, 
     assert response.status_code in (200, 400)
     grew = len(receiver.queue()) - before
     assert grew == (1 if response.json()["outcome"] == "enqueued" else 0)
+
+
+BOM = b"\xef\xbb\xbf"
+WHITESPACE = st.lists(st.sampled_from([b" ", b"\t", b"\r", b"\n"]), max_size=6).map(b"".join)
+# Bytes that are not framing: appended, they keep a non-whitespace byte at the end; prefixed, they are not a BOM.
+OTHER_SUFFIXES = st.binary(min_size=1, max_size=8).filter(lambda b: bool(b.rstrip(b" \t\r\n")))
+OTHER_PREFIXES = st.binary(min_size=1, max_size=8).filter(lambda b: b != BOM)
+
+
+@given(
+    vector=st.sampled_from([v.values for v in VECTORS]),
+    bom=st.booleans(),
+    trailing=WHITESPACE,
+    suffix=OTHER_SUFFIXES,
+    prefix=OTHER_PREFIXES,
+)
+def test_a_bom_and_trailing_whitespace_are_framing_anything_else_is_refused(
+    vector: tuple[bytes, str], bom: bool, trailing: bytes, suffix: bytes, prefix: bytes
+) -> None:
+    raw, hashcode = vector
+    body = signed_raw(raw, hashcode=hashcode)
+    framed = (BOM if bom else b"") + body + trailing
+    assert verify(framed, VECTOR_SECRET) == raw  # the signed bytes, untouched
+    for altered in (framed + suffix, prefix + body):
+        with pytest.raises(InvalidSignature):
+            verify(altered, VECTOR_SECRET)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,3 +90,34 @@ def test_a_redis_restart_between_webhooks_reloads_the_script(
         second = httpx.post(f"{server.url}/webhooks/exact", content=signed_webhook(), timeout=20)
         assert second.json()["outcome"] == "enqueued", second.text
         assert redis.Redis.from_url(private_redis.url).llen(settings.redis_prefix + EVENTS_QUEUE) == 1
+
+
+def test_a_command_is_kept_with_redis_down_and_the_sweeper_hands_it_on(
+    settings: Settings, private_redis: PrivateRedis
+) -> None:
+    """Kombu's OperationalError (not a RedisError) used to make this a 500, for a command that was kept and ran."""
+    from pydantic import SecretStr
+
+    from commands.store import get
+    from workers.context import WorkerContext
+
+    settings = settings.model_copy(
+        update={"redis_url": private_redis.url, "commands_token": SecretStr("t"), "commands_sweep_after_seconds": 0.0}
+    )
+    key = f"redis-down-{uuid.uuid4().hex[:8]}"
+    command = {"key": key, "division": 101, "entity": "Account", "action": "create", "fields": {"Name": "Kept Co"}}
+    with ServerThread(create_app(settings)) as server:
+        private_redis.stop()
+        response = httpx.post(f"{server.url}/commands", json=command, headers={"Authorization": "Bearer t"}, timeout=30)
+    assert response.status_code == 202, response.text
+    ctx = WorkerContext.from_settings(settings)
+    with ctx.sessions() as session:
+        kept = get(session, key)
+        assert kept is not None
+        assert kept.status == "queued"
+    private_redis.start()
+    from workers.commands import sweep
+
+    assert sweep(ctx) >= 1  # the run's database may hold other commands queued that long
+    queued = redis.Redis.from_url(private_redis.url).lrange(settings.redis_prefix + EVENTS_QUEUE, 0, -1)
+    assert [message for message in queued if key.encode() in message] != []

@@ -6,6 +6,7 @@ import json
 import logging
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,6 +63,22 @@ class TestAccepted:
     def test_lowercase_hex_is_accepted(self, receiver: Receiver) -> None:
         raw = json.dumps(content(), separators=(",", ":")).encode()
         assert receiver.post(signed_raw(raw, hashcode=sign(raw).lower())).status_code == 200
+
+    @pytest.mark.parametrize(
+        ("before", "after"),
+        [
+            pytest.param(b"\xef\xbb\xbf", b"", id="bom"),
+            pytest.param(b"", b"\n", id="newline"),
+            pytest.param(b"\xef\xbb\xbf", b" \t\r\n", id="bom-and-whitespace"),
+        ],
+    )
+    def test_a_bom_or_trailing_whitespace_around_a_signed_body(
+        self, receiver: Receiver, before: bytes, after: bytes
+    ) -> None:
+        key = str(uuid.uuid4())
+        response = receiver.post(before + signed_webhook(Key=key) + after)
+        assert (response.status_code, response.json()["outcome"]) == (200, "enqueued"), response.text
+        assert [event["key"] for event in receiver.events()] == [key]
 
 
 class TestRejected:

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from runtime.db import upsert
+from runtime.db import make_engine, upsert
 
 metadata = MetaData()
 versions = Table(
@@ -47,3 +49,21 @@ class TestUpsert:
         assert put(3, "v3")
         assert not put(1, "v1")  # older never overwrites newer
         assert session.execute(select(table.c.version, table.c.value)).one() == (3, "v3")
+
+
+class TestEngine:
+    def test_an_error_does_not_quote_statement_parameters(self, engine: Engine) -> None:
+        # The database's own engine (session-wide): whatever backend this run uses.
+        with engine.connect() as conn, pytest.raises(DBAPIError) as info:
+            conn.execute(text("SELECT missing_column FROM test_no_such_table WHERE x = :name"), {"name": "Jan Jansen"})
+        assert "Jan Jansen" not in str(info.value)
+        assert "parameters hidden" in str(info.value)
+
+    def test_the_sqlite_busy_timeout_follows_the_url(self, tmp_path: Path) -> None:
+        default = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+        shrunk = make_engine(f"sqlite:///{tmp_path / 'b.db'}?timeout=0.25")
+        with default.connect() as a, shrunk.connect() as b:
+            busy = text("PRAGMA busy_timeout")
+            assert (a.execute(busy).scalar(), b.execute(busy).scalar()) == (30000, 250)
+        default.dispose()
+        shrunk.dispose()

@@ -33,3 +33,15 @@ class TestSettings:
     def test_secrets_do_not_show_in_repr(self) -> None:
         settings = Settings(_env_file=None, exact_client_secret="s3cret-value")  # type: ignore[call-arg]
         assert "s3cret-value" not in repr(settings)
+
+    def test_secret_values_hold_each_key_of_a_list_and_url_passwords(self) -> None:
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            token_encryption_key="key-one-aaaa,key-two-bbbb",
+            database_url="postgresql+psycopg://app:db%2Fpass@h/db",
+            redis_url="redis://:redis-pass@h:6379/0",
+            push_url="https://hook:push-pass@example.nl/in",
+        )
+        values = settings.secret_values()
+        assert {"key-one-aaaa", "key-two-bbbb", "key-one-aaaa,key-two-bbbb"} <= set(values)
+        assert {"db%2Fpass", "db/pass", "redis-pass", "push-pass"} <= set(values)

@@ -157,3 +157,44 @@ def test_the_write_command_submits_waits_and_is_idempotent(pipeline: Pipeline, t
     refused = subprocess.run([*cli[:-1], str(bad)], env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2
     assert "GLAccountCode" in refused.stderr
+
+
+def test_a_run_past_its_time_limit_ends_unknown_not_running(pipeline: Pipeline) -> None:
+    """A real worker interrupts the run at COMMANDS_TIME_LIMIT_SECONDS while its POST hangs: the write may land (it
+    does, here), so the command is `unknown`, not left `running` for ever nor sent again."""
+    from commands.schema import Command
+    from commands.store import get, submit
+
+    settings = pipeline.settings.model_copy(update={"commands_time_limit_seconds": 2.0})
+    pipeline.control("POST", "faults", json={"kind": "slow", "endpoint": "crm/Accounts", "count": 1, "delay": 8})
+    command = Command(
+        key=f"slow-{uuid.uuid4().hex[:8]}",
+        division=101,
+        entity="Account",
+        action="create",
+        fields={"Code": "5150", "Name": "Slow Co"},
+    )
+    with pipeline.sessions() as session:
+        submit(session, command)
+    pipeline.start_worker()
+    enqueue(settings, command.key)
+
+    def status() -> str:
+        with pipeline.sessions() as session:
+            row = get(session, command.key)
+            return row.status if row is not None else "missing"
+
+    await_true(lambda: status() not in ("queued", "running"), timeout=60, what="the command to end")
+    with pipeline.sessions() as session:
+        row = get(session, command.key)
+    assert row is not None
+    assert row.status == "unknown", row.result
+    assert row.result is not None
+    assert "SoftTimeLimitExceeded" in row.result["error"]["message"]
+    await_true(
+        lambda: any(
+            r.get("Name") == "Slow Co" for r in pipeline.control("GET", "records/101/crm/Accounts").json()["records"]
+        ),
+        timeout=30,
+        what="the slow POST to land",
+    )

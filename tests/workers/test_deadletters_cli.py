@@ -17,6 +17,7 @@ from runtime.cli import _mount, app
 from runtime.settings import Settings, get_settings
 from tests.conftest import ServerThread
 from tests.workers.push_support import PushTarget, Worker, await_true, push_settings
+from tests.workers.target_support import ScriptedTarget, serve_scripted
 from workers import delivery
 from workers.changes import ChangeRecord
 from workers.models import Delivery
@@ -112,3 +113,88 @@ def test_replay_all_and_unknown_ids(
     neither = invoke(["deadletters", "replay"], env)
     assert neither.exit_code == 2
     assert "--all" in neither.output
+
+
+def accept_and_dispatch(settings: Settings, sessions: sessionmaker[Session], changes: list[ChangeRecord]) -> None:
+    with sessions() as session, session.begin():
+        delivery.accept(session, changes, settings)
+    delivery.dispatch_pending(settings, [c.event_id for c in changes])
+
+
+def test_a_410_stops_the_target_flags_it_and_resume_sends_again(
+    settings: Settings, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    target = ScriptedTarget(status=410)
+    with serve_scripted(target) as server:
+        push = push_settings(settings, f"{server.url}/push", delivery_max_attempts=3)
+        env = push.child_environment(os.environ)
+        _mount()
+        keys = [str(uuid.uuid4()) for _ in range(3)]
+        changes = [ChangeRecord(DIVISION, "Items", k, "Update", {"ID": k}, 1) for k in keys]
+        worker = Worker(push, tmp_path / "worker.log")
+        try:
+            accept_and_dispatch(push, session_factory, changes)
+            # Every lane's task ran: the first POST got 410, and the others found the target stopped.
+            await_true(
+                lambda: worker.log().count("succeeded in") >= len(keys),
+                timeout=60,
+                what="three tasks",
+                detail=worker.log,
+            )
+            assert target.requests == 1
+            assert sorted(state_of(session_factory, k) for k in keys) == [("pending", 0)] * 3  # kept, no attempt spent
+            report = json.loads(invoke(["status", "--json"], env).output)
+            [stopped] = report["dead_letters"]["stopped_targets"]
+            assert (stopped["sink"], stopped["url"]) == ("http", f"{server.url}/push")
+            assert "410" in stopped["error"]
+            assert report["needs_attention"] is True
+            assert "deadletters resume --sink http" in invoke(["status"], env).output
+
+            target.status = 204
+            resumed = invoke(["deadletters", "resume", "--sink", "http"], env)
+            assert resumed.exit_code == 0, resumed.output
+            assert "resumed http" in resumed.output
+            await_true(
+                lambda: all(state_of(session_factory, k) == ("delivered", 1) for k in keys),
+                timeout=60,
+                what="delivery after resume",
+                detail=worker.log,
+            )
+        finally:
+            worker.stop()
+        assert json.loads(invoke(["status", "--json"], env).output)["dead_letters"]["stopped_targets"] == []
+    mine = sorted(c.event_id for c in changes)  # resume also sends what earlier tests left pending for the sink
+    assert sorted(s.webhook_id for s in target.seen[1:] if s.webhook_id in mine) == mine
+
+
+def test_push_url_credentials_never_reach_the_table_the_list_or_the_logs(
+    settings: Settings, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    password = "s3cret-Pa55word"
+    target = ScriptedTarget(status=503)
+    with serve_scripted(target) as server:
+        url = server.url.replace("http://", f"http://pusher:{password}@") + "/push"
+        push = push_settings(settings, url, delivery_max_attempts=2, delivery_backoff_seconds=0.05)
+        env = push.child_environment(os.environ)
+        _mount()
+        key = str(uuid.uuid4())
+        worker = Worker(push, tmp_path / "worker.log")
+        try:
+            accept_and_dispatch(push, session_factory, [ChangeRecord(DIVISION, "Items", key, "Update", {"ID": key}, 1)])
+            await_true(
+                lambda: state_of(session_factory, key) == ("dead", 2),
+                timeout=60,
+                what="the dead letter",
+                detail=worker.log,
+            )
+        finally:
+            worker.stop()
+    assert target.seen[0].authorization is not None  # sent on the request as they are
+    with session_factory() as session:
+        error = session.scalars(select(Delivery.last_error).where(Delivery.key == key)).one()
+    assert error is not None
+    assert "***@127.0.0.1" in error
+    listed = invoke(["deadletters", "list", "--json"], env).output + invoke(["deadletters", "list"], env).output
+    assert key in listed
+    for name, text in (("delivery table", error), ("deadletters list", listed), ("worker log", worker.log())):
+        assert password not in text, name

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+import base64
 import re
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
 from runtime.settings import Settings
 from tests.conftest import ServerThread, free_port
 from tests.workers.push_support import PushTarget, push_settings
+from tests.workers.target_support import ScriptedTarget, serve_scripted
 from workers.changes import ChangeRecord
-from workers.sinks import Outgoing, PushFailed, SinkError
-from workers.sinks.http import HttpSink
+from workers.sinks import Outgoing, PushFailed, SinkError, TargetGone
+from workers.sinks.http import HttpSink, retry_after
 
 KEY = "0f0e0d0c-0000-4000-8000-000000000001"
 ACCEPTED_AT = datetime(2026, 3, 4, 5, 6, 7, 89000, tzinfo=UTC)
+USER, PASSWORD = "pusher", "s3cret-Pa55word"
 
 
 @pytest.fixture
 def sink(settings: Settings, server: ServerThread) -> HttpSink:
     return HttpSink(push_settings(settings, f"{server.url}/push", push_timeout_seconds=1.0))
+
+
+@pytest.fixture
+def scripted() -> Iterator[tuple[ScriptedTarget, ServerThread]]:
+    target = ScriptedTarget()
+    with serve_scripted(target) as server:
+        yield target, server
 
 
 def outgoing(action: str = "Update", version: int = 17) -> Outgoing:
@@ -97,3 +109,57 @@ def test_the_signature_header_has_the_v1_form(sink: HttpSink) -> None:
     from workers.sinks.http import sign
 
     assert re.fullmatch(r"v1,[A-Za-z0-9+/]{43}=", sign(b"k" * 24, "id", 1, b"{}"))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("5", 5.0, id="seconds"),
+        pytest.param("120", 60.0, id="above-the-cap"),
+        pytest.param("inf", None, id="inf"),
+        pytest.param("1e400", None, id="overflows-to-inf"),
+        pytest.param("nan", None, id="nan"),
+        pytest.param("-5", None, id="negative"),
+        pytest.param("soon", None, id="garbage"),
+        pytest.param("Wed, 21 Oct 2015 07:28:00 GMT", 0.0, id="date-in-the-past"),
+    ],
+)
+def test_retry_after_is_seconds_or_a_date_within_the_cap(value: str, expected: float | None) -> None:
+    assert retry_after(value, 60.0) == expected
+
+
+def test_retry_after_as_an_http_date_from_the_target(
+    settings: Settings, scripted: tuple[ScriptedTarget, ServerThread]
+) -> None:
+    target, server = scripted
+    when = datetime.now(UTC) + timedelta(seconds=40)
+    target.status, target.headers = 503, {"Retry-After": format_datetime(when, usegmt=True)}
+    sink = HttpSink(push_settings(settings, f"{server.url}/push", delivery_backoff_max_seconds=900.0))
+    with pytest.raises(PushFailed) as failed:
+        sink.push(outgoing())
+    assert failed.value.retry_after is not None
+    assert 30.0 <= failed.value.retry_after <= 40.0
+
+
+def test_410_gone_stops_the_target(settings: Settings, scripted: tuple[ScriptedTarget, ServerThread]) -> None:
+    target, server = scripted
+    target.status = 410
+    with pytest.raises(TargetGone, match="answered 410 Gone"):
+        HttpSink(push_settings(settings, f"{server.url}/push")).push(outgoing())
+
+
+def test_credentials_in_push_url_are_sent_but_never_in_an_error(
+    settings: Settings, scripted: tuple[ScriptedTarget, ServerThread]
+) -> None:
+    target, server = scripted
+    target.status = 503
+    url = server.url.replace("http://", f"http://{USER}:{PASSWORD}@") + "/push"
+    with pytest.raises(PushFailed) as answered:
+        HttpSink(push_settings(settings, url)).push(outgoing())
+    assert target.seen[0].authorization == "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    refused = f"http://{USER}:{PASSWORD}@127.0.0.1:{free_port()}/push"
+    with pytest.raises(PushFailed) as unreachable:
+        HttpSink(push_settings(settings, refused, push_timeout_seconds=1.0)).push(outgoing())
+    for error in (str(answered.value), str(unreachable.value)):
+        assert PASSWORD not in error
+        assert "***@127.0.0.1" in error

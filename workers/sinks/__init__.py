@@ -5,9 +5,19 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from runtime.settings import Settings
-from workers.sinks.base import Outgoing, PushFailed, PushSink, Sink, SinkError, UnknownSink
+from workers.sinks.base import Outgoing, PushFailed, PushSink, Sink, SinkError, TargetGone, UnknownSink
 
-__all__ = ["GROUP", "Outgoing", "PushFailed", "PushSink", "Sink", "SinkError", "UnknownSink", "load_sinks"]
+__all__ = [
+    "GROUP",
+    "Outgoing",
+    "PushFailed",
+    "PushSink",
+    "Sink",
+    "SinkError",
+    "TargetGone",
+    "UnknownSink",
+    "load_sinks",
+]
 
 GROUP = "exact_pipeline.sinks"
 

@@ -3,6 +3,7 @@
 SinkError
 ├── UnknownSink    SINKS names a sink no installed package provides
 └── PushFailed     one push attempt did not reach the target or was not accepted by it
+    └── TargetGone the target answered 410 Gone: no more pushes to it until an operator resumes it
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from workers.changes import ChangeRecord
 
-__all__ = ["Outgoing", "PushFailed", "PushSink", "Sink", "SinkError", "UnknownSink"]
+__all__ = ["Outgoing", "PushFailed", "PushSink", "Sink", "SinkError", "TargetGone", "UnknownSink"]
 
 
 class SinkError(Exception):
@@ -36,6 +37,11 @@ class PushFailed(SinkError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TargetGone(PushFailed):
+    """The target said it is gone for good (410): the delivery waits, with every later one to the target, until
+    `exact-pipeline deadletters resume`; it spends no attempt and never becomes a dead letter."""
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -18,10 +20,11 @@ from sqlalchemy.orm import Session
 from runtime.db import stored_utc
 from runtime.settings import Settings
 from workers.changes import ChangeRecord
-from workers.sinks.base import Outgoing, PushFailed, SinkError
+from workers.sinks.base import Outgoing, PushFailed, SinkError, TargetGone
 from workers.sinks.outbox import record_pending
+from workers.sinks.urls import masked_url, url_secrets
 
-__all__ = ["HttpSink", "body_of", "iso_utc", "sign"]
+__all__ = ["HttpSink", "body_of", "iso_utc", "retry_after", "sign"]
 
 
 def iso_utc(moment: datetime) -> str:
@@ -65,7 +68,9 @@ class HttpSink:
 
     Any answer but 2xx is a failed attempt, retried with backoff until the attempt limit makes it a dead letter. A 4xx
     is treated like a 5xx: the receiver refused this body, but a receiver is usually fixed by a deploy, and the
-    attempt limit (then `deadletters replay`) bounds the cost. `Retry-After` on any answer is honoured.
+    attempt limit (then `deadletters replay`) bounds the cost. 410 Gone is the exception: the target is stopped
+    (`TargetGone`). `Retry-After` (seconds or an HTTP date) is honoured up to the backoff cap. Credentials in
+    PUSH_URL go on the request as they are, and never into an error message.
     """
 
     name = "http"
@@ -73,6 +78,9 @@ class HttpSink:
     def __init__(self, settings: Settings) -> None:
         settings.require("push_url", "push_secret")
         self.url = str(settings.push_url)
+        self.shown_url = masked_url(self.url)
+        self._hidden = sorted(url_secrets(self.url), key=len, reverse=True)
+        self._max_wait = settings.delivery_backoff_max_seconds
         self._key = secret_key(settings.secret("push_secret"))
         self._timeout = settings.push_timeout_seconds
         self._client: httpx.Client | None = None
@@ -93,11 +101,21 @@ class HttpSink:
         try:
             response = self._http().post(self.url, content=body, headers=headers)
         except httpx.TimeoutException as exc:
-            raise PushFailed(f"timed out after {self._timeout:g}s posting to {self.url}") from exc
+            raise PushFailed(f"timed out after {self._timeout:g}s posting to {self.shown_url}") from exc
         except httpx.HTTPError as exc:
-            raise PushFailed(f"{type(exc).__name__} posting to {self.url}: {exc}") from exc
+            raise PushFailed(self._scrub(f"{type(exc).__name__} posting to {self.shown_url}: {exc}")) from exc
+        if response.status_code == 410:
+            raise TargetGone(f"{self.shown_url} answered 410 Gone")
         if not 200 <= response.status_code < 300:
-            raise PushFailed(f"{self.url} answered {response.status_code}", retry_after=_retry_after(response))
+            wait = retry_after(response.headers.get("retry-after", ""), self._max_wait)
+            raise PushFailed(f"{self.shown_url} answered {response.status_code}", retry_after=wait)
+
+    def _scrub(self, message: str) -> str:
+        # httpx may quote the URL in its own messages.
+        message = message.replace(self.url, self.shown_url)
+        for secret in self._hidden:
+            message = message.replace(secret, "***")
+        return message
 
     def _http(self) -> httpx.Client:
         # Built on first use, so that a prefork child never shares a parent's connections.
@@ -106,9 +124,19 @@ class HttpSink:
         return self._client
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
+def retry_after(value: str, cap: float) -> float | None:
+    """Seconds a `Retry-After` value (seconds or an HTTP date) asks for, at most `cap`; None when absent or
+    not a finite, non-negative wait (`inf`, `nan`, `-5`, garbage), so the usual backoff applies."""
+    value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        return None  # absent, or an HTTP date, which no receiver of ours sends
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        seconds = max(0.0, (moment - datetime.now(UTC)).total_seconds())  # a date in the past: now
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, cap)
