@@ -86,15 +86,26 @@ def track(settings: Settings, pairs: Sequence[tuple[int, str]]) -> int:
     now = datetime.now(UTC)
     with session_scope(sessions) as session:
         connection = Connection(
-            base_url=settings.exact_base_url, client_id=str(settings.exact_client_id), user_id=str(uuid.uuid4()),
-            access_token_enc=cipher.encrypt("a"), refresh_token_enc=cipher.encrypt("r"), token_issued_at=now,
+            base_url=settings.exact_base_url,
+            client_id=str(settings.exact_client_id),
+            user_id=str(uuid.uuid4()),
+            access_token_enc=cipher.encrypt("a"),
+            refresh_token_enc=cipher.encrypt("r"),
+            token_issued_at=now,
             access_expires_at=now,
-        )  # fmt: skip
+        )
         session.add(connection)
         session.flush()
         for division, topic in pairs:
-            session.add(Subscription(connection_id=connection.id, division=division, topic=topic, state="active",
-                                     callback_url=settings.callback_url))  # fmt: skip
+            session.add(
+                Subscription(
+                    connection_id=connection.id,
+                    division=division,
+                    topic=topic,
+                    state="active",
+                    callback_url=settings.callback_url,
+                )
+            )
         return connection.id
 
 
@@ -147,18 +158,40 @@ def enqueue_events(settings: Settings, client: redis.Redis, division: int, topic
     pipe = client.pipeline(transaction=False)
     for key in keys:
         event = {
-            "event_id": uuid.uuid4().hex, "division": division, "topic": topic, "key": key, "action": "Update",
-            "event_created_on": created, "client_id": settings.exact_client_id, "received_at": time.time(),
-        }  # fmt: skip
+            "event_id": uuid.uuid4().hex,
+            "division": division,
+            "topic": topic,
+            "key": key,
+            "action": "Update",
+            "event_created_on": created,
+            "client_id": settings.exact_client_id,
+            "received_at": time.time(),
+        }
         pipe.lpush(settings.redis_prefix + EVENTS_QUEUE, build_message(event))
     pipe.execute()
 
 
 def start_worker(children: Children, settings: Settings, concurrency: int = 2) -> subprocess.Popen[bytes]:
     """A real Celery worker (prefork) on both queues, returned once it answers a ping: it is consuming."""
-    argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--pool", "prefork", "-c",
-            str(concurrency), "-Q", f"{EVENTS_QUEUE},{DELIVERIES_QUEUE}", "--loglevel", "WARNING", "--without-gossip",
-            "--without-mingle", "--without-heartbeat"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "worker",
+        "--pool",
+        "prefork",
+        "-c",
+        str(concurrency),
+        "-Q",
+        f"{EVENTS_QUEUE},{DELIVERIES_QUEUE}",
+        "--loglevel",
+        "WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
     worker = children.start("worker", argv, environment(settings))
     control = make_celery(settings).control
     deadline = time.monotonic() + 60

@@ -52,15 +52,31 @@ class Run:
         ctx = WorkerContext(self.settings, self.sessions, self.redis)
         with session_scope(self.sessions) as session:
             for division, topic in pairs:
-                session.add(Subscription(connection_id=self.connection_id, division=division, topic=topic,
-                                         state="active", callback_url=self.settings.callback_url))  # fmt: skip
+                session.add(
+                    Subscription(
+                        connection_id=self.connection_id,
+                        division=division,
+                        topic=topic,
+                        state="active",
+                        callback_url=self.settings.callback_url,
+                    )
+                )
         for division, topic in pairs:
             sync_lane(ctx, Lane(self.connection_id, division, topic), owner="bench-prime")
 
     def mirrored(self, pairs: list[tuple[int, str]]) -> int:
         with self.sessions() as session:
-            return sum(int(session.scalar(select(func.count()).select_from(MirrorRecord).where(
-                MirrorRecord.division == d, MirrorRecord.topic == t)) or 0) for d, t in pairs)  # fmt: skip
+            return sum(
+                int(
+                    session.scalar(
+                        select(func.count())
+                        .select_from(MirrorRecord)
+                        .where(MirrorRecord.division == d, MirrorRecord.topic == t)
+                    )
+                    or 0
+                )
+                for d, t in pairs
+            )
 
     def create(self, pairs: list[tuple[int, str]], size: int) -> Iterator[tuple[int, str, str, list[str]]]:
         """`size` creates in the sandbox spread evenly over `pairs`: (division, topic, path, new ids) per pair."""
@@ -86,9 +102,11 @@ class Run:
     def naive(self, pairs: list[tuple[int, str]], size: int) -> int:
         """The baseline: one GET per changed record (limits lifted), as an integration without coalescing does."""
         self.http.post("/config", json={"minute_limit": 10**9, "day_limit": 10**9})
-        client = client_from_settings(self.settings.model_copy(update={"rate_limit_per_minute": 10**9,
-                                                                       "rate_limit_per_day": 10**9}),
-                                      self.sessions, self.connection_id)  # fmt: skip
+        client = client_from_settings(
+            self.settings.model_copy(update={"rate_limit_per_minute": 10**9, "rate_limit_per_day": 10**9}),
+            self.sessions,
+            self.connection_id,
+        )
         before = self.calls()
         for division, _topic, path, ids in self.create(pairs, size):
             for key in ids:
@@ -105,9 +123,10 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     config = SandboxConfig(day_limit=10**6)  # the day's 5,000 would end a long run; the minute stays at 60
-    with ServerThread(create_sandbox_app(config)) as sandbox, bench_env(
-        exact_base_url=sandbox.url, sinks="sql", rate_limit_per_day=10**6
-    ) as env:  # fmt: skip
+    with (
+        ServerThread(create_sandbox_app(config)) as sandbox,
+        bench_env(exact_base_url=sandbox.url, sinks="sql", rate_limit_per_day=10**6) as env,
+    ):
         settings = env.settings
         connection_id = connect(settings)
         run = Run(settings, sandbox.url, connection_id)
@@ -129,8 +148,10 @@ def main() -> None:
             ["scenario", "changes", "Exact calls", "calls per change", "429s", "seconds to mirror"],
             rows,
         )
-        print(f"\nbaseline, one GET per webhook event (measured for {', '.join(str(s) for s in sizes if s <= 1000)}): "
-              f"{', '.join(f'{b:.3f}' for b in baseline)} calls per change")  # fmt: skip
+        print(
+            f"\nbaseline, one GET per webhook event (measured for {', '.join(str(s) for s in sizes if s <= 1000)}): "
+            f"{', '.join(f'{b:.3f}' for b in baseline)} calls per change"
+        )
         print("target: <= 0.005 calls per change on bursts of 1,000 or more, and no 429")
         print(f"worker peak RSS: largest process {worker_rss[0]} MiB, all processes {worker_rss[1]} MiB")
 

@@ -49,21 +49,29 @@ def main() -> None:
         for window in (2.0, 0.5):
             port = free_port()
             overrides = {
-                "exact_base_url": sandbox.url, "sinks": "sql,http", "push_url": f"{target.url}/push",
-                "push_secret": SecretStr(push.secret), "public_url": f"http://127.0.0.1:{port}",
-                "exact_webhook_secret": SecretStr(WEBHOOK_SECRET), "coalesce_window_seconds": window,
-            }  # fmt: skip
+                "exact_base_url": sandbox.url,
+                "sinks": "sql,http",
+                "push_url": f"{target.url}/push",
+                "push_secret": SecretStr(push.secret),
+                "public_url": f"http://127.0.0.1:{port}",
+                "exact_webhook_secret": SecretStr(WEBHOOK_SECRET),
+                "coalesce_window_seconds": window,
+            }
             with bench_env(**overrides) as env, Children(env.workdir / "logs") as children:
                 settings = env.settings
-                children.start("receiver", [sys.executable, "-m", "runtime.cli", "receiver", "--port", str(port)],
-                               environment(settings))  # fmt: skip
+                children.start(
+                    "receiver",
+                    [sys.executable, "-m", "runtime.cli", "receiver", "--port", str(port)],
+                    environment(settings),
+                )
                 try:
                     children.wait_http("receiver", f"{settings.public_url}/readyz")
                     sessions = make_session_factory(make_engine(settings.database_url))
                     connection_id = connect(settings)
                     client = client_from_settings(settings, sessions, connection_id)
-                    service = SubscriptionService(settings, sessions, client, connection_id,
-                                                  redis.Redis.from_url(settings.redis_url))  # fmt: skip
+                    service = SubscriptionService(
+                        settings, sessions, client, connection_id, redis.Redis.from_url(settings.redis_url)
+                    )
                     service.register([101], ["Contacts"])
                     start_worker(children, settings)
                     samples = measure(sandbox.url, push, args.changes)
@@ -74,8 +82,15 @@ def main() -> None:
                     for sub in httpx.get(f"{sandbox.url}/_sandbox/webhooks/subscriptions").json()["subscriptions"]:
                         httpx.delete(f"{sandbox.url}/_sandbox/webhooks/subscriptions/{sub['ID']}")
             p50, p99 = percentile(samples, 50), percentile(samples, 99)
-            rows.append([f"{window:g} s", len(samples), f"{p50 * 1000:,.0f}", f"{p99 * 1000:,.0f}",
-                         f"{statistics.mean(samples) * 1000:,.0f}"])  # fmt: skip
+            rows.append(
+                [
+                    f"{window:g} s",
+                    len(samples),
+                    f"{p50 * 1000:,.0f}",
+                    f"{p99 * 1000:,.0f}",
+                    f"{statistics.mean(samples) * 1000:,.0f}",
+                ]
+            )
             means[window] = statistics.mean(samples)
     print_table(
         "End-to-end latency, sandbox change to HTTP sink receipt, one change a second",

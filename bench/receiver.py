@@ -44,16 +44,27 @@ def write_bodies(path: Path, count: int, secret: str, client_id: str) -> None:
     with path.open("wb") as out:
         for _ in range(count):
             key = str(uuid.uuid4())
-            content = {"Topic": "Accounts", "ClientId": client_id, "Division": 101, "Action": "Update", "Key": key,
-                       "ExactOnlineEndpoint": f"https://start.exactonline.nl/api/v1/101/crm/Accounts(guid'{key}')",
-                       "EventCreatedOn": created}  # fmt: skip
+            content = {
+                "Topic": "Accounts",
+                "ClientId": client_id,
+                "Division": 101,
+                "Action": "Update",
+                "Key": key,
+                "ExactOnlineEndpoint": f"https://start.exactonline.nl/api/v1/101/crm/Accounts(guid'{key}')",
+                "EventCreatedOn": created,
+            }
             out.write(signed_body(content, secret) + b"\n")
 
 
 def wrk(url: str, bodies: Path, seconds: int, delay_ms: float = 0.0) -> dict[str, float]:
     env = {"BODIES": str(bodies), "THREADS": "1", "DELAY_MS": f"{delay_ms:.3f}", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([ensure_wrk(), "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(LUA), url],
-                            env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    result = subprocess.run(
+        [ensure_wrk(), "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(LUA), url],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     figures["rps"] = figures["requests"] / figures["seconds"]
     return dict(figures)
@@ -73,10 +84,26 @@ def main() -> None:
         ports = {"receiver": free_port(), "bare": free_port()}
         py = sys.executable
         with Children(env.workdir / "logs") as children:
-            receiver = children.start("receiver", [py, "-m", "runtime.cli", "receiver", "--port",
-                                                   str(ports["receiver"])], environment(settings))  # fmt: skip
-            children.start("bare", [py, "-m", "uvicorn", "bench.bare_app:app", "--port", str(ports["bare"]),
-                                    "--log-level", "warning", "--no-access-log"], environment(settings))  # fmt: skip
+            receiver = children.start(
+                "receiver",
+                [py, "-m", "runtime.cli", "receiver", "--port", str(ports["receiver"])],
+                environment(settings),
+            )
+            children.start(
+                "bare",
+                [
+                    py,
+                    "-m",
+                    "uvicorn",
+                    "bench.bare_app:app",
+                    "--port",
+                    str(ports["bare"]),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                environment(settings),
+            )
             children.wait_http("receiver", f"http://127.0.0.1:{ports['receiver']}/healthz")
             children.wait_http("bare", f"http://127.0.0.1:{ports['bare']}/webhooks/exact")
             rows, peaks = [], {}
@@ -88,9 +115,18 @@ def main() -> None:
                 # Paced: each connection waits between requests so that together they offer 70% of the peak rate.
                 pause = CONNECTIONS * 1000 / (0.7 * peak["rps"]) - peak["p50_ms"]
                 paced = wrk(url, bodies, args.seconds, delay_ms=max(pause, 0.0))
-                rows.append([name, f"{peak['rps']:,.0f}", f"{peak['p50_ms']:.2f}", f"{peak['p99_ms']:.2f}",
-                             int(peak["non2xx"] + peak["socket_errors"]), f"{paced['rps']:,.0f}",
-                             f"{paced['p50_ms']:.2f}", f"{paced['p99_ms']:.2f}"])  # fmt: skip
+                rows.append(
+                    [
+                        name,
+                        f"{peak['rps']:,.0f}",
+                        f"{peak['p50_ms']:.2f}",
+                        f"{peak['p99_ms']:.2f}",
+                        int(peak["non2xx"] + peak["socket_errors"]),
+                        f"{paced['rps']:,.0f}",
+                        f"{paced['p50_ms']:.2f}",
+                        f"{paced['p99_ms']:.2f}",
+                    ]
+                )
             ratio = peaks["receiver"] / peaks["bare"]
             print_table(
                 f"Receiver vs bare Starlette, {args.seconds}s each, wrk -t1 -c{CONNECTIONS}",
@@ -99,8 +135,10 @@ def main() -> None:
             )
             rss = peak_rss_mb(receiver.pid)
             print(f"\nreceiver/bare throughput ratio: {ratio:.2f} (target >= 0.50)")
-            print(f"receiver peak RSS: {rss[0]} MiB; bodies: {args.bodies:,} unique (more requests than that are "
-                  "answered as duplicates)")  # fmt: skip
+            print(
+                f"receiver peak RSS: {rss[0]} MiB; bodies: {args.bodies:,} unique (more requests than that are "
+                "answered as duplicates)"
+            )
 
 
 if __name__ == "__main__":

@@ -69,9 +69,16 @@ def run(settings: Settings, sandbox_url: str, seconds: float, rate: float, done:
     total = time.monotonic() - started
     delivered = done() - start_count
     calls = int(http.get("/calls", params={"division": DIVISION}).json()["total"]) - calls_before
-    return {"offered": offered, "offering_s": offering, "delivered": delivered, "total_s": total,
-            "per_minute": delivered / total * 60, "calls": calls, "calls_per_minute": calls / total * 60,
-            "limited": int(http.get("/calls", params={"status": 429}).json()["total"]) - limited_before}  # fmt: skip
+    return {
+        "offered": offered,
+        "offering_s": offering,
+        "delivered": delivered,
+        "total_s": total,
+        "per_minute": delivered / total * 60,
+        "calls": calls,
+        "calls_per_minute": calls / total * 60,
+        "limited": int(http.get("/calls", params={"status": 429}).json()["total"]) - limited_before,
+    }
 
 
 def settle(sessions: sessionmaker[Session], timeout: float = 60.0) -> None:
@@ -89,8 +96,11 @@ def settle(sessions: sessionmaker[Session], timeout: float = 60.0) -> None:
 
 def counter(sessions: sessionmaker[Session], pushes: bool) -> Callable[[], int]:
     """Records in the mirror, or pushes the target acknowledged."""
-    query = select(func.count()).where(Delivery.state == "delivered") if pushes else select(func.count()).select_from(
-        MirrorRecord)  # fmt: skip
+    query = (
+        select(func.count()).where(Delivery.state == "delivered")
+        if pushes
+        else select(func.count()).select_from(MirrorRecord)
+    )
 
     def count() -> int:
         with sessions() as session:
@@ -111,8 +121,13 @@ def main() -> None:
         for sinks, rate in (("sql", args.rate), ("sql,http", args.http_rate)):
             # A sandbox per run: the second must not start by mirroring the first one's records.
             sandbox = ServerThread(create_sandbox_app(SandboxConfig(day_limit=10**6)))
-            overrides = {"exact_base_url": sandbox.url, "sinks": sinks, "rate_limit_per_day": 10**6,
-                         "push_url": f"{pt.url}/push", "push_secret": SecretStr(push.secret)}  # fmt: skip
+            overrides = {
+                "exact_base_url": sandbox.url,
+                "sinks": sinks,
+                "rate_limit_per_day": 10**6,
+                "push_url": f"{pt.url}/push",
+                "push_secret": SecretStr(push.secret),
+            }
             with sandbox, bench_env(**overrides) as env, Children(env.workdir / "logs") as children:
                 settings = env.settings
                 sessions = make_session_factory(make_engine(settings.database_url))
@@ -120,25 +135,51 @@ def main() -> None:
                 ctx = WorkerContext(settings, sessions, redis.Redis.from_url(settings.redis_url))
                 with session_scope(sessions) as session:
                     for topic in TOPICS:
-                        session.add(Subscription(connection_id=connection_id, division=DIVISION, topic=topic,
-                                                 state="active", callback_url=settings.callback_url))  # fmt: skip
+                        session.add(
+                            Subscription(
+                                connection_id=connection_id,
+                                division=DIVISION,
+                                topic=topic,
+                                state="active",
+                                callback_url=settings.callback_url,
+                            )
+                        )
                 for topic in TOPICS:  # the seeded records first, so the run counts only its own changes
                     sync_lane(ctx, Lane(connection_id, DIVISION, topic), owner="bench-prime")
                 worker = start_worker(children, settings)
                 settle(sessions)  # the seeded records' pushes go out before the clock starts
                 figures = run(settings, sandbox.url, args.seconds, rate, counter(sessions, "http" in sinks))
                 rss[sinks] = peak_rss_mb(worker.pid)
-                rows.append([sinks, f"{rate * 60:,.0f}", f"{figures['offered']:,}", f"{figures['delivered']:,}",
-                             f"{figures['total_s']:.0f}", f"{figures['per_minute']:,.0f}", figures["calls"],
-                             figures["limited"]])  # fmt: skip
+                rows.append(
+                    [
+                        sinks,
+                        f"{rate * 60:,.0f}",
+                        f"{figures['offered']:,}",
+                        f"{figures['delivered']:,}",
+                        f"{figures['total_s']:.0f}",
+                        f"{figures['per_minute']:,.0f}",
+                        figures["calls"],
+                        figures["limited"],
+                    ]
+                )
     print_table(
         f"Sustained throughput, one division, 3 topics, {args.seconds:.0f}s of offered load, real 60-a-minute budget",
-        ["sinks", "offered a minute", "offered", "delivered", "seconds until all delivered", "delivered a minute",
-         "Exact calls", "429s"],
+        [
+            "sinks",
+            "offered a minute",
+            "offered",
+            "delivered",
+            "seconds until all delivered",
+            "delivered a minute",
+            "Exact calls",
+            "429s",
+        ],
         rows,
-    )  # fmt: skip
-    print("\ntarget: >= 30,000 changes a minute with the sql sink; 'delivered' counts the mirror for sql and the "
-          "pushes acknowledged by the target for sql,http")  # fmt: skip
+    )
+    print(
+        "\ntarget: >= 30,000 changes a minute with the sql sink; 'delivered' counts the mirror for sql and the "
+        "pushes acknowledged by the target for sql,http"
+    )
     for sinks, (largest, total) in rss.items():
         print(f"worker peak RSS ({sinks}): largest process {largest} MiB, all processes {total} MiB")
 

@@ -33,9 +33,16 @@ def submit(session: Session, command: Command, client: str = DEFAULT_CLIENT) -> 
     existing = session.get(CommandRecord, command.key)
     if existing is not None:
         return _same(existing, fingerprint, command.key, client), False
-    row = CommandRecord(key=command.key, division=command.division, entity=command.entity, action=command.action,
-                        body=command.model_dump(mode="json"), fingerprint=fingerprint, status="queued",
-                        client=client)  # fmt: skip
+    row = CommandRecord(
+        key=command.key,
+        division=command.division,
+        entity=command.entity,
+        action=command.action,
+        body=command.model_dump(mode="json"),
+        fingerprint=fingerprint,
+        status="queued",
+        client=client,
+    )
     session.add(row)
     try:
         session.commit()
@@ -141,9 +148,17 @@ def stale_running(session: Session, older_than_seconds: float, limit: int = 500)
 
 
 def view(row: CommandRecord) -> CommandView:
-    return CommandView(key=row.key, division=row.division, entity=row.entity, action=row.action, status=row.status,
-                       attempts=row.attempts, result=row.result, created_at=stored_utc(row.created_at),
-                       updated_at=stored_utc(row.updated_at))  # fmt: skip
+    return CommandView(
+        key=row.key,
+        division=row.division,
+        entity=row.entity,
+        action=row.action,
+        status=row.status,
+        attempts=row.attempts,
+        result=row.result,
+        created_at=stored_utc(row.created_at),
+        updated_at=stored_utc(row.updated_at),
+    )
 
 
 def _problems(exc: ValidationError) -> str:

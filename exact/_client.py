@@ -77,9 +77,16 @@ class ExactClient:
 
     # -- the request loop
     def request(
-        self, method: str, division: int | None, path: str, *, params: dict[str, str] | None = None,
-        json: Any = None, url: str | None = None, idempotent: bool = True,
-    ) -> httpx.Response:  # fmt: skip
+        self,
+        method: str,
+        division: int | None,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        url: str | None = None,
+        idempotent: bool = True,
+    ) -> httpx.Response:
         """Send one call: budget, token, retries of 5xx/timeouts, one refresh on 401, waits on 429.
 
         A call that is not `idempotent` (a POST that creates) is retried only when it surely never arrived (a refused
@@ -237,8 +244,12 @@ def _error(response: httpx.Response, endpoint: str) -> Exception:
         reset = response.headers.get("x-ratelimit-minutely-reset") or response.headers.get("x-ratelimit-reset")
         retry_at = int(reset) / 1000 if reset and reset.isdigit() else time.time() + 60
         return RateLimited(text, retry_at=retry_at)
-    mapped: dict[int, type[ApiError] | type[AuthError]] = {400: ValidationError, 401: AuthError, 403: Forbidden,
-                                                            404: NotFound}  # fmt: skip
+    mapped: dict[int, type[ApiError] | type[AuthError]] = {
+        400: ValidationError,
+        401: AuthError,
+        403: Forbidden,
+        404: NotFound,
+    }
     if status in mapped:
         return mapped[status](message, status=status)
     if "already exists" in message.lower() or "bestaat reeds" in message.lower():

@@ -52,8 +52,12 @@ class OAuthApp:
 
     def authorize_url(self, state: str | None = None) -> tuple[str, str]:
         state = state or generate_token(24)
-        query = {"client_id": self.client_id, "redirect_uri": self.redirect_uri or "", "response_type": "code",
-                 "state": state}  # fmt: skip
+        query = {
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri or "",
+            "response_type": "code",
+            "state": state,
+        }
         return f"{self.base_url}/api/oauth2/auth?{urlencode(query)}", state
 
     def exchange_code(self, code: str) -> TokenSet:
@@ -65,8 +69,9 @@ class OAuthApp:
     def _token(self, form: dict[str, str]) -> TokenSet:
         form = {**form, "client_id": self.client_id, "client_secret": self._secret}
         try:
-            response = self._http.post(f"{self.base_url}/api/oauth2/token", data=form,
-                                       headers={"Accept": "application/json"})  # fmt: skip
+            response = self._http.post(
+                f"{self.base_url}/api/oauth2/token", data=form, headers={"Accept": "application/json"}
+            )
         except httpx.HTTPError as exc:
             raise ExactUnavailable(f"token endpoint unreachable: {type(exc).__name__}") from exc
         if response.status_code >= 500:

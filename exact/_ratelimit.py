@@ -204,8 +204,10 @@ class ErrorBudget:
         if self.count(division, endpoint) >= self.threshold:
             raise EndpointBlocked(
                 f"{endpoint} in division {division} had {self.threshold} errors within the hour; paused to avoid "
-                "Exact's block", endpoint=endpoint, division=division
-            )  # fmt: skip
+                "Exact's block",
+                endpoint=endpoint,
+                division=division,
+            )
 
     def record(self, division: int | None, endpoint: str, status: int) -> None:
         if status in self.COUNTED:

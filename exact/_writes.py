@@ -92,7 +92,7 @@ SALES_INVOICE = WriteSpec(
         _LINE_REFERENCES,
         frozenset({"InvoiceID", "ItemCode", "AmountDC"}),
         numbers=_LINE_NUMBERS,
-    ),  # fmt: skip
+    ),
 )
 PURCHASE_ORDER = WriteSpec(
     "PurchaseOrder",
@@ -108,7 +108,7 @@ PURCHASE_ORDER = WriteSpec(
         frozenset({"PurchaseOrderID", "ItemCode", "AmountDC", "QuantityOrdered"}),
         read_names={"Quantity": "QuantityOrdered"},
         numbers=_LINE_NUMBERS,
-    ),  # fmt: skip
+    ),
 )
 ACCOUNT = WriteSpec(
     "Account",
@@ -174,9 +174,14 @@ class Writer:
         self._references = references
 
     def create(
-        self, division: int, spec: WriteSpec, fields: Mapping[str, Any],
-        lines: Sequence[Mapping[str, Any]] | None = None, *, progress: WriteProgress | None = None,
-    ) -> WriteResult:  # fmt: skip
+        self,
+        division: int,
+        spec: WriteSpec,
+        fields: Mapping[str, Any],
+        lines: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        progress: WriteProgress | None = None,
+    ) -> WriteResult:
         progress = progress if progress is not None else WriteProgress()
         body, new_lines = self._prepare(division, spec, fields, lines)
         if new_lines is not None and spec.lines is not None:
@@ -187,16 +192,23 @@ class Writer:
         except ExactUnavailable as exc:
             raise WriteOutcomeUnknown(
                 f"{spec.path} in division {division}: no answer to the create ({exc.message}); it may have landed, "
-                "so it was not sent again: look for it in Exact before writing it anew", status=exc.status,
-            ) from exc  # fmt: skip
+                "so it was not sent again: look for it in Exact before writing it anew",
+                status=exc.status,
+            ) from exc
         key = str(created["ID"]).lower()
         progress.landed, progress.key = True, key
         return self._verify(division, spec, key, "create", body, new_lines)
 
     def update(
-        self, division: int, spec: WriteSpec, key: str, fields: Mapping[str, Any],
-        lines: Sequence[Mapping[str, Any]] | None = None, *, progress: WriteProgress | None = None,
-    ) -> WriteResult:  # fmt: skip
+        self,
+        division: int,
+        spec: WriteSpec,
+        key: str,
+        fields: Mapping[str, Any],
+        lines: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        progress: WriteProgress | None = None,
+    ) -> WriteResult:
         """PUT replaces the whole record (gotcha 4): read it all, change the copy, send it all back.
 
         `lines`, when given, replace the record's lines; when None, the lines are left as they are. A record the
@@ -232,14 +244,20 @@ class Writer:
         for number, line in enumerate(lines, start=1):
             check_writable(f"{line_spec.name}[{number}]", line_spec.fields, line)
             check_values(f"{line_spec.name}[{number}]", line_spec, line)
-            resolved.append({n: self._value(division, line_spec.references, spec, n, v, line=number)
-                             for n, v in line.items()})  # fmt: skip
+            resolved.append(
+                {n: self._value(division, line_spec.references, spec, n, v, line=number) for n, v in line.items()}
+            )
         return body, resolved
 
     def _value(
-        self, division: int, references: Mapping[str, Kind], spec: WriteSpec, name: str, value: Any,
+        self,
+        division: int,
+        references: Mapping[str, Kind],
+        spec: WriteSpec,
+        name: str,
+        value: Any,
         line: int | None = None,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         if value is None:
             return None
         if name in references:
@@ -263,9 +281,14 @@ class Writer:
         return dict(self._client.get(division, f"{spec.path}(guid'{key}')", query))
 
     def _verify(
-        self, division: int, spec: WriteSpec, key: str, action: str, body: Mapping[str, Any],
+        self,
+        division: int,
+        spec: WriteSpec,
+        key: str,
+        action: str,
+        body: Mapping[str, Any],
         lines: list[dict[str, Any]] | None,
-    ) -> WriteResult:  # fmt: skip
+    ) -> WriteResult:
         record = self._read(division, spec, key, expand=lines is not None)
         mismatches: list[FieldMismatch] = []
         verified: dict[str, Any] = {}
@@ -324,8 +347,9 @@ def _compare_lines(spec: LineSpec, written: list[dict[str, Any]], read: list[dic
             read_as = spec.read_names.get(name, name)
             got = back.get(read_as, _ABSENT)
             if not _same(value, got, is_date=False):
-                mismatches.append(FieldMismatch(f"{spec.name}[{number}].{name}", f"{spec.name}[{number}].{read_as}",
-                                                value, got))  # fmt: skip
+                mismatches.append(
+                    FieldMismatch(f"{spec.name}[{number}].{name}", f"{spec.name}[{number}].{read_as}", value, got)
+                )
     return mismatches
 
 

@@ -109,8 +109,14 @@ def finish_connect(settings: Settings, tokens: TokenSet) -> tuple[int, str, list
     sessions = make_session_factory(make_engine(settings.database_url))
     cipher = TokenCipher(settings.secret("token_encryption_key"))
     with session_scope(sessions) as session:
-        row = save_connection(session, base_url=settings.exact_base_url, client_id=str(settings.exact_client_id),
-                              tokens=tokens, me=me, cipher=cipher)  # fmt: skip
+        row = save_connection(
+            session,
+            base_url=settings.exact_base_url,
+            client_id=str(settings.exact_client_id),
+            tokens=tokens,
+            me=me,
+            cipher=cipher,
+        )
         connection_id, current = row.id, row.current_division
     client = client_from_settings(settings, sessions, connection_id)
     # Exact counts current/Me against the user's current division.
@@ -123,8 +129,11 @@ def finish_connect(settings: Settings, tokens: TokenSet) -> tuple[int, str, list
 
 def _me(base_url: str, access_token: str) -> dict[str, object]:
     # One call before the connection exists to key the budget on; every later call goes through the client.
-    response = httpx.get(f"{base_url.rstrip('/')}/api/v1/current/Me", timeout=30,
-                         headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"})  # fmt: skip
+    response = httpx.get(
+        f"{base_url.rstrip('/')}/api/v1/current/Me",
+        timeout=30,
+        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+    )
     response.raise_for_status()
     return dict(response.json()["d"]["results"][0])
 
@@ -146,7 +155,13 @@ def divisions(refresh: bool = typer.Option(False, help="Fetch the divisions from
     with sessions() as session:
         query = select(Division, Connection).join(Connection).order_by(Connection.id, Division.code)
         for division, connection in session.execute(query):
-            table.add_row(str(connection.id), connection.user_name or connection.user_id, str(division.code),
-                          division.description or "", status_names.get(division.status, str(division.status)),
-                          "yes" if division.granted else "no", "YES" if connection.needs_consent else "")  # fmt: skip
+            table.add_row(
+                str(connection.id),
+                connection.user_name or connection.user_id,
+                str(division.code),
+                division.description or "",
+                status_names.get(division.status, str(division.status)),
+                "yes" if division.granted else "no",
+                "YES" if connection.needs_consent else "",
+            )
     console.print(table)

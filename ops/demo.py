@@ -124,8 +124,15 @@ def run_demo(base: Settings, options: DemoOptions, console: Console) -> DemoSumm
         sessions = make_session_factory(make_engine(settings.database_url))
         try:
             with ServerThread(push.app(), port=_port(settings.push_url)), httpx.Client(timeout=60) as http:
-                stack = _Stack(settings, sessions, settings.exact_base_url, settings.public_url, push, http,
-                               limiter_from_settings(settings))  # fmt: skip
+                stack = _Stack(
+                    settings,
+                    sessions,
+                    settings.exact_base_url,
+                    settings.public_url,
+                    push,
+                    http,
+                    limiter_from_settings(settings),
+                )
                 _start(children, stack, env, workdir, options, console)
                 connection_id = _connect(stack, console)
                 _register(stack, connection_id, console)
@@ -140,25 +147,27 @@ def run_demo(base: Settings, options: DemoOptions, console: Console) -> DemoSumm
 
 def _settings(base: Settings, workdir: Path, redis_url: str) -> Settings:
     ports = {name: free_port() for name in ("sandbox", "receiver", "redirect", "push")}
-    return base.model_copy(update={
-        "database_url": f"sqlite:///{workdir / 'demo.db'}",
-        "redis_url": redis_url,
-        "redis_prefix": f"exact-pipeline-demo-{uuid.uuid4().hex[:8]}:",
-        "exact_base_url": f"http://127.0.0.1:{ports['sandbox']}",
-        "exact_client_id": SandboxConfig.client_id,
-        "exact_client_secret": SecretStr(SandboxConfig.client_secret),
-        "exact_redirect_uri": f"http://127.0.0.1:{ports['redirect']}/callback",
-        "exact_webhook_secret": SecretStr(secrets.token_hex(16)),
-        "token_encryption_key": SecretStr(Fernet.generate_key().decode()),
-        "public_url": f"http://127.0.0.1:{ports['receiver']}",
-        "sinks": "sql,http",
-        "push_url": f"http://127.0.0.1:{ports['push']}/push",
-        "push_secret": SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()),
-        "delta_sync_minutes": 1.0,
-        "delivery_backoff_seconds": 1.0,
-        "delivery_sweep_after_seconds": 10.0,
-        "commands_token": SecretStr(secrets.token_urlsafe(24)),
-    })  # fmt: skip
+    return base.model_copy(
+        update={
+            "database_url": f"sqlite:///{workdir / 'demo.db'}",
+            "redis_url": redis_url,
+            "redis_prefix": f"exact-pipeline-demo-{uuid.uuid4().hex[:8]}:",
+            "exact_base_url": f"http://127.0.0.1:{ports['sandbox']}",
+            "exact_client_id": SandboxConfig.client_id,
+            "exact_client_secret": SecretStr(SandboxConfig.client_secret),
+            "exact_redirect_uri": f"http://127.0.0.1:{ports['redirect']}/callback",
+            "exact_webhook_secret": SecretStr(secrets.token_hex(16)),
+            "token_encryption_key": SecretStr(Fernet.generate_key().decode()),
+            "public_url": f"http://127.0.0.1:{ports['receiver']}",
+            "sinks": "sql,http",
+            "push_url": f"http://127.0.0.1:{ports['push']}/push",
+            "push_secret": SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()),
+            "delta_sync_minutes": 1.0,
+            "delivery_backoff_seconds": 1.0,
+            "delivery_sweep_after_seconds": 10.0,
+            "commands_token": SecretStr(secrets.token_urlsafe(24)),
+        }
+    )
 
 
 def _environment(settings: Settings) -> dict[str, str]:
@@ -174,11 +183,21 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "runtime.cli", *args]
 
 
-def _start(children: Children, stack: _Stack, env: dict[str, str], workdir: Path, options: DemoOptions,
-           console: Console) -> None:  # fmt: skip
+def _start(
+    children: Children, stack: _Stack, env: dict[str, str], workdir: Path, options: DemoOptions, console: Console
+) -> None:
     settings = stack.settings
-    children.start("sandbox", _cli("sandbox", "--port", str(_port(settings.exact_base_url)),
-                                   "--webhook-secret", settings.secret("exact_webhook_secret")), env)  # fmt: skip
+    children.start(
+        "sandbox",
+        _cli(
+            "sandbox",
+            "--port",
+            str(_port(settings.exact_base_url)),
+            "--webhook-secret",
+            settings.secret("exact_webhook_secret"),
+        ),
+        env,
+    )
     children.wait_http("sandbox", f"{stack.sandbox_url}/_sandbox/config")
     children.start("receiver", _cli("receiver", "--port", str(_port(settings.public_url))), env)
     children.wait_http("receiver", f"{stack.receiver_url}/readyz")
@@ -187,8 +206,10 @@ def _start(children: Children, stack: _Stack, env: dict[str, str], workdir: Path
     children.start("worker", _cli("worker", "--queues", EVENTS_QUEUE, "--concurrency", concurrency), env)
     children.start("pusher", _cli("worker", "--queues", DELIVERIES_QUEUE, "--concurrency", concurrency), env)
     children.start("beat", _cli("beat", "--schedule", str(workdir / "celerybeat-schedule")), env)
-    console.print(f"started sandbox {stack.sandbox_url}, receiver {stack.receiver_url}, a worker, a pusher and beat "
-                  f"(logs in {children.log_dir})")  # fmt: skip
+    console.print(
+        f"started sandbox {stack.sandbox_url}, receiver {stack.receiver_url}, a worker, a pusher and beat "
+        f"(logs in {children.log_dir})"
+    )
 
 
 def _connect(stack: _Stack, console: Console) -> int:
@@ -214,15 +235,17 @@ def _connect(stack: _Stack, console: Console) -> int:
 
 def _register(stack: _Stack, connection_id: int, console: Console) -> None:
     client = client_from_settings(stack.settings, stack.sessions, connection_id)
-    service = SubscriptionService(stack.settings, stack.sessions, client, connection_id,
-                                  sync_client(stack.settings.redis_url))  # fmt: skip
+    service = SubscriptionService(
+        stack.settings, stack.sessions, client, connection_id, sync_client(stack.settings.redis_url)
+    )
     report = service.register(list(DIVISIONS), list(TOPICS))
     console.print(f"subscribed divisions {DIVISIONS} to {', '.join(TOPICS)} ({len(report.actions)} created in Exact)")
 
 
 # -- the stream of changes
-def _drive(stack: _Stack, children: Children, options: DemoOptions, summary: DemoSummary, started: float,
-           console: Console) -> None:  # fmt: skip
+def _drive(
+    stack: _Stack, children: Children, options: DemoOptions, summary: DemoSummary, started: float, console: Console
+) -> None:
     rng = random.Random(20261123)
     made: dict[tuple[int, str], list[str]] = {(d, t): [] for d in DIVISIONS for t in TOPICS}
     with Live(_view(stack, summary, "stream"), console=console, refresh_per_second=4, transient=False) as live:
@@ -264,8 +287,9 @@ def _write(stack: _Stack, summary: DemoSummary, timeout: float) -> None:
     keys = []
     for command in (good, bad):
         key = f"demo-{uuid.uuid4().hex[:12]}"
-        stack.http.post(f"{stack.receiver_url}/commands", json={"key": key, **command},
-                        headers=headers).raise_for_status()  # fmt: skip
+        stack.http.post(
+            f"{stack.receiver_url}/commands", json={"key": key, **command}, headers=headers
+        ).raise_for_status()
         keys.append(key)
     deadline = time.monotonic() + timeout
     states: dict[str, str] = {}
@@ -279,8 +303,16 @@ def _write(stack: _Stack, summary: DemoSummary, timeout: float) -> None:
     summary.commands_refused = sum(1 for s in states.values() if s == "failed")
 
 
-def _stream(stack: _Stack, rng: random.Random, made: dict[tuple[int, str], list[str]], count: int, rate: float,
-            summary: DemoSummary, show: Callable[[str], None], phase: str) -> None:  # fmt: skip
+def _stream(
+    stack: _Stack,
+    rng: random.Random,
+    made: dict[tuple[int, str], list[str]],
+    count: int,
+    rate: float,
+    summary: DemoSummary,
+    show: Callable[[str], None],
+    phase: str,
+) -> None:
     last_shown = 0.0
     for n in range(count):
         division, topic = rng.choice(sorted(made))
@@ -292,8 +324,13 @@ def _stream(stack: _Stack, rng: random.Random, made: dict[tuple[int, str], list[
             fields = {"Name": f"renamed {n}", "Email": f"u{n}@example.nl", "LastName": f"L{n}", "Description": f"d{n}"}
             stack.control("PUT", f"records/{division}/{path}/{rng.choice(keys)}", json=fields)
         else:
-            fields = {"Name": f"Klant {n}", "FirstName": f"F{n}", "LastName": f"L{n}", "Description": f"order {n}",
-                      "Currency": "EUR"}  # fmt: skip
+            fields = {
+                "Name": f"Klant {n}",
+                "FirstName": f"F{n}",
+                "LastName": f"L{n}",
+                "Description": f"order {n}",
+                "Currency": "EUR",
+            }
             keys.append(stack.control("POST", f"records/{division}/{path}", json=fields).json()["record"]["ID"])
         summary.changes += 1
         time.sleep(1.0 / rate)
@@ -347,8 +384,10 @@ def _receiver_events(stack: _Stack) -> int:
 def _differences(stack: _Stack) -> list[str]:
     pushed = stack.push.snapshot()
     with stack.sessions() as session:
-        pending = int(session.scalar(select(func.count()).select_from(Delivery)
-                                     .where(Delivery.state.in_(("pending", "sending")))) or 0)  # fmt: skip
+        pending = int(
+            session.scalar(select(func.count()).select_from(Delivery).where(Delivery.state.in_(("pending", "sending"))))
+            or 0
+        )
     found = [f"{pending} deliveries pending"] if pending else []
     for division in DIVISIONS:
         for topic in TOPICS:
@@ -357,11 +396,15 @@ def _differences(stack: _Stack) -> list[str]:
             rows = stack.control("GET", f"records/{division}/{spec.path}").json()["records"]
             want = {r["ID"]: _fields(normalize_record(r), spec.fields) for r in rows}
             with stack.sessions() as session:
-                query = select(MirrorRecord).where(MirrorRecord.division == division, MirrorRecord.topic == spec.topic,
-                                                   MirrorRecord.deleted.is_(False))  # fmt: skip
+                query = select(MirrorRecord).where(
+                    MirrorRecord.division == division, MirrorRecord.topic == spec.topic, MirrorRecord.deleted.is_(False)
+                )
                 mirror = {r.key: _fields(r.record or {}, spec.fields) for r in session.scalars(query)}
-            push = {k: _fields(v, spec.fields) for (d, t, k), v in pushed.items()
-                    if d == division and t == spec.topic and v is not None}  # fmt: skip
+            push = {
+                k: _fields(v, spec.fields)
+                for (d, t, k), v in pushed.items()
+                if d == division and t == spec.topic and v is not None
+            }
             for name, have in (("mirror", mirror), ("push", push)):
                 if have != want:
                     missing = len(set(want) - set(have))
@@ -392,7 +435,8 @@ def _view(stack: _Stack, summary: DemoSummary, phase: str) -> Table:
     for division in DIVISIONS:
         usage = stack.limiter.usage(division)
         closed = f", closed {usage.closed_for_seconds:.0f}s" if usage.closed_for_seconds else ""
-        table.add_row(f"budget of division {division}",
-                      f"{usage.minute_used}/{usage.minute_limit} this minute, {usage.day_used}/{usage.day_limit} "
-                      f"today{closed}")  # fmt: skip
+        table.add_row(
+            f"budget of division {division}",
+            f"{usage.minute_used}/{usage.minute_limit} this minute, {usage.day_used}/{usage.day_limit} today{closed}",
+        )
     return table

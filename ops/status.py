@@ -70,24 +70,46 @@ def collect(settings: Settings, session: Session, client: redis.Redis, now: date
     cipher = _cipher(settings)
     for c in connections:
         tokens_readable = None if cipher is None else readable(cipher, c)
-        status.connections.append({
-            "id": c.id, "user": c.user_name or c.user_id, "client_id": c.client_id, "base_url": c.base_url,
-            "access_expires_at": _iso(c.access_expires_at), "refreshed_at": _iso(c.token_issued_at),
-            "needs_consent": c.needs_consent, "consent_error": c.consent_error,
-            "tokens_readable": tokens_readable, "attention": _attention(c, tokens_readable),
-        })  # fmt: skip
+        status.connections.append(
+            {
+                "id": c.id,
+                "user": c.user_name or c.user_id,
+                "client_id": c.client_id,
+                "base_url": c.base_url,
+                "access_expires_at": _iso(c.access_expires_at),
+                "refreshed_at": _iso(c.token_issued_at),
+                "needs_consent": c.needs_consent,
+                "consent_error": c.consent_error,
+                "tokens_readable": tokens_readable,
+                "attention": _attention(c, tokens_readable),
+            }
+        )
     for d in session.scalars(select(Division).order_by(Division.connection_id, Division.code)):
-        status.divisions.append({"connection": d.connection_id, "code": d.code, "description": d.description,
-                                 "status": {0: "inactive", 1: "active", 2: "archived"}.get(d.status, str(d.status)),
-                                 "granted": d.granted})  # fmt: skip
+        status.divisions.append(
+            {
+                "connection": d.connection_id,
+                "code": d.code,
+                "description": d.description,
+                "status": {0: "inactive", 1: "active", 2: "archived"}.get(d.status, str(d.status)),
+                "granted": d.granted,
+            }
+        )
     seen = last_webhooks(client, settings.redis_prefix)
-    for s in session.scalars(select(Subscription).order_by(Subscription.connection_id, Subscription.division,
-                                                           Subscription.topic)):  # fmt: skip
-        status.subscriptions.append({
-            "connection": s.connection_id, "division": s.division, "topic": s.topic, "state": s.state,
-            "exact_id": s.exact_id, "last_webhook_at": _iso(last_webhook(s, seen)),
-            "silent": is_silent(s, settings.silent_subscription_hours, now, seen), "last_error": s.last_error,
-        })  # fmt: skip
+    for s in session.scalars(
+        select(Subscription).order_by(Subscription.connection_id, Subscription.division, Subscription.topic)
+    ):
+        status.subscriptions.append(
+            {
+                "connection": s.connection_id,
+                "division": s.division,
+                "topic": s.topic,
+                "state": s.state,
+                "exact_id": s.exact_id,
+                "last_webhook_at": _iso(last_webhook(s, seen)),
+                "silent": is_silent(s, settings.silent_subscription_hours, now, seen),
+                "last_error": s.last_error,
+            }
+        )
     status.queues = {
         EVENTS_QUEUE: int(client.llen(settings.redis_prefix + EVENTS_QUEUE)),
         DELIVERIES_QUEUE: int(client.llen(settings.redis_prefix + DELIVERIES_QUEUE)),
@@ -107,14 +129,21 @@ def collect(settings: Settings, session: Session, client: redis.Redis, now: date
         "pending_deliveries": int(pending or 0),
         "stopped_targets": stopped_targets(client, settings.redis_prefix),
     }
-    for cursor in session.scalars(select(LaneCursor).order_by(LaneCursor.connection_id, LaneCursor.division,
-                                                              LaneCursor.topic)):  # fmt: skip
-        status.cursors.append({
-            "connection": cursor.connection_id, "division": cursor.division, "topic": cursor.topic,
-            "timestamp": cursor.timestamp, "modified_ms": cursor.modified_ms,
-            "deleted_timestamp": cursor.deleted_timestamp, "last_advanced_at": _iso(cursor.updated_at),
-            "lag_seconds": round((now - stored_utc(cursor.updated_at)).total_seconds(), 1),
-        })  # fmt: skip
+    for cursor in session.scalars(
+        select(LaneCursor).order_by(LaneCursor.connection_id, LaneCursor.division, LaneCursor.topic)
+    ):
+        status.cursors.append(
+            {
+                "connection": cursor.connection_id,
+                "division": cursor.division,
+                "topic": cursor.topic,
+                "timestamp": cursor.timestamp,
+                "modified_ms": cursor.modified_ms,
+                "deleted_timestamp": cursor.deleted_timestamp,
+                "last_advanced_at": _iso(cursor.updated_at),
+                "lag_seconds": round((now - stored_utc(cursor.updated_at)).total_seconds(), 1),
+            }
+        )
     by_state = select(CommandRecord.status, func.count()).group_by(CommandRecord.status)
     counted = {str(state): int(count) for state, count in session.execute(by_state).all()}
     status.commands = {state: int(counted.get(state, 0)) for state in COMMAND_STATES}
@@ -171,33 +200,55 @@ def _attention(c: Connection, tokens_readable: bool | None) -> str | None:
 def render(status: Status, console: Console) -> None:
     table = Table("id", "user", "access token expires", "last refresh", "state", title="Connections")
     for c in status.connections:
-        state = f"[red]needs consent[/red]: {c['consent_error'] or 'run exact-pipeline connect'}" if c[
-            "needs_consent"] else "ok"  # fmt: skip
+        state = (
+            f"[red]needs consent[/red]: {c['consent_error'] or 'run exact-pipeline connect'}"
+            if c["needs_consent"]
+            else "ok"
+        )
         if c["attention"] == UNDECRYPTABLE:
             state = "[red]undecryptable[/red]"
         table.add_row(str(c["id"]), c["user"], c["access_expires_at"] or "", c["refreshed_at"] or "", state)
     console.print(table if status.connections else "No connections: run `exact-pipeline connect`.")
     if unreadable := [str(c["id"]) for c in status.connections if c["attention"] == UNDECRYPTABLE]:
         console.print(f"[red]Undecryptable[/red] connection(s) {', '.join(unreadable)}: {UNDECRYPTABLE}")
-    table = Table("connection", "division", "description", "status", "granted", "budget (minute, day)",
-                  title="Divisions")  # fmt: skip
+    table = Table(
+        "connection", "division", "description", "status", "granted", "budget (minute, day)", title="Divisions"
+    )
     budgets = {(b["connection"], b["division"]): b for b in status.budgets}
     for d in status.divisions:
         b = budgets.get((d["connection"], d["code"]))
         budget = "" if b is None else _budget(b)
-        table.add_row(str(d["connection"]), str(d["code"]), d["description"] or "", d["status"],
-                      "yes" if d["granted"] else "[red]no[/red]", budget)  # fmt: skip
+        table.add_row(
+            str(d["connection"]),
+            str(d["code"]),
+            d["description"] or "",
+            d["status"],
+            "yes" if d["granted"] else "[red]no[/red]",
+            budget,
+        )
     console.print(table)
     table = Table("connection", "division", "topic", "state", "last webhook", "last error", title="Subscriptions")
     for s in status.subscriptions:
         state = s["state"] + (" [yellow](silent)[/yellow]" if s["silent"] else "")
-        table.add_row(str(s["connection"]), str(s["division"]), s["topic"], state, s["last_webhook_at"] or "never",
-                      s["last_error"] or "")  # fmt: skip
+        table.add_row(
+            str(s["connection"]),
+            str(s["division"]),
+            s["topic"],
+            state,
+            s["last_webhook_at"] or "never",
+            s["last_error"] or "",
+        )
     console.print(table)
     table = Table("connection", "division", "topic", "sync timestamp", "last advanced", "lag", title="Delta sync")
     for c in status.cursors:
-        table.add_row(str(c["connection"]), str(c["division"]), c["topic"], str(c["timestamp"] or c["modified_ms"]),
-                      c["last_advanced_at"] or "", f"{c['lag_seconds']:.0f}s")  # fmt: skip
+        table.add_row(
+            str(c["connection"]),
+            str(c["division"]),
+            c["topic"],
+            str(c["timestamp"] or c["modified_ms"]),
+            c["last_advanced_at"] or "",
+            f"{c['lag_seconds']:.0f}s",
+        )
     console.print(table)
     queues = ", ".join(f"{name} {depth}" for name, depth in status.queues.items())
     dead = status.dead_letters

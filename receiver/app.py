@@ -67,8 +67,15 @@ def create_app(settings: Settings) -> Starlette:
         gc.collect()
         gc.freeze()
         try:
-            yield State(settings=settings, secret=secret, redis=client, engine=engine, handoff=handoff,
-                        tracked=tracked, metrics=ReceiverMetrics.create())  # fmt: skip
+            yield State(
+                settings=settings,
+                secret=secret,
+                redis=client,
+                engine=engine,
+                handoff=handoff,
+                tracked=tracked,
+                metrics=ReceiverMetrics.create(),
+            )
         finally:
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

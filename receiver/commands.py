@@ -105,8 +105,15 @@ async def submit_command(request: Request) -> Response:
         except (RedisError, KombuError, OSError) as exc:
             # Kept, so not lost: the sweeper hands it on once Redis is back.
             log_event(log, "receiver.command.enqueue_failed", logging.WARNING, key=command.key, error=str(exc))
-    log_event(log, "receiver.command", key=command.key, division=command.division, entity=command.entity,
-              action=command.action, new=created)  # fmt: skip
+    log_event(
+        log,
+        "receiver.command",
+        key=command.key,
+        division=command.division,
+        entity=command.entity,
+        action=command.action,
+        new=created,
+    )
     headers = {"Location": f"/commands/{command.key}"}
     return JSONResponse(shown.model_dump(mode="json"), status_code=202 if created else 200, headers=headers)
 

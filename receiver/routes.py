@@ -68,8 +68,16 @@ def _log(result: Outcome) -> None:
         log_event(log, "receiver.webhook", logging.INFO, **fields)
         return
     level = logging.WARNING if result.status >= 500 or content.Action not in KNOWN_ACTIONS else logging.INFO
-    log_event(log, "receiver.webhook", level, division=content.Division, topic=content.Topic, key=content.Key,
-              action=content.Action, **fields)  # fmt: skip
+    log_event(
+        log,
+        "receiver.webhook",
+        level,
+        division=content.Division,
+        topic=content.Topic,
+        key=content.Key,
+        action=content.Action,
+        **fields,
+    )
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:

@@ -156,7 +156,7 @@ def _attach_lines(
                 select=None,
                 uri=f"{base}/api/v1/{division}/{line_entity.path}(guid'{line['ID']}')",
                 type_name=line_entity.type_name,
-            )  # fmt: skip
+            )
             for line in state.store.lines_of(division, entity, row["ID"])
         ]
         record[entity.lines] = {"results": lines}
@@ -172,8 +172,9 @@ async def _list(state: SandboxState, entity: Entity, request: Request, ctx: Call
     division = ctx.division
     assert division is not None
     rows = state.store.rows(division, entity)
-    return _collection(state, request, rows, entity.fields, entity.path, entity.type_name, "ID",
-                       entity=entity, division=division)  # fmt: skip
+    return _collection(
+        state, request, rows, entity.fields, entity.path, entity.type_name, "ID", entity=entity, division=division
+    )
 
 
 async def _read_body(request: Request) -> dict[str, Any] | Response:
@@ -268,8 +269,16 @@ async def _sync(state: SandboxState, entity: Entity, request: Request, ctx: Call
     assert ctx.division is not None
     assert entity.sync_path is not None
     rows = state.store.rows(ctx.division, entity)
-    return _collection(state, request, rows, entity.fields, entity.sync_path, entity.type_name, "Timestamp",
-                       size=state.config.sync_page_size)  # fmt: skip
+    return _collection(
+        state,
+        request,
+        rows,
+        entity.fields,
+        entity.sync_path,
+        entity.type_name,
+        "Timestamp",
+        size=state.config.sync_page_size,
+    )
 
 
 async def _sync_deleted(state: SandboxState, request: Request, ctx: CallContext) -> Response:
@@ -277,5 +286,13 @@ async def _sync_deleted(state: SandboxState, request: Request, ctx: CallContext)
         return denied
     assert ctx.division is not None
     rows = state.store.deleted(ctx.division)
-    return _collection(state, request, rows, _SYNC_FIELDS_DELETED, "sync/Deleted", "Exact.Web.Api.Models.Sync.Deleted",
-                       "Timestamp", size=state.config.sync_page_size)  # fmt: skip
+    return _collection(
+        state,
+        request,
+        rows,
+        _SYNC_FIELDS_DELETED,
+        "sync/Deleted",
+        "Exact.Web.Api.Models.Sync.Deleted",
+        "Timestamp",
+        size=state.config.sync_page_size,
+    )

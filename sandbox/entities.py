@@ -159,9 +159,18 @@ TIME_TRANSACTIONS = Entity(
 )
 
 ENTITIES: tuple[Entity, ...] = (
-    ACCOUNTS, CONTACTS, ITEMS, GL_ACCOUNTS, VAT_CODES, CURRENCIES,
-    SALES_INVOICES, SALES_INVOICE_LINES, PURCHASE_ORDERS, PURCHASE_ORDER_LINES, TIME_TRANSACTIONS,
-)  # fmt: skip
+    ACCOUNTS,
+    CONTACTS,
+    ITEMS,
+    GL_ACCOUNTS,
+    VAT_CODES,
+    CURRENCIES,
+    SALES_INVOICES,
+    SALES_INVOICE_LINES,
+    PURCHASE_ORDERS,
+    PURCHASE_ORDER_LINES,
+    TIME_TRANSACTIONS,
+)
 SYNC_ENTITIES: tuple[Entity, ...] = tuple(e for e in ENTITIES if e.sync_path)
 _BY_PATH = {e.path.lower(): e for e in ENTITIES}
 _BY_SYNC = {e.sync_path.lower(): e for e in SYNC_ENTITIES if e.sync_path}

@@ -15,10 +15,25 @@ if TYPE_CHECKING:
 __all__ = ["READ_ONLY", "apply_header", "apply_line", "header_ref", "parse_write_date"]
 
 # Filled by Exact on read; a value sent for these is ignored.
-READ_ONLY = frozenset({
-    "ID", "Division", "Created", "Modified", "Timestamp", "ItemCode", "SupplierCode", "SupplierName",
-    "InvoiceToName", "FullName", "TypeDescription", "InvoiceID", "PurchaseOrderID", "QuantityOrdered", "AccountName",
-})  # fmt: skip
+READ_ONLY = frozenset(
+    {
+        "ID",
+        "Division",
+        "Created",
+        "Modified",
+        "Timestamp",
+        "ItemCode",
+        "SupplierCode",
+        "SupplierName",
+        "InvoiceToName",
+        "FullName",
+        "TypeDescription",
+        "InvoiceID",
+        "PurchaseOrderID",
+        "QuantityOrdered",
+        "AccountName",
+    }
+)
 _DATE_FIELDS = frozenset({"InvoiceDate", "OrderDate", "Date"})
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 

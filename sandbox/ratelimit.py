@@ -158,15 +158,27 @@ class RateLimiter:
         now = self.clock.now()
         minute_len = self.config.minute_window_seconds
         minute = [
-            {"client_id": c, "division": d, "used": w.used, "remaining": max(self.config.minute_limit - w.used, 0),
-             "reset_ms": int((w.start + minute_len) * 1000), "current": w.start == (now // minute_len) * minute_len}
+            {
+                "client_id": c,
+                "division": d,
+                "used": w.used,
+                "remaining": max(self.config.minute_limit - w.used, 0),
+                "reset_ms": int((w.start + minute_len) * 1000),
+                "current": w.start == (now // minute_len) * minute_len,
+            }
             for (c, d), w in self._minute.items()
-        ]  # fmt: skip
+        ]
         day = [
-            {"client_id": c, "division": d, "used": w.used, "remaining": max(self.config.day_limit - w.used, 0),
-             "reset_ms": int((w.start + _DAY) * 1000), "current": w.start == (now // _DAY) * _DAY}
+            {
+                "client_id": c,
+                "division": d,
+                "used": w.used,
+                "remaining": max(self.config.day_limit - w.used, 0),
+                "reset_ms": int((w.start + _DAY) * 1000),
+                "current": w.start == (now // _DAY) * _DAY,
+            }
             for (c, d), w in self._day.items()
-        ]  # fmt: skip
+        ]
         errors = [
             {"client_id": c, "division": d, "endpoint": e, "count": sum(1 for t in q if t > now - _HOUR)}
             for (c, d, e), q in self._errors.items()

@@ -22,8 +22,10 @@ __all__ = ["seed_store"]
 
 _CITIES = ("Amsterdam", "Rotterdam", "Utrecht", "Arnhem", "Gent", "Antwerpen", "Zwolle", "Leuven")
 _NAMES = ("Bakker", "Jansen", "de Vries", "Peeters", "Visser", "Smit", "Maes", "O'Brien", "Müller & Zn", "Dubois")
-_VAT = {101: (("1", "BTW 21% incl.", 21.0, False), ("2", "BTW 21%", 21.0, True), ("5", "BTW 9%", 9.0, False)),
-        202: (("2", "BTW 21%", 21.0, True), ("5", "BTW 9%", 9.0, False))}  # fmt: skip
+_VAT = {
+    101: (("1", "BTW 21% incl.", 21.0, False), ("2", "BTW 21%", 21.0, True), ("5", "BTW 9%", 9.0, False)),
+    202: (("2", "BTW 21%", 21.0, True), ("5", "BTW 9%", 9.0, False)),
+}
 _CURRENCIES = {101: ("EUR", "USD"), 202: ("EUR",), 303: ("EUR",)}
 _GL = (("8000", "Omzet", 110), ("1300", "Debiteuren", 20), ("4000", "Inkoop", 111), ("1600", "Crediteuren", 22))
 
@@ -90,13 +92,32 @@ def _seed_division(store: Store, division: int) -> None:
         items.append(store.create(division, ITEMS, body, emit=False))
     gl_sales = next(r for r in store.rows(division, GL_ACCOUNTS) if r["Code"] == "8000")
     for n in range(1, 6):
-        lines = [{"Item": items[n]["ID"], "Quantity": n, "UnitPrice": items[n]["SalesPrice"], "VATCode": "2",
-                  "GLAccount": gl_sales["ID"], "Description": items[n]["Description"]}]  # fmt: skip
-        body = {"InvoiceTo": accounts[n]["ID"], "Currency": "EUR", "InvoiceDate": f"2026-01-0{n}T00:00:00",
-                "Description": f"Factuur {n}", "Status": 20, "SalesInvoiceLines": lines}  # fmt: skip
+        lines = [
+            {
+                "Item": items[n]["ID"],
+                "Quantity": n,
+                "UnitPrice": items[n]["SalesPrice"],
+                "VATCode": "2",
+                "GLAccount": gl_sales["ID"],
+                "Description": items[n]["Description"],
+            }
+        ]
+        body = {
+            "InvoiceTo": accounts[n]["ID"],
+            "Currency": "EUR",
+            "InvoiceDate": f"2026-01-0{n}T00:00:00",
+            "Description": f"Factuur {n}",
+            "Status": 20,
+            "SalesInvoiceLines": lines,
+        }
         store.create(division, SALES_INVOICES, body, emit=False)
     for n in range(1, 4):
         lines = [{"Item": items[n]["ID"], "Quantity": 2 * n, "UnitPrice": 10.0, "VATCode": "2"}]
-        body = {"Supplier": accounts[3 * n - 1]["ID"], "Currency": "EUR", "OrderDate": "2026-02-01T00:00:00",
-                "Description": f"Inkooporder {n}", "PurchaseOrderLines": lines}  # fmt: skip
+        body = {
+            "Supplier": accounts[3 * n - 1]["ID"],
+            "Currency": "EUR",
+            "OrderDate": "2026-02-01T00:00:00",
+            "Description": f"Inkooporder {n}",
+            "PurchaseOrderLines": lines,
+        }
         store.create(division, PURCHASE_ORDERS, body, emit=False)

@@ -72,10 +72,20 @@ class Store:
     # users and divisions
     def add_division(self, code: int, **fields: Any) -> None:
         self._divisions[code] = {
-            "Code": code, "Description": f"Division {code}", "Status": 1, "BlockingStatus": 0, "Country": "NL",
-            "Currency": "EUR", "IsMainDivision": False, "DivisionMoveDate": None, "DivisionHRLinkUnlinkDate": None,
-            "Created": self.now(), "Modified": self.now(), "Current": False, **fields,
-        }  # fmt: skip
+            "Code": code,
+            "Description": f"Division {code}",
+            "Status": 1,
+            "BlockingStatus": 0,
+            "Country": "NL",
+            "Currency": "EUR",
+            "IsMainDivision": False,
+            "DivisionMoveDate": None,
+            "DivisionHRLinkUnlinkDate": None,
+            "Created": self.now(),
+            "Modified": self.now(),
+            "Current": False,
+            **fields,
+        }
 
     def add_user(self, user_id: str, granted: set[int], **fields: Any) -> None:
         self._users[user_id] = {"UserID": user_id, **fields}
@@ -174,11 +184,17 @@ class Store:
             del self.table(division, entity.path)[row["ID"]]
             self._drop_lines(division, entity, row["ID"])
             if entity.entity_type is not None:
-                self._deleted.append({
-                    "ID": self.new_id(), "Timestamp": self.next_timestamp(), "EntityKey": row["ID"],
-                    "EntityType": entity.entity_type, "Division": division, "DeletedDate": self.now(),
-                    "DeletedBy": self.default_user_id,
-                })  # fmt: skip
+                self._deleted.append(
+                    {
+                        "ID": self.new_id(),
+                        "Timestamp": self.next_timestamp(),
+                        "EntityKey": row["ID"],
+                        "EntityType": entity.entity_type,
+                        "Division": division,
+                        "DeletedDate": self.now(),
+                        "DeletedBy": self.default_user_id,
+                    }
+                )
         self._emit(division, entity, row["ID"], "Delete")
 
     def deleted(self, division: int) -> list[dict[str, Any]]:
@@ -199,11 +215,17 @@ class Store:
         assert line_entity is not None
         for number, line in enumerate(body.get(entity.lines) or [], start=1):
             row = quirks.apply_line(self, division, line_entity, line)
-            row.update({
-                "ID": self.new_id(), "Division": division, quirks.header_ref(entity): header["ID"],
-                "LineNumber": line.get("LineNumber") or number, "Timestamp": self.next_timestamp(),
-                "Created": self.now(), "Modified": self.now(),
-            })  # fmt: skip
+            row.update(
+                {
+                    "ID": self.new_id(),
+                    "Division": division,
+                    quirks.header_ref(entity): header["ID"],
+                    "LineNumber": line.get("LineNumber") or number,
+                    "Timestamp": self.next_timestamp(),
+                    "Created": self.now(),
+                    "Modified": self.now(),
+                }
+            )
             self.table(division, line_entity.path)[row["ID"]] = row
 
     def _drop_lines(self, division: int, entity: Entity, header_id: str) -> None:

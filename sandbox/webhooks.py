@@ -219,11 +219,19 @@ class WebhookHub:
         return response.status_code
 
     def _record(self, job: _Job, attempt: int, status: int | None) -> None:
-        self.recent.append({
-            "at": self.clock.now(), "url": job.url, "status": status, "attempt": attempt,
-            "division": job.change.division, "topic": job.change.topic, "action": job.change.action,
-            "key": job.change.key, "body": job.body.decode(),
-        })  # fmt: skip
+        self.recent.append(
+            {
+                "at": self.clock.now(),
+                "url": job.url,
+                "status": status,
+                "attempt": attempt,
+                "division": job.change.division,
+                "topic": job.change.topic,
+                "action": job.change.action,
+                "key": job.change.key,
+                "body": job.body.decode(),
+            }
+        )
 
     def payload(self, subscription: Subscription, change: Change) -> bytes:
         """Exact's body for this change: keys in production's order, compact, signed over the Content bytes."""
@@ -257,8 +265,18 @@ class WebhookHub:
             return None
         return f"{_INVALID} {response.status_code} {response.reason_phrase}"
 
-    def add(self, division: int, topic: str, callback_url: str, client_id: str, user_id: str, base_url: str,
-            *, description: str = "exact-pipeline", is_instant: bool = False) -> Subscription:  # fmt: skip
+    def add(
+        self,
+        division: int,
+        topic: str,
+        callback_url: str,
+        client_id: str,
+        user_id: str,
+        base_url: str,
+        *,
+        description: str = "exact-pipeline",
+        is_instant: bool = False,
+    ) -> Subscription:
         user = self._user(user_id)
         sub = Subscription(
             id=str(uuid.uuid4()),
@@ -372,10 +390,15 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         except ValidationError as exc:
             return _bad_body(exc)
         sub = hub.add(
-            body.Division, body.Topic, body.CallbackURL, body.ClientID or state.config.client_id,
-            body.UserID or state.store.default_user_id, _base(request),
-            description=body.Description, is_instant=body.IsInstant,
-        )  # fmt: skip
+            body.Division,
+            body.Topic,
+            body.CallbackURL,
+            body.ClientID or state.config.client_id,
+            body.UserID or state.store.default_user_id,
+            _base(request),
+            description=body.Description,
+            is_instant=body.IsInstant,
+        )
         return JSONResponse(sub.to_exact(), status_code=201)
 
     async def listing(request: Request) -> Response:
@@ -464,7 +487,13 @@ async def _create(state: SandboxState, request: Request, ctx: CallContext) -> Re
         return error_response(500, "Data already exists")
     description = body.get("Description")
     sub = state.webhooks.add(
-        ctx.division, topic, callback, ctx.client_id, ctx.user_id, _base(request),
-        description=description if isinstance(description, str) else "exact-pipeline", is_instant=is_instant,
-    )  # fmt: skip
+        ctx.division,
+        topic,
+        callback,
+        ctx.client_id,
+        ctx.user_id,
+        _base(request),
+        description=description if isinstance(description, str) else "exact-pipeline",
+        is_instant=is_instant,
+    )
     return JSONResponse({"d": sub.to_exact()}, status_code=201)

@@ -119,9 +119,15 @@ def list_(connection: int | None = typer.Option(None, "--connection", help="Only
         for connection_id in ids:
             for row in repo.rows(session, connection_id):
                 silent = is_silent(row, settings.silent_subscription_hours, seen=seen)
-                table.add_row(str(row.connection_id), str(row.division), row.topic,
-                              row.state + (" (silent)" if silent else ""), row.exact_id or "",
-                              _when(last_webhook(row, seen)), escape(row.last_error or ""))  # fmt: skip
+                table.add_row(
+                    str(row.connection_id),
+                    str(row.division),
+                    row.topic,
+                    row.state + (" (silent)" if silent else ""),
+                    row.exact_id or "",
+                    _when(last_webhook(row, seen)),
+                    escape(row.last_error or ""),
+                )
     console.print(table)
 
 

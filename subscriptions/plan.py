@@ -72,12 +72,15 @@ def plan(
         if pair[0] in ungranted:
             actions += _set_aside(want, "unreachable", UNGRANTED)
         elif pair[0] in inactive:
-            actions += [Action("delete", o.division, o.topic, f"{INACTIVE}: would fire into the void", o.exact_id)
-                        for o in have]  # fmt: skip
+            actions += [
+                Action("delete", o.division, o.topic, f"{INACTIVE}: would fire into the void", o.exact_id) for o in have
+            ]
             actions += _set_aside(want, "suspend", INACTIVE)
         elif want is None:
-            actions += [Action("delete", o.division, o.topic, "not tracked by us: would fire into the void", o.exact_id)
-                        for o in have]  # fmt: skip
+            actions += [
+                Action("delete", o.division, o.topic, "not tracked by us: would fire into the void", o.exact_id)
+                for o in have
+            ]
         else:
             actions += _match(want, have)
     return actions
@@ -105,8 +108,9 @@ def _match(want: Desired, have: list[Observed]) -> list[Action]:
     elif drifted:
         first, rest = drifted[0], drifted[1:]
         actions += [Action("delete", want.division, want.topic, drift + o.callback_url, o.exact_id) for o in rest]
-        actions.append(Action("recreate", want.division, want.topic, drift + first.callback_url, first.exact_id,
-                              want.callback_url))  # fmt: skip
+        actions.append(
+            Action("recreate", want.division, want.topic, drift + first.callback_url, first.exact_id, want.callback_url)
+        )
     else:
         gone = f"gone from Exact (was {want.exact_id})" if want.exact_id else "missing in Exact"
         actions.append(Action("create", want.division, want.topic, gone, callback_url=want.callback_url))

@@ -59,19 +59,27 @@ def _pair(session: Session, connection_id: int, division: int, topic: str) -> Su
 def desired(subscriptions: Iterable[Subscription], callback_url: str) -> list[Desired]:
     """The tracked rows as the planner sees them; the callback is always today's, so a moved PUBLIC_URL drifts."""
     return [
-        Desired(r.division, r.topic, callback_url, r.exact_id if r.state == "active" else None,
-                r.last_error if r.state == "failed" else None)
+        Desired(
+            r.division,
+            r.topic,
+            callback_url,
+            r.exact_id if r.state == "active" else None,
+            r.last_error if r.state == "failed" else None,
+        )
         for r in subscriptions
         if r.state != "removed"
-    ]  # fmt: skip
+    ]
 
 
 def want(session: Session, connection_id: int, division: int, topic: str, callback_url: str) -> bool:
     """Track the pair; True when that changed anything (a new row, or a removed one wanted again)."""
     row = _pair(session, connection_id, division, topic)
     if row is None:
-        session.add(Subscription(connection_id=connection_id, division=division, topic=topic,
-                                 callback_url=callback_url, state="pending"))  # fmt: skip
+        session.add(
+            Subscription(
+                connection_id=connection_id, division=division, topic=topic, callback_url=callback_url, state="pending"
+            )
+        )
         session.flush()
         return True
     if row.state == "removed":

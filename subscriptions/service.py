@@ -131,8 +131,15 @@ class SubscriptionService:
 
     # -- applying one action
     def _apply(self, action: Action, report: Report) -> None:
-        log_event(log, "subscriptions.apply", kind=action.kind, division=action.division, topic=action.topic,
-                  reason=action.reason, exact_id=action.exact_id)  # fmt: skip
+        log_event(
+            log,
+            "subscriptions.apply",
+            kind=action.kind,
+            division=action.division,
+            topic=action.topic,
+            reason=action.reason,
+            exact_id=action.exact_id,
+        )
         try:
             if action.kind in ("delete", "recreate"):
                 self._delete(action)
@@ -185,8 +192,17 @@ class SubscriptionService:
 
     def _record(self, action: Action, state: str, exact_id: str | None, error: str | None) -> None:
         with session_scope(self.sessions) as session:
-            repo.record(session, self.connection_id, action.division, action.topic, state=state, exact_id=exact_id,
-                        error=error, callback_url=self.settings.callback_url, now=datetime.now(UTC))  # fmt: skip
+            repo.record(
+                session,
+                self.connection_id,
+                action.division,
+                action.topic,
+                state=state,
+                exact_id=exact_id,
+                error=error,
+                callback_url=self.settings.callback_url,
+                now=datetime.now(UTC),
+            )
 
     def _copy_last_webhooks(self) -> None:
         """The receiver keeps the last-webhook times in Redis (off the database); copy them into the table."""
@@ -197,5 +213,6 @@ class SubscriptionService:
 
 
 def _observed(item: dict[str, Any], division: int) -> Observed:
-    return Observed(str(item["ID"]), int(item.get("Division") or division), str(item["Topic"]),
-                    str(item["CallbackURL"]))  # fmt: skip
+    return Observed(
+        str(item["ID"]), int(item.get("Division") or division), str(item["Topic"]), str(item["CallbackURL"])
+    )

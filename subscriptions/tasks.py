@@ -35,8 +35,9 @@ def reconcile_all(settings: Settings) -> dict[int, int]:
             try:
                 report = service.reconcile()
             except ExactError as exc:  # one connection's trouble must not stop the others
-                log_event(log, "subscriptions.reconcile_failed", logging.ERROR, connection=connection_id,
-                          error=exc.message)  # fmt: skip
+                log_event(
+                    log, "subscriptions.reconcile_failed", logging.ERROR, connection=connection_id, error=exc.message
+                )
                 continue
             done[connection_id] = len(report.actions)
             for error in report.errors:

@@ -56,8 +56,14 @@ def dump(
     )
     with _sessions()() as session:
         for row in session.scalars(query):
-            line = {"division": row.division, "topic": row.topic, "key": row.key, "version": row.version,
-                    "deleted": row.deleted, "record": row.record}  # fmt: skip
+            line = {
+                "division": row.division,
+                "topic": row.topic,
+                "key": row.key,
+                "version": row.version,
+                "deleted": row.deleted,
+                "record": row.record,
+            }
             typer.echo(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
 
 
@@ -68,8 +74,14 @@ def list_dead(as_json: bool = typer.Option(False, "--json", help="JSON lines ins
         letters = [replace(d, last_error=_scrub(d.last_error)) for d in dead_letters(session)]
     if as_json:
         for d in letters:
-            line = {"id": d.id, "sink": d.sink, "event_id": d.event_id, "attempts": d.attempts,
-                    "last_error": d.last_error, "updated_at": iso_utc(d.updated_at)}  # fmt: skip
+            line = {
+                "id": d.id,
+                "sink": d.sink,
+                "event_id": d.event_id,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+                "updated_at": iso_utc(d.updated_at),
+            }
             typer.echo(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
         return
     if not letters:

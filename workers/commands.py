@@ -137,8 +137,9 @@ def _outcome(exc: Exception, progress: WriteProgress) -> tuple[str, dict[str, An
     """What an error means by how far the write got: before it was sent, `failed` (or a retry when only the budget,
     a paused endpoint or an outage stood in the way); once it may have landed, `unknown` with the Exact ID."""
     if isinstance(exc, WriteNotVerified):
-        mismatches = [{"field": m.field, "read_as": m.read_as, "written": m.written, "read": m.read}
-                      for m in exc.mismatches]  # fmt: skip
+        mismatches = [
+            {"field": m.field, "read_as": m.read_as, "written": m.written, "read": m.read} for m in exc.mismatches
+        ]
         return "failed", {"exact_id": exc.key, **_error("WriteNotVerified", exc.message), "mismatches": mismatches}
     if progress.landed:
         message = (
@@ -254,8 +255,9 @@ def _record(
         if row is None:
             return None
         shown = view(row).model_dump(mode="json")
-        change = ChangeRecord(row.division, COMMANDS_TOPIC, change_key(key), "Update", shown,
-                              version=time.time_ns() // 1_000_000)  # fmt: skip
+        change = ChangeRecord(
+            row.division, COMMANDS_TOPIC, change_key(key), "Update", shown, version=time.time_ns() // 1_000_000
+        )
         accept(session, [change], ctx.settings)
         session.commit()
     return change

@@ -66,8 +66,9 @@ class WorkerContext:
             return self._references[connection_id]
 
     def lane_sync(self, lane: Lane, *, on_page: Progress | None = None) -> LaneSync:
-        return LaneSync(self.settings, self.sessions, self.client(lane.connection_id), self.cursors, self.coalescer,
-                        lane, on_page)  # fmt: skip
+        return LaneSync(
+            self.settings, self.sessions, self.client(lane.connection_id), self.cursors, self.coalescer, lane, on_page
+        )
 
     def connection_for(self, division: int, topic: str) -> int | None:
         """The connection whose subscription covers this division and topic (None: we do not track it)."""

@@ -104,8 +104,16 @@ class CursorStore:
         self, session: Session, connection_id: int, division: int, topic: str, *, lock: bool = False
     ) -> LaneCursor:
         table = LaneCursor.__table__
-        values = {"connection_id": connection_id, "division": division, "topic": topic, "timestamp": 0,
-                  "modified_ms": 0, "deleted_timestamp": 0, "generation": 0, "updated_at": utc_now()}  # fmt: skip
+        values = {
+            "connection_id": connection_id,
+            "division": division,
+            "topic": topic,
+            "timestamp": 0,
+            "modified_ms": 0,
+            "deleted_timestamp": 0,
+            "generation": 0,
+            "updated_at": utc_now(),
+        }
         upsert(session, table, values, index_elements=["connection_id", "division", "topic"])  # type: ignore[arg-type]
         query = select(LaneCursor).where(
             LaneCursor.connection_id == connection_id, LaneCursor.division == division, LaneCursor.topic == topic

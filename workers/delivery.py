@@ -146,11 +146,20 @@ def dispatch_lanes(settings: Settings, lanes: Iterable[PushLane]) -> int:
     sent = 0
     for lane in lanes:
         try:
-            producer(settings).send_task(DELIVER, args=[lane.sink, lane.division, lane.topic, lane.key],
-                                          queue=DELIVERIES_QUEUE)  # fmt: skip
+            producer(settings).send_task(
+                DELIVER, args=[lane.sink, lane.division, lane.topic, lane.key], queue=DELIVERIES_QUEUE
+            )
         except (OperationalError, RedisError, OSError) as exc:
-            log_event(log, "workers.delivery.dispatch_failed", logging.WARNING, sink=lane.sink, division=lane.division,
-                      topic=lane.topic, key=lane.key, error=str(exc))  # fmt: skip
+            log_event(
+                log,
+                "workers.delivery.dispatch_failed",
+                logging.WARNING,
+                sink=lane.sink,
+                division=lane.division,
+                topic=lane.topic,
+                key=lane.key,
+                error=str(exc),
+            )
             continue
         sent += 1
     return sent
@@ -292,8 +301,12 @@ def _drain(ctx: DeliveryContext, sink: PushSink, lane: PushLane, lock: LaneLock,
 
 
 def _in_lane(lane: PushLane) -> tuple[ColumnElement[bool], ...]:
-    return (Delivery.sink == lane.sink, Delivery.division == lane.division, Delivery.topic == lane.topic,
-            Delivery.key == lane.key)  # fmt: skip
+    return (
+        Delivery.sink == lane.sink,
+        Delivery.division == lane.division,
+        Delivery.topic == lane.topic,
+        Delivery.key == lane.key,
+    )
 
 
 def _live_rows(lane: PushLane) -> Select[Delivery]:
@@ -327,8 +340,15 @@ def _failed(settings: Settings, session: Session, row_id: int, attempts: int, ex
         .values(state="pending", last_error=str(exc), due_at=now + timedelta(seconds=wait), updated_at=now)
     )
     session.commit()
-    log_event(log, "workers.delivery.retry", logging.WARNING, delivery=row_id, attempts=attempts,
-              retry_in=round(wait, 3), error=str(exc))  # fmt: skip
+    log_event(
+        log,
+        "workers.delivery.retry",
+        logging.WARNING,
+        delivery=row_id,
+        attempts=attempts,
+        retry_in=round(wait, 3),
+        error=str(exc),
+    )
     return wait
 
 
@@ -368,8 +388,9 @@ def _finish(session: Session, row_id: int, state: str, error: str | None) -> int
     else:
         values.update(last_error=error)
         live = ("pending", "sending")
-    moved = _rowcount(session.execute(update(Delivery).where(Delivery.id == row_id, Delivery.state.in_(live))
-                                      .values(**values)))  # fmt: skip
+    moved = _rowcount(
+        session.execute(update(Delivery).where(Delivery.id == row_id, Delivery.state.in_(live)).values(**values))
+    )
     session.commit()
     if moved and state != "delivered":
         level = logging.ERROR if state == "dead" else logging.INFO

@@ -77,8 +77,9 @@ class LaneSync:
         if self.spec.entity_type is not None:
             accepted += self._apply_all(
                 deleted_walk(self.client, self.lane.division, self.spec, cursor.deleted_timestamp),
-                cursor, "deleted_timestamp",
-            )  # fmt: skip
+                cursor,
+                "deleted_timestamp",
+            )
         return accepted
 
     def cursors_now(self) -> Cursor:
@@ -86,8 +87,9 @@ class LaneSync:
 
     # -- the ways of reading
     def _sync(self, cursor: Cursor) -> int:
-        return self._apply_all(sync_walk(self.client, self.lane.division, self.spec, cursor.timestamp),
-                               cursor, "timestamp")  # fmt: skip
+        return self._apply_all(
+            sync_walk(self.client, self.lane.division, self.spec, cursor.timestamp), cursor, "timestamp"
+        )
 
     def _modified(self, cursor: Cursor) -> int:
         # Pages by Modified come in Exact's order, not Modified's: the cursor moves only once the walk is complete.
@@ -117,8 +119,13 @@ class LaneSync:
         rest = [tombstone(self.lane.division, spec, key, ms) for key, ms in deletes.items() if key not in covered]
         if rest:
             if spec.entity_type is not None:
-                log_event(log, "workers.flush.delete_not_in_sync_deleted", division=self.lane.division,
-                          topic=spec.topic, count=len(rest))  # fmt: skip
+                log_event(
+                    log,
+                    "workers.flush.delete_not_in_sync_deleted",
+                    division=self.lane.division,
+                    topic=spec.topic,
+                    count=len(rest),
+                )
             accepted += self._apply(rest, {c.key: None for c in rest})
         return accepted
 
@@ -145,7 +152,8 @@ class LaneSync:
         return len(changes)
 
     def _advance(self, cursor: Cursor, **positions: int) -> None:
-        moved = self.cursors.advance(self.lane.connection_id, self.lane.division, self.spec.topic,
-                                     generation=cursor.generation, **positions)  # fmt: skip
+        moved = self.cursors.advance(
+            self.lane.connection_id, self.lane.division, self.spec.topic, generation=cursor.generation, **positions
+        )
         if not moved:
             log_event(log, "workers.cursor.reset_meanwhile", division=self.lane.division, topic=self.spec.topic)

@@ -55,8 +55,9 @@ def _update(division: int, spec: TopicSpec, record: Mapping[str, Any], version: 
 
 
 def tombstone(division: int, spec: TopicSpec, key: str, version: int) -> ChangeRecord:
-    return ChangeRecord(division=division, topic=spec.topic, key=key.lower(), action="Delete", record=None,
-                        version=version)  # fmt: skip
+    return ChangeRecord(
+        division=division, topic=spec.topic, key=key.lower(), action="Delete", record=None, version=version
+    )
 
 
 def _fetched(changes: list[ChangeRecord], position: int) -> Fetched:

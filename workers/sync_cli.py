@@ -61,8 +61,9 @@ def resolve_connection(ctx: WorkerContext, division: int, topic: str, given: int
     with ctx.sessions() as session:
         ids = list(session.scalars(select(Connection.id).where(Connection.needs_consent.is_(False))))
     if len(ids) != 1:
-        raise typer.BadParameter(f"{len(ids)} connections and no subscription for {division}/{topic}: "
-                                 "pass --connection")  # fmt: skip
+        raise typer.BadParameter(
+            f"{len(ids)} connections and no subscription for {division}/{topic}: pass --connection"
+        )
     return ids[0]
 
 
@@ -80,8 +81,12 @@ def sync(
     settings = get_settings()
     ctx = WorkerContext.from_settings(settings)
     lane = Lane(resolve_connection(ctx, division, spec.topic, connection), division, spec.topic)
-    columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.completed} records"),
-               TimeElapsedColumn())  # fmt: skip
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.completed} records"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task(f"{division}/{spec.topic}", total=None)
         try:
@@ -114,8 +119,18 @@ def worker(
         raise typer.BadParameter(f"unknown queue {', '.join(unknown) or '(none)'}; the queues are {', '.join(QUEUES)}")
     # A node name per queue, so that two workers on one host (`worker` and `pusher`) do not share one.
     node = [] if len(names) == len(QUEUES) else ["-n", f"{'+'.join(names)}@%h"]
-    _celery("worker", "--pool", "prefork", "-c", str(concurrency), "-Q", ",".join(names), *node,
-            "--without-gossip", "--without-mingle")  # fmt: skip
+    _celery(
+        "worker",
+        "--pool",
+        "prefork",
+        "-c",
+        str(concurrency),
+        "-Q",
+        ",".join(names),
+        *node,
+        "--without-gossip",
+        "--without-mingle",
+    )
 
 
 def beat(

@@ -148,8 +148,9 @@ def _move_dates(ctx: WorkerContext, lanes: list[Lane]) -> dict[int, dict[int, st
         try:
             rows = ctx.client(connection_id).divisions(division)
         except ExactError as exc:
-            log_event(log, "workers.delta_sync.divisions_failed", logging.WARNING, connection=connection_id,
-                      error=exc.message)  # fmt: skip
+            log_event(
+                log, "workers.delta_sync.divisions_failed", logging.WARNING, connection=connection_id, error=exc.message
+            )
             continue
         found[connection_id] = {int(r["Code"]): _text(r.get("DivisionMoveDate")) for r in rows if "Code" in r}
     return found
@@ -271,8 +272,7 @@ def delta_sync(self: Task, connection_id: int, division: int, topic: str, full: 
         raise self.retry(countdown=_database_wait(ctx, lane, exc, self.request.retries)) from exc
     except ExactError as exc:
         # The next scheduled run starts again from the same cursor.
-        log_event(log, "workers.delta_sync.failed", logging.WARNING, division=division, topic=topic,
-                  error=exc.message)  # fmt: skip
+        log_event(log, "workers.delta_sync.failed", logging.WARNING, division=division, topic=topic, error=exc.message)
         return 0
 
 

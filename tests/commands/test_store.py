@@ -21,8 +21,13 @@ from workers.models import MirrorRecord
 
 
 def a_command(**fields: object) -> Command:
-    return Command(key=f"k-{uuid.uuid4().hex}", division=101, entity="Account", action="create",
-                   fields={"Code": "9001", "Name": "Co", **fields})  # type: ignore[arg-type]  # fmt: skip
+    return Command(
+        key=f"k-{uuid.uuid4().hex}",
+        division=101,
+        entity="Account",
+        action="create",
+        fields={"Code": "9001", "Name": "Co", **fields},
+    )  # type: ignore[arg-type]
 
 
 def test_a_key_is_kept_once_and_refused_for_another_body(session_factory: sessionmaker[Session]) -> None:
@@ -66,8 +71,9 @@ def test_its_own_claim_found_running_is_an_interrupted_write(
     assert execute(ctx, command.key, "task-a") == "unknown"
     with session_factory() as session:
         row = session.get(CommandRecord, command.key)
-        query = select(MirrorRecord).where(MirrorRecord.topic == COMMANDS_TOPIC,
-                                           MirrorRecord.key == change_key(command.key))  # fmt: skip
+        query = select(MirrorRecord).where(
+            MirrorRecord.topic == COMMANDS_TOPIC, MirrorRecord.key == change_key(command.key)
+        )
         mirrored = session.scalars(query).one()
     assert row is not None
     assert row.status == "unknown"
@@ -81,8 +87,11 @@ def test_queued_too_long_is_found_by_the_sweeper(session_factory: sessionmaker[S
     with session_factory() as session:
         submit(session, old)
         submit(session, new)
-        session.execute(update(CommandRecord).where(CommandRecord.key == old.key)
-                        .values(updated_at=utc_now() - timedelta(minutes=5)))  # fmt: skip
+        session.execute(
+            update(CommandRecord)
+            .where(CommandRecord.key == old.key)
+            .values(updated_at=utc_now() - timedelta(minutes=5))
+        )
         session.commit()
         found = stale_queued(session, older_than_seconds=60)
     assert old.key in found

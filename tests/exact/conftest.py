@@ -27,8 +27,12 @@ class Connected:
 
 def connect_to(settings: Settings) -> int:
     """Authorize against the sandbox, exchange the code and store the connection, as `exact-pipeline connect` does."""
-    oauth = OAuthApp(settings.exact_base_url, str(settings.exact_client_id), settings.secret("exact_client_secret"),
-                     settings.exact_redirect_uri)  # fmt: skip
+    oauth = OAuthApp(
+        settings.exact_base_url,
+        str(settings.exact_client_id),
+        settings.secret("exact_client_secret"),
+        settings.exact_redirect_uri,
+    )
     url, state = oauth.authorize_url()
     redirect = httpx.get(url, follow_redirects=False)
     location = httpx.URL(redirect.headers["location"])

@@ -37,8 +37,12 @@ def cli_settings(exact_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> I
 
 
 def a_code(settings: Settings) -> str:
-    oauth = OAuthApp(settings.exact_base_url, str(settings.exact_client_id), settings.secret("exact_client_secret"),
-                     settings.exact_redirect_uri)  # fmt: skip
+    oauth = OAuthApp(
+        settings.exact_base_url,
+        str(settings.exact_client_id),
+        settings.secret("exact_client_secret"),
+        settings.exact_redirect_uri,
+    )
     url, _state = oauth.authorize_url()
     return httpx.URL(httpx.get(url).headers["location"]).params["code"]
 
@@ -64,8 +68,12 @@ class TestConnect:
     def test_adopting_a_refresh_token_rotates_it(
         self, cli_settings: Settings, session_factory: sessionmaker[Session]
     ) -> None:
-        oauth = OAuthApp(cli_settings.exact_base_url, str(cli_settings.exact_client_id),
-                         cli_settings.secret("exact_client_secret"), cli_settings.exact_redirect_uri)  # fmt: skip
+        oauth = OAuthApp(
+            cli_settings.exact_base_url,
+            str(cli_settings.exact_client_id),
+            cli_settings.secret("exact_client_secret"),
+            cli_settings.exact_redirect_uri,
+        )
         theirs = oauth.exchange_code(a_code(cli_settings))
         httpx.post(f"{cli_settings.exact_base_url}/_sandbox/clock/advance", json={"seconds": 580})
         result = runner.invoke(app, ["connect", "--refresh-token", theirs.refresh_token])

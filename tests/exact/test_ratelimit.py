@@ -59,8 +59,10 @@ class TestSharedBudget:
     ) -> None:
         settings = tmp_path / "settings.json"
         settings.write_text(settings_json(limited.settings))
-        httpx.post(f"{sandbox.url}/_sandbox/faults",
-                   json={"kind": "429", "endpoint": "crm/Contacts", "count": 1, "window_seconds": 3})  # fmt: skip
+        httpx.post(
+            f"{sandbox.url}/_sandbox/faults",
+            json={"kind": "429", "endpoint": "crm/Contacts", "count": 1, "window_seconds": 3},
+        )
         other = run("burst", settings, limited.connection_id, 3)
         assert limited.client().get(101, "crm/Contacts")  # meets the 429, waits for the reset, succeeds
         out, err = other.communicate(timeout=120)

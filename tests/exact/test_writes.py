@@ -68,15 +68,22 @@ def customer(client: ExactClient, division: int) -> str:
 class TestGotcha1GlAccountOfAnotherDivision:
     def test_naive_write_links_nothing_and_answers_201(self, client: ExactClient) -> None:
         gl_202 = code_id(client, 202, "financial/GLAccounts", "8000")
-        body = {"InvoiceTo": customer(client, 101), "Currency": "EUR",
-                "SalesInvoiceLines": [{"GLAccount": gl_202, "Quantity": 1, "UnitPrice": 10.0}]}  # fmt: skip
+        body = {
+            "InvoiceTo": customer(client, 101),
+            "Currency": "EUR",
+            "SalesInvoiceLines": [{"GLAccount": gl_202, "Quantity": 1, "UnitPrice": 10.0}],
+        }
         created = client.create(101, INVOICE.path, body)
         assert created["ID"]
         assert read_line(client, 101, INVOICE.path, created["ID"], "SalesInvoiceLines")["GLAccount"] is None
 
     def test_ours_resolves_the_code_in_the_target_division(self, writer: Writer, client: ExactClient) -> None:
-        result = writer.create(101, INVOICE, {"InvoiceTo": "1001", "Currency": "EUR"},
-                               [{"GLAccount": "8000", "Quantity": 1, "UnitPrice": 10.0}])  # fmt: skip
+        result = writer.create(
+            101,
+            INVOICE,
+            {"InvoiceTo": "1001", "Currency": "EUR"},
+            [{"GLAccount": "8000", "Quantity": 1, "UnitPrice": 10.0}],
+        )
         assert result.lines is not None
         assert result.lines[0]["GLAccount"] == code_id(client, 101, "financial/GLAccounts", "8000")
 
@@ -144,8 +151,12 @@ class TestGotcha4PutIsAFullReplace:
         assert result.verified["Email"] == before["Email"]
 
     def test_ours_keeps_lines_and_dates_on_a_header_update(self, writer: Writer, client: ExactClient) -> None:
-        created = writer.create(101, ORDER, {"Supplier": "1003", "OrderDate": "2026-03-04"},
-                                [{"Item": "ITEM-001", "Quantity": 3, "UnitPrice": 2.0}])  # fmt: skip
+        created = writer.create(
+            101,
+            ORDER,
+            {"Supplier": "1003", "OrderDate": "2026-03-04"},
+            [{"Item": "ITEM-001", "Quantity": 3, "UnitPrice": 2.0}],
+        )
         writer.update(101, ORDER, created.key, {"Description": "changed"})
         record = client.get(101, f"{ORDER.path}(guid'{created.key}')", Query(expand="PurchaseOrderLines"))
         assert record["Description"] == "changed"
@@ -214,8 +225,11 @@ class TestReadBack:
     def test_time_transactions_and_accounts_verify_every_written_field(self, writer: Writer) -> None:
         account = writer.create(101, ACCOUNT, {"Code": "7777", "Name": "New Co", "Email": "a@b.nl", "IsCustomer": True})
         assert account.verified["Code"] == "7777".rjust(18)
-        hours = writer.create(101, TIME, {"Account": "7777", "Item": "ITEM-003", "Quantity": 7.5,
-                                          "Date": "2026-11-20", "Notes": "install"})  # fmt: skip
+        hours = writer.create(
+            101,
+            TIME,
+            {"Account": "7777", "Item": "ITEM-003", "Quantity": 7.5, "Date": "2026-11-20", "Notes": "install"},
+        )
         assert hours.verified["Account"] == account.key
         assert hours.verified["Quantity"] == 7.5
 

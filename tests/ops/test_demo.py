@@ -28,8 +28,7 @@ def run(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         env["REDIS_URL"] = redis_url
         argv = [sys.executable, "-m", "runtime.cli", "demo", "--workdir", str(tmp_path / "demo"), *args]
-        demo = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        demo = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         started.append(demo)
         return demo
 
@@ -72,8 +71,19 @@ def test_a_short_demo_delivers_every_change_on_a_private_redis(
 ) -> None:
     # Nothing answers on this port, so the demo starts its own redis-server (and must stop it after).
     summary_path = tmp_path / "summary.json"
-    demo = run("--changes", "40", "--burst", "150", "--rate", "40", "--timeout", "180",
-                 "--summary-json", str(summary_path), redis_url=f"redis://127.0.0.1:{free_port()}/0")  # fmt: skip
+    demo = run(
+        "--changes",
+        "40",
+        "--burst",
+        "150",
+        "--rate",
+        "40",
+        "--timeout",
+        "180",
+        "--summary-json",
+        str(summary_path),
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+    )
     output, _ = demo.communicate(timeout=280)
     text = output.decode(errors="replace")
     assert demo.returncode == 0, text

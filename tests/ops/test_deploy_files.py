@@ -55,9 +55,11 @@ def _subcommand(argv: list[str]) -> list[str]:
 
 @pytest.mark.parametrize(
     "argv",
-    [*_procfile().values(), *(list(s["command"]) for s in _compose().values() if "command" in s and
-                              s["command"][0] == "exact-pipeline")],  # type: ignore[index]
-)  # fmt: skip
+    [
+        *_procfile().values(),
+        *(list(s["command"]) for s in _compose().values() if "command" in s and s["command"][0] == "exact-pipeline"),
+    ],  # type: ignore[index]
+)
 def test_every_command_exists(argv: list[str]) -> None:
     words = _subcommand(argv)
     result = subprocess.run([sys.executable, "-m", "runtime.cli", *words, "--help"], capture_output=True, timeout=60)

@@ -46,19 +46,42 @@ def _answers(url: str) -> bool:
 
 @pytest.mark.slow
 def test_honcho_runs_web_worker_pusher_and_beat_end_to_end(
-    settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session], redis_client: redis.Redis,
+    settings: Settings,
+    sandbox: ServerThread,
+    session_factory: sessionmaker[Session],
+    redis_client: redis.Redis,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     port = free_port()
-    settings = settings.model_copy(update={"exact_base_url": sandbox.url, "public_url": f"http://127.0.0.1:{port}",
-                                           "sinks": "sql", "coalesce_window_seconds": 0.5})  # fmt: skip
+    settings = settings.model_copy(
+        update={
+            "exact_base_url": sandbox.url,
+            "public_url": f"http://127.0.0.1:{port}",
+            "sinks": "sql",
+            "coalesce_window_seconds": 0.5,
+        }
+    )
     connection_id = connect_to(settings)
     env = settings.child_environment(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PORT", None)
-    honcho = subprocess.Popen([str(Path(sys.executable).parent / "honcho"), "start", "-f", str(PROCFILE), "-d",
-                               str(tmp_path), "-p", str(port)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    honcho = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "honcho"),
+            "start",
+            "-f",
+            str(PROCFILE),
+            "-d",
+            str(tmp_path),
+            "-p",
+            str(port),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         _wait("receiver", lambda: _answers(f"http://127.0.0.1:{port}/readyz"), 60, honcho)
         client = client_from_settings(settings, session_factory, connection_id)

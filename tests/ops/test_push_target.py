@@ -19,8 +19,11 @@ def _signed(secret: str = SECRET, at: int | None = None) -> tuple[dict[str, str]
     change = ChangeRecord(101, "Accounts", "k", "Update", {"ID": "k"}, 3)
     body = body_of(Outgoing(change, datetime.now(UTC), attempt=1))
     stamp = at if at is not None else int(time.time())
-    headers = {"webhook-id": change.event_id, "webhook-timestamp": str(stamp),
-               "webhook-signature": sign(secret_key(secret), change.event_id, stamp, body)}  # fmt: skip
+    headers = {
+        "webhook-id": change.event_id,
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": sign(secret_key(secret), change.event_id, stamp, body),
+    }
     return headers, body
 
 
@@ -31,8 +34,10 @@ def test_what_the_sink_signs_verifies() -> None:
 
 @pytest.mark.parametrize("tamper", ["body", "id", "secret", "stale", "no signature"])
 def test_anything_else_does_not(tamper: str) -> None:
-    headers, body = _signed(secret="whsec_b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA==" if tamper == "secret" else SECRET,
-                            at=int(time.time()) - 600 if tamper == "stale" else None)  # fmt: skip
+    headers, body = _signed(
+        secret="whsec_b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA==" if tamper == "secret" else SECRET,
+        at=int(time.time()) - 600 if tamper == "stale" else None,
+    )
     if tamper == "body":
         body = body.replace(b'"ID":"k"', b'"ID":"x"')
     if tamper == "id":

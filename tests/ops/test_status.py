@@ -57,11 +57,31 @@ def test_status_reports_consent_budget_silence_dead_letters_and_lag(
     long_ago = datetime.now(UTC) - timedelta(hours=3)
     with session_scope(session_factory) as session:
         for topic in ("Accounts", "Contacts"):
-            session.add(Subscription(connection_id=connection_id, division=101, topic=topic, state="active",
-                                     callback_url=settings.callback_url, created_at=long_ago))  # fmt: skip
-        session.add(Delivery(sink="http", event_id="101:Accounts:k:1:Update", division=101, topic="Accounts",
-                             key="k", version=1, action="Update", record={}, state="dead", attempts=8,
-                             last_error="503 from the target"))  # fmt: skip
+            session.add(
+                Subscription(
+                    connection_id=connection_id,
+                    division=101,
+                    topic=topic,
+                    state="active",
+                    callback_url=settings.callback_url,
+                    created_at=long_ago,
+                )
+            )
+        session.add(
+            Delivery(
+                sink="http",
+                event_id="101:Accounts:k:1:Update",
+                division=101,
+                topic="Accounts",
+                key="k",
+                version=1,
+                action="Update",
+                record={},
+                state="dead",
+                attempts=8,
+                last_error="503 from the target",
+            )
+        )
     # The receiver saw a Contacts webhook a moment ago; Accounts has been quiet for three hours.
     redis_client.hset(settings.redis_prefix + LAST_WEBHOOK_KEY, "101:Contacts", int(time.time()))
     for _ in range(3):
@@ -94,9 +114,16 @@ def test_the_table_says_needs_consent_and_silent(sandboxed: Settings, session_fa
     settings = sandboxed
     connection_id = connect_to(settings)
     with session_scope(session_factory) as session:
-        session.add(Subscription(connection_id=connection_id, division=202, topic="Items", state="active",
-                                 callback_url=settings.callback_url,
-                                 created_at=datetime.now(UTC) - timedelta(days=3)))  # fmt: skip
+        session.add(
+            Subscription(
+                connection_id=connection_id,
+                division=202,
+                topic="Items",
+                state="active",
+                callback_url=settings.callback_url,
+                created_at=datetime.now(UTC) - timedelta(days=3),
+            )
+        )
         session.execute(update(Connection).values(needs_consent=True, consent_error="invalid_grant"))
     get_settings.cache_clear()
     result = runner.invoke(app, ["status"], env=settings.child_environment(os.environ))

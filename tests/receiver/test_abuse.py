@@ -82,8 +82,10 @@ def test_a_slow_loris_body_gets_408_while_others_are_served(impatient: Receiver)
     body = signed_webhook()
     host, port = httpx.URL(impatient.url).host, httpx.URL(impatient.url).port
     with socket.create_connection((host, port or 80), timeout=10) as slow:
-        slow.sendall(b"POST /webhooks/exact HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:10])  # fmt: skip
+        slow.sendall(
+            b"POST /webhooks/exact HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:10]
+        )
         # While that connection trickles, the receiver answers everyone else.
         assert impatient.post(signed_webhook()).json()["outcome"] == "enqueued"
         slow.sendall(body[10:20])
@@ -97,8 +99,11 @@ def test_after_all_of_it_the_receiver_is_healthy_and_never_answered_5xx(receiver
     for body in HOSTILE.values():
         receiver.post(body)
     metrics = httpx.get(f"{receiver.url}/metrics", timeout=5).text
-    outcomes = {line.split('outcome="')[1].split('"')[0]: float(line.split()[-1])
-                for line in metrics.splitlines() if line.startswith("exact_webhook_requests_total{")}  # fmt: skip
+    outcomes = {
+        line.split('outcome="')[1].split('"')[0]: float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("exact_webhook_requests_total{")
+    }
     assert outcomes.get("forged", 0) > 0
     assert outcomes.get("malformed", 0) > 0
     assert not {"unavailable", "tracking_unavailable"} & {k for k, v in outcomes.items() if v}

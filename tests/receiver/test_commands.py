@@ -34,8 +34,15 @@ def receiver(settings: Settings, redis_client: redis.Redis) -> Iterator[Receiver
 
 def a_command(**overrides: Any) -> dict[str, Any]:
     line = {"Item": "ITEM-001", "Quantity": 2, "GLAccount": "8000", "VATCode": "2"}
-    return {"key": f"order-{uuid.uuid4().hex[:12]}", "division": 101, "entity": "SalesInvoice", "action": "create",
-            "fields": {"InvoiceTo": "1001", "Currency": "EUR"}, "lines": [line], **overrides}  # fmt: skip
+    return {
+        "key": f"order-{uuid.uuid4().hex[:12]}",
+        "division": 101,
+        "entity": "SalesInvoice",
+        "action": "create",
+        "fields": {"InvoiceTo": "1001", "Currency": "EUR"},
+        "lines": [line],
+        **overrides,
+    }
 
 
 def send(receiver: Receiver, body: Any, token: str | None = TOKEN, raw: bytes | None = None) -> httpx.Response:
@@ -153,11 +160,18 @@ class TestRefused:
         assert kept(session_factory) == before
         assert queued_commands(receiver) == []
 
-    @pytest.mark.parametrize(("raw", "status"), [(b"{not json", 400), (b"", 400), (b"[1]", 422),
-                                                 (b"{" + b'"k":"' + b"x" * 300_000 + b'"}', 413),
-                                                 (b"[" * 100_000 + b"]" * 100_000, 400),
-                                                 (b'{"key": "k", "fields": {"YourRef": NaN}}', 400),
-                                                 (b'{"key": "k", "fields": {"YourRef": Infinity}}', 400)])  # fmt: skip
+    @pytest.mark.parametrize(
+        ("raw", "status"),
+        [
+            (b"{not json", 400),
+            (b"", 400),
+            (b"[1]", 422),
+            (b"{" + b'"k":"' + b"x" * 300_000 + b'"}', 413),
+            (b"[" * 100_000 + b"]" * 100_000, 400),
+            (b'{"key": "k", "fields": {"YourRef": NaN}}', 400),
+            (b'{"key": "k", "fields": {"YourRef": Infinity}}', 400),
+        ],
+    )
     def test_a_body_that_is_no_command_is_a_4xx(self, receiver: Receiver, raw: bytes, status: int) -> None:
         assert send(receiver, None, raw=raw).status_code == status
         assert queued_commands(receiver) == []

@@ -29,14 +29,33 @@ PER_MESSAGE_PROPERTIES = {"correlation_id", "delivery_tag", "reply_to"}
 
 
 def test_a_real_worker_runs_the_handed_on_event(receiver: Receiver, settings: Settings) -> None:
-    env = {**os.environ, "REDIS_URL": settings.redis_url, "REDIS_PREFIX": settings.redis_prefix,
-           "DATABASE_URL": settings.database_url}  # fmt: skip
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_PREFIX": settings.redis_prefix,
+        "DATABASE_URL": settings.database_url,
+    }
     celery = Path(sys.executable).parent / "celery"
     worker = subprocess.Popen(
-        [str(celery), "-A", "tests.receiver.celery_probe", "worker", "--pool", "solo", "-Q", EVENTS_QUEUE,
-         "--loglevel", "WARNING", "--without-heartbeat", "--without-mingle", "--without-gossip"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            str(celery),
+            "-A",
+            "tests.receiver.celery_probe",
+            "worker",
+            "--pool",
+            "solo",
+            "-Q",
+            EVENTS_QUEUE,
+            "--loglevel",
+            "WARNING",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         body = signed_webhook(Key=KEY, EventCreatedOn="2020-01-06T16:26:08.587")
         assert receiver.post(body).json()["outcome"] == "enqueued"
@@ -49,9 +68,13 @@ def test_a_real_worker_runs_the_handed_on_event(receiver: Receiver, settings: Se
     event = received["event"]
     assert {k: v for k, v in event.items() if k != "received_at"} == {
         "event_id": event_id(101, "Accounts", KEY, "Update", "2020-01-06T16:26:08.587"),
-        "division": 101, "topic": "Accounts", "key": KEY, "action": "Update",
-        "event_created_on": "2020-01-06T16:26:08.587", "client_id": "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
-    }  # fmt: skip
+        "division": 101,
+        "topic": "Accounts",
+        "key": KEY,
+        "action": "Update",
+        "event_created_on": "2020-01-06T16:26:08.587",
+        "client_id": "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+    }
     assert isinstance(event["received_at"], float)
     assert receiver.queue() == []  # taken off the queue and acknowledged
 

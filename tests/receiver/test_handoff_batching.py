@@ -17,8 +17,16 @@ from workers.names import EVENTS_QUEUE
 
 
 def _event(event_id: str) -> dict[str, object]:
-    return {"event_id": event_id, "division": 101, "topic": "Accounts", "key": str(uuid.uuid4()), "action": "Update",
-            "event_created_on": "2026-11-23T00:00:00.000", "client_id": "c", "received_at": time.time()}  # fmt: skip
+    return {
+        "event_id": event_id,
+        "division": 101,
+        "topic": "Accounts",
+        "key": str(uuid.uuid4()),
+        "action": "Update",
+        "event_created_on": "2026-11-23T00:00:00.000",
+        "client_id": "c",
+        "received_at": time.time(),
+    }
 
 
 async def _submit_all(settings: Settings, ids: list[str]) -> list[bool]:
@@ -44,8 +52,11 @@ def test_a_batch_against_an_unreachable_redis_fails_every_event(settings: Settin
         client = redis.asyncio.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
         handoff = Handoff(client, prefix=settings.redis_prefix, dedupe_seconds=60)
         try:
-            return list(await asyncio.gather(*(handoff.submit(_event(uuid.uuid4().hex)) for _ in range(5)),
-                                             return_exceptions=True))  # fmt: skip
+            return list(
+                await asyncio.gather(
+                    *(handoff.submit(_event(uuid.uuid4().hex)) for _ in range(5)), return_exceptions=True
+                )
+            )
         finally:
             await client.aclose()
 

@@ -30,8 +30,19 @@ class PrivateRedis:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                   "no", "--dir", str(self.directory)]  # fmt: skip
+        command = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.directory),
+        ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
@@ -71,8 +82,9 @@ def test_redis_down_gives_503_then_the_retry_is_accepted_once(
         assert down.status_code == 503
         assert httpx.get(f"{server.url}/readyz", timeout=20).status_code == 503
         private_redis.start()
-        outcomes = [httpx.post(f"{server.url}/webhooks/exact", content=body, timeout=20).json()["outcome"]
-                    for _ in range(2)]  # fmt: skip
+        outcomes = [
+            httpx.post(f"{server.url}/webhooks/exact", content=body, timeout=20).json()["outcome"] for _ in range(2)
+        ]
         assert outcomes == ["enqueued", "duplicate"]
         assert httpx.get(f"{server.url}/readyz", timeout=20).status_code == 200
         assert redis.Redis.from_url(private_redis.url).llen(settings.redis_prefix + EVENTS_QUEUE) == 1

@@ -56,8 +56,11 @@ class TestAccepted:
         assert receiver.post(body).status_code == 200
         [event] = receiver.events()
         assert {k: event[k] for k in ("division", "topic", "key", "action")} == {
-            "division": 101, "topic": "Accounts", "key": "19cee073-095e-46d1-8d2d-f3fc97ba5bc1", "action": "Delete",
-        }  # fmt: skip
+            "division": 101,
+            "topic": "Accounts",
+            "key": "19cee073-095e-46d1-8d2d-f3fc97ba5bc1",
+            "action": "Delete",
+        }
         assert isinstance(event["event_id"], str)
 
     def test_lowercase_hex_is_accepted(self, receiver: Receiver) -> None:
@@ -217,8 +220,10 @@ class TestOperations:
                 receiver.post(body)
         lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.getMessage() == "receiver.webhook"]
         assert [(line["outcome"], line.get("division")) for line in lines] == [
-            ("enqueued", 101), ("forged", None), ("validation", None)
-        ]  # fmt: skip
+            ("enqueued", 101),
+            ("forged", None),
+            ("validation", None),
+        ]
         assert lines[0]["key"] == key
         logged = "\n".join(JsonFormatter().format(r) for r in caplog.records)
         assert SECRET not in logged

@@ -49,8 +49,9 @@ def test_sandbox_command_serves_exact_online() -> None:
     from tests.conftest import free_port
 
     port = free_port()
-    process = subprocess.Popen([str(BIN), "sandbox", "--port", str(port)], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)  # fmt: skip
+    process = subprocess.Popen(
+        [str(BIN), "sandbox", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -19,10 +19,16 @@ def authorize(http: httpx.Client, config: SandboxConfig) -> dict[str, str]:
     redirect = http.get("/api/oauth2/auth", params=params)
     assert redirect.status_code == 302
     code = httpx.URL(redirect.headers["location"]).params["code"]
-    response = http.post("/api/oauth2/token", data={
-        "grant_type": "authorization_code", "client_id": config.client_id, "client_secret": config.client_secret,
-        "redirect_uri": REDIRECT, "code": code,
-    })  # fmt: skip
+    response = http.post(
+        "/api/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "client_id": config.client_id,
+            "client_secret": config.client_secret,
+            "redirect_uri": REDIRECT,
+            "code": code,
+        },
+    )
     assert response.status_code == 200, response.text
     return dict(response.json())
 
@@ -51,10 +57,15 @@ class Api:
         return self.http.delete(f"/api/v1/{path}", headers=self.headers())
 
     def refresh(self, config: SandboxConfig) -> httpx.Response:
-        return self.http.post("/api/oauth2/token", data={
-            "grant_type": "refresh_token", "refresh_token": self.token["refresh_token"],
-            "client_id": config.client_id, "client_secret": config.client_secret,
-        })  # fmt: skip
+        return self.http.post(
+            "/api/oauth2/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": self.token["refresh_token"],
+                "client_id": config.client_id,
+                "client_secret": config.client_secret,
+            },
+        )
 
 
 @pytest.fixture

@@ -87,8 +87,11 @@ class TestFilter:
         assert rows == []
 
     def test_select_and_orderby(self, api: Api) -> None:
-        rows = results(api.get("101/crm/Accounts", **{"$filter": "IsSupplier eq true", "$select": "Code,Name",
-                                                      "$orderby": "Name desc"}))  # fmt: skip
+        rows = results(
+            api.get(
+                "101/crm/Accounts", **{"$filter": "IsSupplier eq true", "$select": "Code,Name", "$orderby": "Name desc"}
+            )
+        )
         assert set(rows[0]) == {"__metadata", "Code", "Name"}
         assert [r["Name"] for r in rows] == sorted((r["Name"] for r in rows), reverse=True)
 

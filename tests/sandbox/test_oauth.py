@@ -37,14 +37,23 @@ class TestToken:
     def test_a_code_is_single_use(self, sandbox_http: httpx.Client) -> None:
         params = {"client_id": SandboxConfig.client_id, "redirect_uri": REDIRECT, "response_type": "code"}
         code = httpx.URL(sandbox_http.get("/api/oauth2/auth", params=params).headers["location"]).params["code"]
-        form = {"grant_type": "authorization_code", "client_id": SandboxConfig.client_id,
-                "client_secret": SandboxConfig.client_secret, "redirect_uri": REDIRECT, "code": code}  # fmt: skip
+        form = {
+            "grant_type": "authorization_code",
+            "client_id": SandboxConfig.client_id,
+            "client_secret": SandboxConfig.client_secret,
+            "redirect_uri": REDIRECT,
+            "code": code,
+        }
         assert sandbox_http.post("/api/oauth2/token", data=form).status_code == 200
         assert sandbox_http.post("/api/oauth2/token", data=form).status_code == 400
 
     def test_wrong_client_secret_is_refused(self, sandbox_http: httpx.Client) -> None:
-        form = {"grant_type": "refresh_token", "client_id": SandboxConfig.client_id, "client_secret": "wrong",
-                "refresh_token": "x"}  # fmt: skip
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": SandboxConfig.client_id,
+            "client_secret": "wrong",
+            "refresh_token": "x",
+        }
         assert sandbox_http.post("/api/oauth2/token", data=form).status_code == 401
 
 
@@ -87,12 +96,19 @@ def auth_code(http: httpx.Client, redirect_uri: str = REDIRECT) -> str:
     return str(httpx.URL(response.headers["location"]).params["code"])
 
 
-def exchange(http: httpx.Client, code: str, *, secret: str = SandboxConfig.client_secret,
-             redirect_uri: str = REDIRECT) -> httpx.Response:  # fmt: skip
-    return http.post("/api/oauth2/token", data={
-        "grant_type": "authorization_code", "client_id": SandboxConfig.client_id, "client_secret": secret,
-        "redirect_uri": redirect_uri, "code": code,
-    })  # fmt: skip
+def exchange(
+    http: httpx.Client, code: str, *, secret: str = SandboxConfig.client_secret, redirect_uri: str = REDIRECT
+) -> httpx.Response:
+    return http.post(
+        "/api/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "client_id": SandboxConfig.client_id,
+            "client_secret": secret,
+            "redirect_uri": redirect_uri,
+            "code": code,
+        },
+    )
 
 
 class TestCodes:
@@ -141,8 +157,12 @@ class TestRefreshLifecycle:
             "authorization_code": {"ok": 1},
             "refresh_token": {"ok": 1, "rotated": 1, "too_early": 1},
         }
-        assert stats["token_calls"] == {"authorization_code:200": 1, "refresh_token:400": 1,
-                                        "refresh_token:200": 1, "refresh_token:401": 1}  # fmt: skip
+        assert stats["token_calls"] == {
+            "authorization_code:200": 1,
+            "refresh_token:400": 1,
+            "refresh_token:200": 1,
+            "refresh_token:401": 1,
+        }
         assert (stats["refreshes"], stats["rotated_token_uses"], stats["live_refresh_tokens"]) == (1, 1, 1)
 
     def test_an_idle_refresh_token_expires(self, api: Api, sandbox_http: httpx.Client) -> None:

@@ -87,8 +87,18 @@ class TestSubscriptions:
         assert callback.headers[0]["content-length"] == "0"
         sub = response.json()["d"]
         assert (sub["Topic"], sub["Division"], sub["ClientID"]) == ("Contacts", 101, SandboxConfig.client_id)
-        assert set(sub) >= {"ID", "CallbackURL", "ClientID", "Created", "Creator", "Description", "Division",
-                            "IsInstant", "Topic", "UserID"}  # fmt: skip
+        assert set(sub) >= {
+            "ID",
+            "CallbackURL",
+            "ClientID",
+            "Created",
+            "Creator",
+            "Description",
+            "Division",
+            "IsInstant",
+            "Topic",
+            "UserID",
+        }
         assert sub["IsInstant"] is False
 
     def test_create_fails_unless_the_callback_answers_2xx(self, api: Api, callback: Callback) -> None:
@@ -319,8 +329,14 @@ class TestHubUnit:
     def test_payload_bytes_for_a_known_change(self) -> None:
         config, clock = SandboxConfig(webhook_secret="webhook-secret"), SandboxClock()
         hub = WebhookHub(config, clock, Store(config, clock))
-        sub = hub.add(441609, "SalesOrders", "http://x", "63824703-cf5c-4143-be7d-db3113b83b0e", "u",
-                      "https://start.exactonline.be")  # fmt: skip
+        sub = hub.add(
+            441609,
+            "SalesOrders",
+            "http://x",
+            "63824703-cf5c-4143-be7d-db3113b83b0e",
+            "u",
+            "https://start.exactonline.be",
+        )
         key = "19cee073-095e-46d1-8d2d-f3fc97ba5bc1"
         # 2020-01-06T16:26:08.587 UTC
         change = Change(441609, "SalesOrders", key, "Update", "salesorder/SalesOrders", 1578327968.587)

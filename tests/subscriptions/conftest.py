@@ -33,8 +33,9 @@ def connected(
 
 @pytest.fixture
 def service(connected: Connected, redis_client: redis.Redis) -> SubscriptionService:
-    return SubscriptionService(connected.settings, connected.sessions, connected.client(), connected.connection_id,
-                               redis_client)  # fmt: skip
+    return SubscriptionService(
+        connected.settings, connected.sessions, connected.client(), connected.connection_id, redis_client
+    )
 
 
 @pytest.fixture

@@ -115,9 +115,12 @@ desireds = st.builds(
     st.sampled_from([None, INACTIVE, UNGRANTED, "some old error"]),
 )
 observeds = st.builds(
-    Observed, st.sampled_from([f"o{n}" for n in range(6)]), st.sampled_from(DIVISIONS), st.sampled_from(TOPICS),
+    Observed,
+    st.sampled_from([f"o{n}" for n in range(6)]),
+    st.sampled_from(DIVISIONS),
+    st.sampled_from(TOPICS),
     st.sampled_from(URLS),
-)  # fmt: skip
+)
 
 
 def _unique(items: list[Desired]) -> list[Desired]:
@@ -158,8 +161,9 @@ def test_one_plan_makes_exact_match_and_the_next_plan_is_empty(
 ) -> None:
     # Exact cannot be listed in an ungranted division, so nothing is observed there.
     observed = [o for o in observed if o.division not in ungranted]
-    desired_after, held_after = _apply(plan(desired, observed, inactive=inactive, ungranted=ungranted), desired,
-                                       observed)  # fmt: skip
+    desired_after, held_after = _apply(
+        plan(desired, observed, inactive=inactive, ungranted=ungranted), desired, observed
+    )
     assert plan(desired_after, held_after, inactive=inactive, ungranted=ungranted) == []
     reachable = [d for d in desired if d.division not in inactive | ungranted]
     assert sorted((o.division, o.topic.lower(), o.callback_url) for o in held_after) == sorted(

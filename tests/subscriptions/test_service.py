@@ -84,8 +84,9 @@ class TestRegisterAndReconcile:
         # between our list GET and our POST: simulated by a stale plan.
         url = connected.settings.callback_url
         with connected.sessions() as session, session.begin():
-            session.add(Subscription(connection_id=connected.connection_id, division=101, topic="Accounts",
-                                     callback_url=url))  # fmt: skip
+            session.add(
+                Subscription(connection_id=connected.connection_id, division=101, topic="Accounts", callback_url=url)
+            )
         theirs = plant(sandbox, 101, "Accounts", url)
         report = Report()
         service._apply(Action("create", 101, "Accounts", "missing in Exact", callback_url=url), report)

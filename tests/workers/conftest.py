@@ -57,15 +57,19 @@ class Pipeline:
         spec = spec_of(topic)
         assert spec is not None
         with self.sessions() as session:
-            rows = session.scalars(select(MirrorRecord).where(MirrorRecord.division == division,
-                                                              MirrorRecord.topic == spec.topic))  # fmt: skip
+            rows = session.scalars(
+                select(MirrorRecord).where(MirrorRecord.division == division, MirrorRecord.topic == spec.topic)
+            )
             return {r.key: _fields(r.record or {}, spec.fields) for r in rows if not r.deleted}
 
     def pushed(self, division: int, topic: str) -> dict[str, dict[str, Any]]:
         spec = spec_of(topic)
         assert spec is not None
-        return {k: _fields(v, spec.fields) for (d, t, k), v in self.push.latest().items()
-                if d == division and t == spec.topic and v is not None}  # fmt: skip
+        return {
+            k: _fields(v, spec.fields)
+            for (d, t, k), v in self.push.latest().items()
+            if d == division and t == spec.topic and v is not None
+        }
 
     def calls(self, **filters: object) -> int:
         return int(self.control("GET", "calls", params={k: str(v) for k, v in filters.items()}).json()["total"])
@@ -87,8 +91,14 @@ class Pipeline:
                     diffs.append(f"{name} {d}/{t}: {len(missing)} missing, {len(extra)} extra, {len(stale)} stale")
         return diffs
 
-    def await_level(self, pairs: list[tuple[int, str]], *, only: dict[tuple[int, str], set[str]] | None = None,
-                    push: bool = True, timeout: float = 240.0) -> None:  # fmt: skip
+    def await_level(
+        self,
+        pairs: list[tuple[int, str]],
+        *,
+        only: dict[tuple[int, str], set[str]] | None = None,
+        push: bool = True,
+        timeout: float = 240.0,
+    ) -> None:
         """Wait until mirror (and push target) equal the sandbox; `only` limits a pair to some keys."""
         deadline = time.monotonic() + timeout
         while True:
@@ -117,8 +127,13 @@ def server(target: PushTarget) -> Iterator[ServerThread]:
 
 
 @pytest.fixture
-def pipeline(settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session],
-             redis_client: redis.Redis, tmp_path: Path) -> Iterator[Pipeline]:  # fmt: skip
+def pipeline(
+    settings: Settings,
+    sandbox: ServerThread,
+    session_factory: sessionmaker[Session],
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> Iterator[Pipeline]:
     # Each test has a fresh sandbox; the run shares one database, so the worker tables start empty.
     with session_factory() as session, session.begin():
         for table in (MirrorRecord, Delivery, LaneCursor, Subscription):
@@ -126,10 +141,16 @@ def pipeline(settings: Settings, sandbox: ServerThread, session_factory: session
     push = PushTarget()
     workers: list[subprocess.Popen[bytes]] = []
     with serve_push_target(push) as push_server:
-        settings = settings.model_copy(update={
-            "exact_base_url": sandbox.url, "sinks": "sql,http", "push_url": f"{push_server.url}/push",
-            "push_secret": SecretStr(PUSH_SECRET), "coalesce_window_seconds": 0.5, "delivery_max_attempts": 4,
-        })  # fmt: skip
+        settings = settings.model_copy(
+            update={
+                "exact_base_url": sandbox.url,
+                "sinks": "sql,http",
+                "push_url": f"{push_server.url}/push",
+                "push_secret": SecretStr(PUSH_SECRET),
+                "coalesce_window_seconds": 0.5,
+                "delivery_max_attempts": 4,
+            }
+        )
         with ServerThread(create_app(settings)) as receiver:
             settings = settings.model_copy(update={"public_url": receiver.url})
             connection_id = connect_to(settings)
@@ -141,14 +162,33 @@ def pipeline(settings: Settings, sandbox: ServerThread, session_factory: session
             def start_worker(*, beat: bool = False) -> subprocess.Popen[bytes]:
                 celery = Path(sys.executable).parent / "celery"
                 log = open(tmp_path / f"worker{len(workers)}.log", "wb")
-                command = [str(celery), "-A", "workers.celery_app", "worker", "--pool", "prefork", "-c", "2",
-                           "-Q", f"{EVENTS_QUEUE},{DELIVERIES_QUEUE}", "--loglevel", "WARNING",
-                           "--without-heartbeat", "--without-mingle", "--without-gossip"]  # fmt: skip
+                command = [
+                    str(celery),
+                    "-A",
+                    "workers.celery_app",
+                    "worker",
+                    "--pool",
+                    "prefork",
+                    "-c",
+                    "2",
+                    "-Q",
+                    f"{EVENTS_QUEUE},{DELIVERIES_QUEUE}",
+                    "--loglevel",
+                    "WARNING",
+                    "--without-heartbeat",
+                    "--without-mingle",
+                    "--without-gossip",
+                ]
                 if beat:
                     command += ["--beat", "--schedule", str(tmp_path / "beat-schedule")]
                 # Its own process group, so a test can kill the worker with all its children at once.
-                process = subprocess.Popen(command, env=current[0].settings.child_environment(os.environ), stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                process = subprocess.Popen(
+                    command,
+                    env=current[0].settings.child_environment(os.environ),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
                 workers.append(process)
                 return process
 

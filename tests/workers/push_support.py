@@ -116,9 +116,14 @@ def serve_push_target(target: PushTarget) -> Iterator[ServerThread]:
 
 def push_settings(settings: Settings, url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "sinks": "sql,http", "push_url": url, "push_secret": SecretStr(PUSH_SECRET), "delivery_max_attempts": 4,
-        "delivery_backoff_seconds": 0.05, "delivery_backoff_max_seconds": 0.5, "push_timeout_seconds": 5.0,
-    }  # fmt: skip
+        "sinks": "sql,http",
+        "push_url": url,
+        "push_secret": SecretStr(PUSH_SECRET),
+        "delivery_max_attempts": 4,
+        "delivery_backoff_seconds": 0.05,
+        "delivery_backoff_max_seconds": 0.5,
+        "push_timeout_seconds": 5.0,
+    }
     values.update(overrides)
     return settings.model_copy(update=values)
 
@@ -128,13 +133,32 @@ class Worker:
 
     def __init__(self, settings: Settings, log_path: Path) -> None:
         celery = Path(sys.executable).parent / "celery"
-        command = [str(celery), "-A", "workers.celery_app", "worker", "--pool", "prefork", "-c", "1",
-                   "-Q", DELIVERIES_QUEUE, "--loglevel", "INFO", "--without-heartbeat", "--without-mingle",
-                   "--without-gossip"]  # fmt: skip
+        command = [
+            str(celery),
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "--pool",
+            "prefork",
+            "-c",
+            "1",
+            "-Q",
+            DELIVERIES_QUEUE,
+            "--loglevel",
+            "INFO",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+        ]
         self.log_path = log_path
         self._log = open(log_path, "ab")
-        self.process = subprocess.Popen(command, env=settings.child_environment(os.environ), stdout=self._log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self.process = subprocess.Popen(
+            command,
+            env=settings.child_environment(os.environ),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def kill(self) -> None:
         """SIGKILL the main process and its pool child at once, as a power loss would."""
@@ -150,8 +174,13 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
 
-def await_true(condition: Callable[[], bool], *, timeout: float = 60.0, what: str = "condition",
-               detail: Callable[[], str] = lambda: "") -> None:  # fmt: skip
+def await_true(
+    condition: Callable[[], bool],
+    *,
+    timeout: float = 60.0,
+    what: str = "condition",
+    detail: Callable[[], str] = lambda: "",
+) -> None:
     """Poll `condition` until it holds; fail with `what` (and `detail()`) after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():

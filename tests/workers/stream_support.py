@@ -99,8 +99,9 @@ class ChangeStream:
                     response = self._call("DELETE", f"records/{division}/{PATHS[topic]}/{key}")
                 elif keys and roll < 0.55:
                     kind = "update"
-                    response = self._call("PUT", f"records/{division}/{PATHS[topic]}/{rng.choice(keys)}",
-                                          json=_fields(topic, n))  # fmt: skip
+                    response = self._call(
+                        "PUT", f"records/{division}/{PATHS[topic]}/{rng.choice(keys)}", json=_fields(topic, n)
+                    )
                 else:
                     kind = "create"
                     response = self._call("POST", f"records/{division}/{PATHS[topic]}", json=_fields(topic, n))
@@ -130,8 +131,12 @@ def delivery_states(pipeline: Pipeline) -> dict[str, int]:
 def await_settled(pipeline: Pipeline, *, timeout: float, what: str = "every delivery settled") -> None:
     """Until no delivery is pending or sending; rows a lost delivery message left behind go out when the sweeper
     dispatches their lanes again."""
-    await_true(lambda: not {"pending", "sending"} & set(delivery_states(pipeline)), timeout=timeout, what=what,
-               detail=lambda: str(delivery_states(pipeline)))  # fmt: skip
+    await_true(
+        lambda: not {"pending", "sending"} & set(delivery_states(pipeline)),
+        timeout=timeout,
+        what=what,
+        detail=lambda: str(delivery_states(pipeline)),
+    )
 
 
 def out_of_order(pipeline: Pipeline) -> dict[tuple[int, str, str], list[int]]:

@@ -24,21 +24,36 @@ database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, 
 
 
 @pytest.fixture
-def ctx(settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session],
-        redis_client: redis.Redis) -> WorkerContext:  # fmt: skip
+def ctx(
+    settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session], redis_client: redis.Redis
+) -> WorkerContext:
     settings = settings.model_copy(update={"exact_base_url": sandbox.url})
     connection_id = connect_to(settings)
     with session_scope(session_factory) as session:
         for division, topic, state in [(101, "Contacts", "active"), (202, "Contacts", "removed")]:
-            session.add(Subscription(connection_id=connection_id, division=division, topic=topic,
-                                     callback_url="http://x/webhooks/exact", state=state))  # fmt: skip
+            session.add(
+                Subscription(
+                    connection_id=connection_id,
+                    division=division,
+                    topic=topic,
+                    callback_url="http://x/webhooks/exact",
+                    state=state,
+                )
+            )
     return WorkerContext(settings, session_factory, redis_client)
 
 
 def _event(division: int, topic: str, action: str = "Update", key: str | None = None) -> dict[str, Any]:
-    return {"event_id": uuid.uuid4().hex, "division": division, "topic": topic, "key": key or str(uuid.uuid4()),
-            "action": action, "event_created_on": "2026-11-23T00:00:01.250", "client_id": "c",
-            "received_at": "2026-11-23T00:00:02Z"}  # fmt: skip
+    return {
+        "event_id": uuid.uuid4().hex,
+        "division": division,
+        "topic": topic,
+        "key": key or str(uuid.uuid4()),
+        "action": action,
+        "event_created_on": "2026-11-23T00:00:01.250",
+        "client_id": "c",
+        "received_at": "2026-11-23T00:00:02Z",
+    }
 
 
 def test_events_of_a_window_schedule_one_flush_per_lane(ctx: WorkerContext) -> None:

@@ -29,8 +29,9 @@ database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, 
 
 
 @pytest.fixture
-def ctx(settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session],
-        redis_client: redis.Redis) -> WorkerContext:  # fmt: skip
+def ctx(
+    settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session], redis_client: redis.Redis
+) -> WorkerContext:
     settings = settings.model_copy(update={"exact_base_url": sandbox.url, "sinks": "sql"})
     return WorkerContext(settings, session_factory, redis_client)
 
@@ -43,8 +44,9 @@ def _control(ctx: WorkerContext, method: str, path: str, **kwargs: Any) -> httpx
 
 def _mirror(ctx: WorkerContext) -> dict[str, Any]:
     with ctx.sessions() as session:
-        rows = session.scalars(select(MirrorRecord).where(MirrorRecord.division == 101,
-                                                          MirrorRecord.topic == "Contacts"))  # fmt: skip
+        rows = session.scalars(
+            select(MirrorRecord).where(MirrorRecord.division == 101, MirrorRecord.topic == "Contacts")
+        )
         return {r.key: r.record for r in rows if not r.deleted}
 
 

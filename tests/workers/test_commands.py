@@ -54,8 +54,14 @@ def settled(api: str, key: str) -> dict[str, Any]:
 def invoice(reference: str, **fields: Any) -> dict[str, Any]:
     line = {"Item": "ITEM-001", "Quantity": 3, "UnitPrice": 12.5, "GLAccount": "8000", "VATCode": "2"}
     header = {"InvoiceTo": "1001", "Currency": "EUR", "YourRef": reference, **fields}
-    return {"key": f"shop-{uuid.uuid4().hex[:10]}", "division": 101, "entity": "SalesInvoice", "action": "create",
-            "fields": header, "lines": [line]}  # fmt: skip
+    return {
+        "key": f"shop-{uuid.uuid4().hex[:10]}",
+        "division": 101,
+        "entity": "SalesInvoice",
+        "action": "create",
+        "fields": header,
+        "lines": [line],
+    }
 
 
 def invoices_with(pipeline: Pipeline, reference: str) -> list[dict[str, Any]]:
@@ -117,8 +123,14 @@ def test_a_reference_the_division_lacks_fails_before_sending_and_says_so(pipelin
 def test_an_update_changes_one_field_and_keeps_the_rest(pipeline: Pipeline, api: str) -> None:
     pipeline.start_worker()
     account = pipeline.control("GET", "records/101/crm/Accounts").json()["records"][0]
-    command = {"key": f"crm-{uuid.uuid4().hex[:8]}", "division": 101, "entity": "Account", "action": "update",
-               "id": account["ID"], "fields": {"City": "Arnhem"}}  # fmt: skip
+    command = {
+        "key": f"crm-{uuid.uuid4().hex[:8]}",
+        "division": 101,
+        "entity": "Account",
+        "action": "update",
+        "id": account["ID"],
+        "fields": {"City": "Arnhem"},
+    }
     submit(api, command)
     shown = settled(api, command["key"])
     assert shown["status"] == "succeeded", shown
@@ -148,8 +160,9 @@ def test_the_write_command_submits_waits_and_is_idempotent(pipeline: Pipeline, t
     assert json.loads(again.stdout)["key"] == shown["key"]
     assert len(invoices_with(pipeline, "from-cli")) == 1
 
-    wrong = subprocess.run([*cli[:-4], "--division", "202", "--file", str(path)], env=env, capture_output=True,
-                           text=True, timeout=60)  # fmt: skip
+    wrong = subprocess.run(
+        [*cli[:-4], "--division", "202", "--file", str(path)], env=env, capture_output=True, text=True, timeout=60
+    )
     assert wrong.returncode == 0, wrong.stderr  # same content, other division: another key, another command
     assert json.loads(wrong.stdout)["key"] != shown["key"]
     bad = tmp_path / "bad.json"

@@ -68,8 +68,9 @@ def test_a_dead_letter_is_listed_and_replay_delivers_it(
         with session_factory() as session, session.begin():
             delivery.accept(session, [change], push)
         delivery.dispatch_pending(push, [change.event_id])
-        await_true(lambda: state_of(session_factory, key) == ("dead", 3), timeout=60, what="the dead letter",
-                   detail=worker.log)  # fmt: skip
+        await_true(
+            lambda: state_of(session_factory, key) == ("dead", 3), timeout=60, what="the dead letter", detail=worker.log
+        )
         assert target.requests == 3
         assert target.accepted == []
 
@@ -84,8 +85,9 @@ def test_a_dead_letter_is_listed_and_replay_delivers_it(
         replayed = invoke(["deadletters", "replay", "--id", str(listed["id"])], env)
         assert replayed.exit_code == 0, replayed.output
         assert "replayed 1 dead letter(s) on 1 lane(s); 1 dispatched" in replayed.output
-        await_true(lambda: state_of(session_factory, key) == ("delivered", 1), timeout=60, what="the replay",
-                   detail=worker.log)  # fmt: skip
+        await_true(
+            lambda: state_of(session_factory, key) == ("delivered", 1), timeout=60, what="the replay", detail=worker.log
+        )
     finally:
         worker.stop()
     assert target.ids() == [change.event_id]

@@ -41,8 +41,10 @@ def key() -> str:
 
 
 def accept(ctx: DeliveryContext, key: str, *versions: int, action: str = "Update") -> None:
-    changes = [ChangeRecord(DIVISION, "Accounts", key, action, None if action == "Delete" else {"ID": key, "v": v}, v)
-               for v in versions]  # fmt: skip
+    changes = [
+        ChangeRecord(DIVISION, "Accounts", key, action, None if action == "Delete" else {"ID": key, "v": v}, v)
+        for v in versions
+    ]
     with ctx.sessions() as session, session.begin():
         delivery.accept(session, changes, ctx.settings)
 
@@ -97,8 +99,7 @@ def test_a_later_version_waits_behind_a_failing_earlier_one(ctx: DeliveryContext
     [first] = [deliver_lane(ctx, lane(key), owner="a")]
     assert first.retry_in is not None
     with ctx.sessions() as session, session.begin():  # make the backoff long, so v1 is surely not due yet
-        session.execute(update(Delivery).where(Delivery.key == key)
-                        .values(due_at=utc_now() + timedelta(seconds=3600)))  # fmt: skip
+        session.execute(update(Delivery).where(Delivery.key == key).values(due_at=utc_now() + timedelta(seconds=3600)))
     accept(ctx, key, 2, 3)
     assert deliver_lane(ctx, lane(key), owner="b") == LaneOutcome()  # v1 not due: v2 and v3 must not overtake it
     assert target.accepted == []
@@ -142,8 +143,9 @@ def test_after_the_attempt_limit_it_is_a_dead_letter_and_the_lane_moves_on(
     assert outcomes[-1] == LaneOutcome(delivered=1, dead=1)
     assert rows(ctx, key) == [(1, "dead", 3), (2, "delivered", 1)]
     with ctx.sessions() as session:
-        errors = list(session.scalars(select(Delivery.last_error).where(Delivery.key == key)
-                                      .order_by(Delivery.version)))  # fmt: skip
+        errors = list(
+            session.scalars(select(Delivery.last_error).where(Delivery.key == key).order_by(Delivery.version))
+        )
     assert errors[0] is not None
     assert errors[0].endswith("answered 503")
     assert target.versions(key) == [2]
@@ -208,8 +210,7 @@ def test_the_sweeper_finds_overdue_and_stuck_lanes(ctx: DeliveryContext, key: st
     long_ago = utc_now() - timedelta(minutes=5)
     with ctx.sessions() as session, session.begin():
         session.execute(update(Delivery).where(Delivery.key == key).values(due_at=long_ago))
-        session.execute(update(Delivery).where(Delivery.key == other)
-                        .values(state="sending", updated_at=long_ago))  # fmt: skip
+        session.execute(update(Delivery).where(Delivery.key == other).values(state="sending", updated_at=long_ago))
     with ctx.sessions() as session:
         swept = sweep_lanes(settings, session)
     assert {lane(key), lane(other)} <= set(swept)

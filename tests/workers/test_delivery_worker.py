@@ -39,11 +39,19 @@ def update(key: str, version: int) -> ChangeRecord:
 
 
 def test_worker_delivers_every_key_in_version_order_through_failures(
-    settings: Settings, server: ServerThread, target: PushTarget, session_factory: sessionmaker[Session],
+    settings: Settings,
+    server: ServerThread,
+    target: PushTarget,
+    session_factory: sessionmaker[Session],
     tmp_path: Path,
-) -> None:  # fmt: skip
-    settings = push_settings(settings, f"{server.url}/push", delivery_max_attempts=5, delivery_backoff_seconds=0.2,
-                             delivery_backoff_max_seconds=1.0)  # fmt: skip
+) -> None:
+    settings = push_settings(
+        settings,
+        f"{server.url}/push",
+        delivery_max_attempts=5,
+        delivery_backoff_seconds=0.2,
+        delivery_backoff_max_seconds=1.0,
+    )
     keys = [str(uuid.uuid4()) for _ in range(3)]
     worker = Worker(settings, tmp_path / "worker.log")
     try:
@@ -53,8 +61,12 @@ def test_worker_delivers_every_key_in_version_order_through_failures(
             sent = accept_and_dispatch(settings, session_factory, [update(k, version) for k in keys])
             assert sent == len(keys)
         done = {k: [(v, "delivered") for v in (1, 2, 3)] for k in keys}
-        await_true(lambda: states(session_factory, keys) == done, timeout=90, what="delivery of every version",
-                   detail=lambda: f"{states(session_factory, keys)}\n{worker.log()[-3000:]}")  # fmt: skip
+        await_true(
+            lambda: states(session_factory, keys) == done,
+            timeout=90,
+            what="delivery of every version",
+            detail=lambda: f"{states(session_factory, keys)}\n{worker.log()[-3000:]}",
+        )
     finally:
         worker.stop()
     assert target.rejected == 0
@@ -67,9 +79,12 @@ def test_worker_delivers_every_key_in_version_order_through_failures(
 
 
 def test_a_worker_killed_during_a_post_loses_nothing_and_the_target_sees_one_event(
-    settings: Settings, server: ServerThread, target: PushTarget, session_factory: sessionmaker[Session],
+    settings: Settings,
+    server: ServerThread,
+    target: PushTarget,
+    session_factory: sessionmaker[Session],
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     # A short visibility timeout, so the killed worker's unacked message comes back within the test.
     settings = push_settings(settings, f"{server.url}/push", push_timeout_seconds=30.0, broker_visibility_timeout=4)
     key = str(uuid.uuid4())
@@ -88,8 +103,12 @@ def test_a_worker_killed_during_a_post_loses_nothing_and_the_target_sees_one_eve
     try:
         # Nobody dispatches again: the broker hands the unacked message to the new worker, which sends the row
         # left `sending` once more, under the same webhook-id.
-        await_true(lambda: states(session_factory, [key]) == {key: [(1, "delivered")]}, timeout=90,
-                   what="redelivery after the kill", detail=second.log)  # fmt: skip
+        await_true(
+            lambda: states(session_factory, [key]) == {key: [(1, "delivered")]},
+            timeout=90,
+            what="redelivery after the kill",
+            detail=second.log,
+        )
     finally:
         second.stop()
     event_id = f"{DIVISION}:Contacts:{key}:1:Update"

@@ -40,8 +40,9 @@ def sandbox_config() -> SandboxConfig:
 
 
 @pytest.fixture
-def ctx(settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session],
-        redis_client: redis.Redis) -> WorkerContext:  # fmt: skip
+def ctx(
+    settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session], redis_client: redis.Redis
+) -> WorkerContext:
     settings = settings.model_copy(update={"exact_base_url": sandbox.url, "sinks": "sql"})
     return WorkerContext(settings, session_factory, redis_client)
 
@@ -70,8 +71,9 @@ def _sandbox(ctx: WorkerContext, division: int, topic: str) -> dict[str, dict[st
 
 def _mirror(ctx: WorkerContext, division: int, topic: str) -> dict[str, dict[str, Any]]:
     with ctx.sessions() as session:
-        rows = session.scalars(select(MirrorRecord).where(MirrorRecord.division == division,
-                                                          MirrorRecord.topic == topic))  # fmt: skip
+        rows = session.scalars(
+            select(MirrorRecord).where(MirrorRecord.division == division, MirrorRecord.topic == topic)
+        )
         return {r.key: r.record for r in rows if not r.deleted and r.record is not None}
 
 
@@ -147,9 +149,14 @@ def test_a_flush_walks_once_and_skips_what_it_already_has(ctx: WorkerContext, co
 
 def test_a_flush_without_sync_endpoint_fetches_by_key(ctx: WorkerContext, connection_id: int) -> None:
     lane = Lane(connection_id, 202, "PurchaseOrders")
-    made = [_control(ctx, "POST", "records/202/purchaseorder/PurchaseOrders",
-                     json={"Description": f"po{n}", "Currency": "EUR"}).json()["record"]["ID"].lower()
-            for n in range(3)]  # fmt: skip
+    made = [
+        _control(
+            ctx, "POST", "records/202/purchaseorder/PurchaseOrders", json={"Description": f"po{n}", "Currency": "EUR"}
+        )
+        .json()["record"]["ID"]
+        .lower()
+        for n in range(3)
+    ]
     _control(ctx, "DELETE", f"records/202/purchaseorder/PurchaseOrders/{made[0]}")
     before = _calls(ctx, 202)
     batch = Batch(updates={k: 1 for k in made[1:]}, deletes={made[0]: 2})
@@ -165,8 +172,15 @@ def test_a_flush_without_sync_endpoint_fetches_by_key(ctx: WorkerContext, connec
 def test_a_division_move_makes_the_next_delta_sync_a_full_resync(ctx: WorkerContext, connection_id: int) -> None:
     with session_scope(ctx.sessions) as session:
         for topic in ("Contacts", "Items"):
-            session.add(Subscription(connection_id=connection_id, division=101, topic=topic,
-                                     callback_url=f"http://x/{uuid.uuid4()}", state="active"))  # fmt: skip
+            session.add(
+                Subscription(
+                    connection_id=connection_id,
+                    division=101,
+                    topic=topic,
+                    callback_url=f"http://x/{uuid.uuid4()}",
+                    state="active",
+                )
+            )
     started: list[tuple[Lane, bool]] = []
 
     def start(lane: Lane, full: bool) -> None:

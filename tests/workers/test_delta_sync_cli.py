@@ -51,8 +51,11 @@ def cli_settings(settings: Settings, sandbox: ServerThread, monkeypatch: pytest.
 
 def _mirrored(sessions: sessionmaker[Session]) -> int:
     with sessions() as session:
-        query = select(func.count()).select_from(MirrorRecord).where(MirrorRecord.division == 202,
-                                                                     MirrorRecord.topic == "Contacts")  # fmt: skip
+        query = (
+            select(func.count())
+            .select_from(MirrorRecord)
+            .where(MirrorRecord.division == 202, MirrorRecord.topic == "Contacts")
+        )
         return int(session.scalar(query) or 0)
 
 

@@ -68,10 +68,15 @@ def test_a_stream_through_exact_500s_timeouts_429s_403s_and_a_two_minute_sink_ou
     429s), and Exact's error block never triggered: no endpoint reached 10 errors, the client stopped at 8.
     """
     monkeypatch.setenv("CELERY_WORKER_INCLUDE", run_counter.INCLUDE)
-    pipeline.settings = pipeline.settings.model_copy(update={
-        "delta_sync_minutes": 0.1, "delivery_max_attempts": 3, "delivery_backoff_seconds": 1.0,
-        "delivery_backoff_max_seconds": 4.0, "delivery_sweep_after_seconds": 5.0,
-    })  # fmt: skip
+    pipeline.settings = pipeline.settings.model_copy(
+        update={
+            "delta_sync_minutes": 0.1,
+            "delivery_max_attempts": 3,
+            "delivery_backoff_seconds": 1.0,
+            "delivery_backoff_max_seconds": 4.0,
+            "delivery_sweep_after_seconds": 5.0,
+        }
+    )
     settings, prefix = pipeline.settings, pipeline.settings.redis_prefix
     max_retries = client_from_settings(settings, pipeline.sessions, pipeline.connection_id).max_retries
     budget = ErrorBudget(redis_client, prefix=prefix, client_id=str(settings.exact_client_id))
@@ -91,8 +96,9 @@ def test_a_stream_through_exact_500s_timeouts_429s_403s_and_a_two_minute_sink_ou
         statuses_before = _by_status(pipeline)
         runs_before = run_counter.runs(redis_client, prefix)
         pipeline.control("POST", "faults", json={"kind": "timeout", "delay": 31, "count": 1})
-        pipeline.control("POST", "faults", json={"kind": "timeout", "endpoint": "sync/CRM/Contacts", "delay": 2,
-                                                 "count": 100_000})  # fmt: skip
+        pipeline.control(
+            "POST", "faults", json={"kind": "timeout", "endpoint": "sync/CRM/Contacts", "delay": 2, "count": 100_000}
+        )
         pipeline.control("POST", "faults", json={"kind": "error", "status": 500, "count": 100_000})
         _hold(EXACT_OUTAGE_SECONDS)
         # Then forced 429s (each closes the division's budget for 2 s), until all of them were answered.
@@ -100,21 +106,26 @@ def test_a_stream_through_exact_500s_timeouts_429s_403s_and_a_two_minute_sink_ou
         runs_5xx = run_counter.runs(redis_client, prefix) - runs_before
         calls_before_429, runs_before_429 = pipeline.calls(), run_counter.runs(redis_client, prefix)
         pipeline.control("POST", "faults", json={"kind": "429", "count": FORCED_429, "window_seconds": 2})
-        await_true(lambda: not pipeline.control("GET", "faults").json()["faults"], timeout=180,
-                   what="the forced 429s answered")  # fmt: skip
+        await_true(
+            lambda: not pipeline.control("GET", "faults").json()["faults"], timeout=180, what="the forced 429s answered"
+        )
         calls_429 = pipeline.calls() - calls_before_429
         runs_429 = run_counter.runs(redis_client, prefix) - runs_before_429
 
         # Then division 202 answers 403 (the user lost access): the client stops calling an endpoint at 8 errors.
         pipeline.control("POST", f"divisions/{BLOCKED_DIVISION}", json={"granted": False})
         endpoints = ["sync/CRM/Accounts", "sync/CRM/Contacts"]
-        await_true(lambda: all(budget.count(BLOCKED_DIVISION, e) >= budget.threshold for e in endpoints),
-                   timeout=180, what="the client pausing division 202",
-                   detail=lambda: str(sandbox_errors(pipeline)[0]))  # fmt: skip
+        await_true(
+            lambda: all(budget.count(BLOCKED_DIVISION, e) >= budget.threshold for e in endpoints),
+            timeout=180,
+            what="the client pausing division 202",
+            detail=lambda: str(sandbox_errors(pipeline)[0]),
+        )
         paused_at = run_counter.runs(redis_client, prefix)
         # The pause holds while the stream and the delta sync keep asking for the division (20 more task runs).
-        await_true(lambda: run_counter.runs(redis_client, prefix) >= paused_at + 20, timeout=120,
-                   what="20 more task runs")  # fmt: skip
+        await_true(
+            lambda: run_counter.runs(redis_client, prefix) >= paused_at + 20, timeout=120, what="20 more task runs"
+        )
         errors, blocked, block_threshold = sandbox_errors(pipeline)
         forbidden = pipeline.calls(division=BLOCKED_DIVISION, status=403)
         pipeline.control("POST", f"divisions/{BLOCKED_DIVISION}", json={"granted": True})
@@ -131,24 +142,30 @@ def test_a_stream_through_exact_500s_timeouts_429s_403s_and_a_two_minute_sink_ou
     await_settled(pipeline, timeout=120)
     before_replay = delivery_states(pipeline)
     dead = before_replay.get("dead", 0)
-    replay = subprocess.run([str(Path(sys.executable).parent / "exact-pipeline"), "deadletters", "replay", "--all"],
-                            env=settings.child_environment(os.environ), capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+    replay = subprocess.run(
+        [str(Path(sys.executable).parent / "exact-pipeline"), "deadletters", "replay", "--all"],
+        env=settings.child_environment(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert replay.returncode == 0, replay.stdout + replay.stderr
     pipeline.await_level(PAIRS)
     await_settled(pipeline, timeout=120, what="the replayed deliveries settled")
     after_replay = delivery_states(pipeline)
     mirrored = sum(len(pipeline.mirror(d, t)) for d, t in PAIRS)
     statuses = _by_status(pipeline) - statuses_before
-    print(f"\nfault-stream: {stream.counts()} seeded={seeded} mirror={mirrored} pushes_accepted="  # noqa: T201
-          f"{len(pipeline.push.accepted)} push_requests={pipeline.push.requests} duplicates="
-          f"{len(pipeline.push.duplicates)} deliveries_before_replay={before_replay} dead_letters={dead} "
-          f"replay={replay.stdout.strip()!r} deliveries_after={after_replay} "
-          f"statuses={dict(sorted(statuses.items()))} runs_5xx={runs_5xx} calls_429_phase={calls_429} "
-          f"runs_429_phase={runs_429} max_retries={max_retries} "
-          f"sandbox_errors={errors} blocked={blocked} forbidden_calls={forbidden} "
-          f"sandbox_rejected={pipeline.control('GET', 'limits').json()['rejected']} "
-          f"sink_outage={outage:.0f}s total={time.monotonic() - started:.0f}s")  # fmt: skip
+    print(
+        f"\nfault-stream: {stream.counts()} seeded={seeded} mirror={mirrored} pushes_accepted="
+        f"{len(pipeline.push.accepted)} push_requests={pipeline.push.requests} duplicates="
+        f"{len(pipeline.push.duplicates)} deliveries_before_replay={before_replay} dead_letters={dead} "
+        f"replay={replay.stdout.strip()!r} deliveries_after={after_replay} "
+        f"statuses={dict(sorted(statuses.items()))} runs_5xx={runs_5xx} calls_429_phase={calls_429} "
+        f"runs_429_phase={runs_429} max_retries={max_retries} "
+        f"sandbox_errors={errors} blocked={blocked} forbidden_calls={forbidden} "
+        f"sandbox_rejected={pipeline.control('GET', 'limits').json()['rejected']} "
+        f"sink_outage={outage:.0f}s total={time.monotonic() - started:.0f}s"
+    )
 
     # Every change reached every sink, in order per key.
     assert pipeline.push.rejected == 0

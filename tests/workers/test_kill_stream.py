@@ -43,9 +43,13 @@ def test_a_worker_killed_ten_times_mid_batch_while_changes_flow(pipeline: Pipeli
     # Short, so the dead workers' unacknowledged messages come back within the test (countdowns stay under half of
     # it). A restored message that a kill catches between kombu's BRPOP and its unacked write is lost: the lane
     # lock's 30 s TTL, the delta sync and the delivery sweeper make that a delay (RELIABILITY.md).
-    pipeline.settings = pipeline.settings.model_copy(update={
-        "broker_visibility_timeout": 20, "delta_sync_minutes": 0.05, "delivery_sweep_after_seconds": 2.0,
-    })  # fmt: skip
+    pipeline.settings = pipeline.settings.model_copy(
+        update={
+            "broker_visibility_timeout": 20,
+            "delta_sync_minutes": 0.05,
+            "delivery_sweep_after_seconds": 2.0,
+        }
+    )
     pipeline.service.register([101, 202], ["Accounts", "Contacts"])
     pipeline.push.delay_seconds = 0.1
     started = time.monotonic()
@@ -63,10 +67,12 @@ def test_a_worker_killed_ten_times_mid_batch_while_changes_flow(pipeline: Pipeli
     pipeline.await_level(PAIRS, timeout=360)
     await_settled(pipeline, timeout=180)  # the sweeper runs every 60 s
     mirrored = sum(len(pipeline.mirror(d, t)) for d, t in PAIRS)
-    print(f"\nkill-stream: kills={KILLS} {stream.counts()} mirror={mirrored} pushes_accepted="  # noqa: T201
-          f"{len(pipeline.push.accepted)} push_requests={pipeline.push.requests} duplicates="
-          f"{len(pipeline.push.duplicates)} deliveries={delivery_states(pipeline)} "
-          f"exact_calls={pipeline.calls()} total={time.monotonic() - started:.0f}s")  # fmt: skip
+    print(
+        f"\nkill-stream: kills={KILLS} {stream.counts()} mirror={mirrored} pushes_accepted="
+        f"{len(pipeline.push.accepted)} push_requests={pipeline.push.requests} duplicates="
+        f"{len(pipeline.push.duplicates)} deliveries={delivery_states(pipeline)} "
+        f"exact_calls={pipeline.calls()} total={time.monotonic() - started:.0f}s"
+    )
     assert pipeline.push.rejected == 0
     assert out_of_order(pipeline) == {}
     assert "dead" not in delivery_states(pipeline)

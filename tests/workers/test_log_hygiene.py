@@ -33,8 +33,9 @@ def test_a_full_run_logs_no_token_secret_or_record_content(
     pipeline.start_worker()
     marker = f"private-{uuid.uuid4().hex}"
     for n in range(20):
-        pipeline.control("POST", "records/101/crm/Contacts", json={"LastName": f"{marker}-{n}",
-                                                                   "Email": f"{marker}{n}@example.nl"})  # fmt: skip
+        pipeline.control(
+            "POST", "records/101/crm/Contacts", json={"LastName": f"{marker}-{n}", "Email": f"{marker}{n}@example.nl"}
+        )
     pipeline.await_level([(101, "Contacts")])
     watched |= set(_tokens(pipeline))
 

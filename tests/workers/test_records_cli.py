@@ -51,12 +51,24 @@ def test_dump_prints_latest_versions_and_tombstones_by_key(
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert lines == [
-        {"division": DIVISION, "topic": "Accounts", "key": a, "version": 5, "deleted": False,
-         "record": {"ID": a, "Modified": "2026-01-02T03:04:05.000Z"}},
-        {"division": DIVISION, "topic": "Accounts", "key": b, "version": 2, "deleted": False,
-         "record": {"ID": b, "Name": "new"}},
+        {
+            "division": DIVISION,
+            "topic": "Accounts",
+            "key": a,
+            "version": 5,
+            "deleted": False,
+            "record": {"ID": a, "Modified": "2026-01-02T03:04:05.000Z"},
+        },
+        {
+            "division": DIVISION,
+            "topic": "Accounts",
+            "key": b,
+            "version": 2,
+            "deleted": False,
+            "record": {"ID": b, "Name": "new"},
+        },
         {"division": DIVISION, "topic": "Accounts", "key": c, "version": 9, "deleted": True, "record": None},
-    ]  # fmt: skip
+    ]
 
 
 def test_dump_of_an_empty_lane_prints_nothing(env: dict[str, str]) -> None:

@@ -35,8 +35,9 @@ def test_redis_emptied_mid_stream_the_delta_sync_restores_every_change(
     Checked: the delta sync (every 3 s) and the delivery sweeper bring the SQL mirror and the push target level
     with the sandbox, and every key's pushes arrived in non-decreasing version order.
     """
-    pipeline.settings = pipeline.settings.model_copy(update={"delta_sync_minutes": 0.05,
-                                                             "delivery_sweep_after_seconds": 2.0})  # fmt: skip
+    pipeline.settings = pipeline.settings.model_copy(
+        update={"delta_sync_minutes": 0.05, "delivery_sweep_after_seconds": 2.0}
+    )
     prefix = pipeline.settings.redis_prefix
     pipeline.service.register([101, 202], ["Accounts", "Contacts"])
     started = time.monotonic()
@@ -52,10 +53,12 @@ def test_redis_emptied_mid_stream_the_delta_sync_restores_every_change(
     pipeline.await_level(PAIRS, timeout=240)
     await_settled(pipeline, timeout=180)  # the sweeper runs every 60 s
     mirrored = sum(len(pipeline.mirror(d, t)) for d, t in PAIRS)
-    print(f"\nredis-emptied: {stream.counts()} sent_before_clear={sent_before} keys_deleted={deleted} "  # noqa: T201
-          f"queued_at_clear={queued} unacked_at_clear={unacked} mirror={mirrored} pushes_accepted="
-          f"{len(pipeline.push.accepted)} duplicates={len(pipeline.push.duplicates)} "
-          f"deliveries={delivery_states(pipeline)} total={time.monotonic() - started:.0f}s")  # fmt: skip
+    print(
+        f"\nredis-emptied: {stream.counts()} sent_before_clear={sent_before} keys_deleted={deleted} "
+        f"queued_at_clear={queued} unacked_at_clear={unacked} mirror={mirrored} pushes_accepted="
+        f"{len(pipeline.push.accepted)} duplicates={len(pipeline.push.duplicates)} "
+        f"deliveries={delivery_states(pipeline)} total={time.monotonic() - started:.0f}s"
+    )
     assert deleted > 0
     assert pipeline.push.rejected == 0
     assert out_of_order(pipeline) == {}

@@ -48,9 +48,14 @@ def test_an_update_is_signed_and_shaped_as_the_issue_says(sink: HttpSink, target
     assert accepted.payload == {
         "type": "exact.Accounts.updated",
         "timestamp": "2026-03-04T05:06:07.089Z",
-        "data": {"division": 101, "topic": "Accounts", "key": KEY, "action": "Update",
-                 "record": {"ID": KEY, "Name": "Ada", "Modified": "2026-03-04T05:06:07.000Z"}},
-    }  # fmt: skip
+        "data": {
+            "division": 101,
+            "topic": "Accounts",
+            "key": KEY,
+            "action": "Update",
+            "record": {"ID": KEY, "Name": "Ada", "Modified": "2026-03-04T05:06:07.000Z"},
+        },
+    }
 
 
 def test_a_delete_has_no_record(sink: HttpSink, target: PushTarget) -> None:

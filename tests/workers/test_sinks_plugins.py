@@ -54,8 +54,9 @@ def plugin(tmp_path: Path) -> Iterator[str]:
 
 
 def test_builtins_come_from_the_entry_points(settings: Settings) -> None:
-    settings = settings.model_copy(update={"sinks": "sql, http", "push_url": "http://127.0.0.1:9/push",
-                                           "push_secret": SecretStr("whsec_c2VjcmV0")})  # fmt: skip
+    settings = settings.model_copy(
+        update={"sinks": "sql, http", "push_url": "http://127.0.0.1:9/push", "push_secret": SecretStr("whsec_c2VjcmV0")}
+    )
     sinks = load_sinks(settings)
     assert [type(s) for s in sinks] == [SqlSink, HttpSink]
     assert [isinstance(s, PushSink) for s in sinks] == [False, True]

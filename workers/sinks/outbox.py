@@ -22,9 +22,19 @@ def record_pending(session: Session, sink: str, changes: Sequence[ChangeRecord])
     for change in changes:
         now = utc_now()
         values = {
-            "sink": sink, "event_id": change.event_id, "division": change.division, "topic": change.topic,
-            "key": change.key, "version": change.version, "action": change.action, "record": change.record,
-            "state": "pending", "attempts": 0, "due_at": now, "created_at": now, "updated_at": now,
-        }  # fmt: skip
+            "sink": sink,
+            "event_id": change.event_id,
+            "division": change.division,
+            "topic": change.topic,
+            "key": change.key,
+            "version": change.version,
+            "action": change.action,
+            "record": change.record,
+            "state": "pending",
+            "attempts": 0,
+            "due_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
         added += upsert(session, table, values, index_elements=["sink", "event_id"])
     return added

@@ -29,12 +29,22 @@ class SqlSink:
         applied = 0
         for change in changes:
             values = {
-                "division": change.division, "topic": change.topic, "key": change.key, "version": change.version,
-                "deleted": change.action == "Delete", "record": change.record, "updated_at": utc_now(),
-            }  # fmt: skip
+                "division": change.division,
+                "topic": change.topic,
+                "key": change.key,
+                "version": change.version,
+                "deleted": change.action == "Delete",
+                "record": change.record,
+                "updated_at": utc_now(),
+            }
             # Only a strictly newer version replaces a row: a late or repeated change, or an update older than a
             # tombstone, changes nothing (the tombstone keeps its version for exactly this comparison).
-            applied += upsert(session, table, values, index_elements=["division", "topic", "key"],
-                              update=["version", "deleted", "record", "updated_at"],
-                              where=lambda excluded: table.c.version < excluded.version)  # fmt: skip
+            applied += upsert(
+                session,
+                table,
+                values,
+                index_elements=["division", "topic", "key"],
+                update=["version", "deleted", "record", "updated_at"],
+                where=lambda excluded: table.c.version < excluded.version,
+            )
         return applied
