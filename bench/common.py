@@ -20,11 +20,12 @@ import redis
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
-from exact import Connection
-from exact.cli import finish_connect
-from exact.factory import oauth_from_settings
+from connections.cli import finish_connect
+from connections.factory import oauth_from_settings
+from connections.models import Connection
 from ops.children import Children
 from receiver.handoff import build_message
+from runtime.contracts import DELIVERIES_QUEUE, EVENTS_QUEUE
 from runtime.crypto import TokenCipher
 from runtime.db import make_engine, make_session_factory, session_scope
 from runtime.migrate import upgrade
@@ -32,7 +33,6 @@ from runtime.redis import clear_prefix, sync_client
 from runtime.settings import Settings
 from subscriptions.models import Subscription
 from workers.celery_app import make_celery
-from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
 
 __all__ = [
     "BenchEnv",

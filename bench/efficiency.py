@@ -20,7 +20,8 @@ import redis
 from sqlalchemy import func, select
 
 from bench.common import bench_env, connect, enqueue_events, peak_rss_mb, print_table, start_worker
-from exact.factory import client_from_settings
+from connections.factory import client_from_settings
+from delivery.models import MirrorRecord
 from ops.children import Children
 from runtime.db import make_engine, make_session_factory, session_scope
 from runtime.serving import ServerThread
@@ -28,11 +29,10 @@ from runtime.settings import Settings
 from sandbox.app import create_sandbox_app
 from sandbox.config import SandboxConfig
 from subscriptions.models import Subscription
-from workers.coalesce import Lane
-from workers.context import WorkerContext
-from workers.models import MirrorRecord
-from workers.tasks import sync_lane
-from workers.topics import spec_of
+from sync.coalesce import Lane
+from sync.context import WorkerContext
+from sync.tasks import sync_lane
+from sync.topics import spec_of
 
 SPREAD = [(d, t) for d in (101, 202) for t in ("Accounts", "Contacts", "Items", "SalesInvoices", "PurchaseOrders")]
 

@@ -21,7 +21,7 @@ import redis
 from pydantic import SecretStr
 
 from bench.common import bench_env, connect, environment, print_table, start_worker
-from exact.factory import client_from_settings
+from connections.factory import client_from_settings
 from ops.children import Children
 from ops.push_target import PushTarget
 from runtime.db import make_engine, make_session_factory
@@ -61,7 +61,7 @@ def main() -> None:
                 settings = env.settings
                 children.start(
                     "receiver",
-                    [sys.executable, "-m", "runtime.cli", "receiver", "--port", str(port)],
+                    [sys.executable, "-m", "cli.main", "receiver", "--port", str(port)],
                     environment(settings),
                 )
                 try:

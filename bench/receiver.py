@@ -86,7 +86,7 @@ def main() -> None:
         with Children(env.workdir / "logs") as children:
             receiver = children.start(
                 "receiver",
-                [py, "-m", "runtime.cli", "receiver", "--port", str(ports["receiver"])],
+                [py, "-m", "cli.main", "receiver", "--port", str(ports["receiver"])],
                 environment(settings),
             )
             children.start(

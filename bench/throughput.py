@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.common import bench_env, connect, enqueue_events, peak_rss_mb, print_table, start_worker
+from delivery.models import Delivery, MirrorRecord
 from ops.children import Children
 from ops.push_target import PushTarget
 from runtime.db import make_engine, make_session_factory, session_scope
@@ -32,11 +33,10 @@ from runtime.settings import Settings
 from sandbox.app import create_sandbox_app
 from sandbox.config import SandboxConfig
 from subscriptions.models import Subscription
-from workers.coalesce import Lane
-from workers.context import WorkerContext
-from workers.models import Delivery, MirrorRecord
-from workers.tasks import sync_lane
-from workers.topics import spec_of
+from sync.coalesce import Lane
+from sync.context import WorkerContext
+from sync.tasks import sync_lane
+from sync.topics import spec_of
 
 DIVISION = 101
 TOPICS = ("Accounts", "Contacts", "SalesInvoices")

@@ -52,7 +52,7 @@ def write(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     if created:
-        from workers.commands import enqueue
+        from commands.tasks import enqueue
 
         enqueue(settings, command.key)
     err.print(f"{'queued' if created else 'already submitted'}: {command.key}")
@@ -88,7 +88,7 @@ def _exit_code(shown: CommandView, wait: bool) -> int:
 
 
 def _stuck(shown: CommandView) -> bool:
-    from workers.commands import HARD_LIMIT_GRACE_SECONDS
+    from commands.tasks import HARD_LIMIT_GRACE_SECONDS
 
     limit = get_settings().commands_time_limit_seconds + HARD_LIMIT_GRACE_SECONDS
     return (datetime.now(UTC) - shown.updated_at).total_seconds() > limit

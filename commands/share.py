@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from commands.models import DEFAULT_CLIENT, CommandClient, CommandRecord
 from commands.schema import Command, Scalar
+from connections.factory import limiter_from_settings
 from exact import SPECS, RateLimited
-from exact.factory import limiter_from_settings
 from runtime.logging import log_event
 from runtime.settings import Settings
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from exact._client import ExactClient, SyncPage
-from exact._connections import save_connection, save_divisions
 from exact._dates import format_date, normalize_record, parse_date
 from exact._envelope import Page, unwrap, unwrap_page
 from exact._exceptions import (
@@ -25,7 +24,6 @@ from exact._exceptions import (
     WriteNotVerified,
     WriteOutcomeUnknown,
 )
-from exact._models import Connection, Division
 from exact._oauth import OAuthApp, TokenNotExpired, TokenSet
 from exact._odata import (
     MAX_URL_LENGTH,
@@ -38,18 +36,20 @@ from exact._odata import (
 )
 from exact._ratelimit import BudgetUsage, ErrorBudget, RateLimiter
 from exact._references import References, account_code
-from exact._tokens import REFRESH_MIN_AGE, SqlTokenStore, StoredTokens, TokenManager
+from exact._tokens import REFRESH_MIN_AGE, UNDECRYPTABLE, StoredTokens, TokenManager, TokenStore
 from exact._values import check_values, write_date
 from exact._writes import SPECS, LineSpec, WriteProgress, Writer, WriteResult, WriteSpec, check_writable, spec_named
 
 __all__ = [
+    "account_code",
     "ApiError",
     "AuthError",
     "BudgetUsage",
     "CallbackRejected",
-    "Connection",
+    "check_values",
+    "check_writable",
     "DataAlreadyExists",
-    "Division",
+    "datetime_literal",
     "EndpointBlocked",
     "ErrorBudget",
     "ExactClient",
@@ -58,47 +58,42 @@ __all__ = [
     "FieldMismatch",
     "Forbidden",
     "ForeignLink",
-    "LineSpec",
-    "MAX_URL_LENGTH",
-    "NeedsConsent",
-    "NotFound",
-    "OAuthApp",
-    "Page",
-    "Query",
-    "REFRESH_MIN_AGE",
-    "RateLimited",
-    "RateLimiter",
-    "References",
-    "SPECS",
-    "SqlTokenStore",
-    "StoredTokens",
-    "SyncPage",
-    "TokenManager",
-    "TokenNotExpired",
-    "TokenSet",
-    "UnknownReference",
-    "ValidationError",
-    "WriteNotVerified",
-    "WriteOutcomeUnknown",
-    "WriteProgress",
-    "WriteResult",
-    "WriteSpec",
-    "Writer",
-    "account_code",
-    "check_values",
-    "check_writable",
-    "datetime_literal",
     "format_date",
     "guid_literal",
     "int64_literal",
     "key_filters",
+    "LineSpec",
+    "MAX_URL_LENGTH",
+    "NeedsConsent",
     "normalize_record",
+    "NotFound",
+    "OAuthApp",
+    "Page",
     "parse_date",
-    "save_connection",
-    "save_divisions",
+    "Query",
+    "RateLimited",
+    "RateLimiter",
+    "References",
+    "REFRESH_MIN_AGE",
     "spec_named",
+    "SPECS",
+    "StoredTokens",
     "string_literal",
+    "SyncPage",
+    "TokenManager",
+    "TokenNotExpired",
+    "TokenSet",
+    "TokenStore",
+    "UNDECRYPTABLE",
+    "UnknownReference",
     "unwrap",
     "unwrap_page",
+    "ValidationError",
     "write_date",
+    "WriteNotVerified",
+    "WriteOutcomeUnknown",
+    "WriteProgress",
+    "Writer",
+    "WriteResult",
+    "WriteSpec",
 ]

@@ -1,5 +1,5 @@
-"""Tokens at rest and in use: an encrypted SQL store fenced by a version, and a manager that refreshes under a
-Redis lock shared by every process, only when Exact allows it (570 s after issue, or after a 401)."""
+"""Tokens in use: a manager that refreshes under a Redis lock shared by every process, only when Exact allows it
+(570 s after issue, or after a 401), over a `TokenStore` fenced by a version."""
 
 from __future__ import annotations
 
@@ -7,20 +7,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Protocol
 
 import redis
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
 
 from exact._exceptions import NeedsConsent
-from exact._models import Connection
 from exact._oauth import OAuthApp, TokenNotExpired, TokenSet
-from runtime.crypto import DecryptionFailed, TokenCipher
-from runtime.db import stored_utc
+from runtime.crypto import DecryptionFailed
 from runtime.logging import log_event
 
-__all__ = ["REFRESH_MIN_AGE", "UNDECRYPTABLE", "SqlTokenStore", "StoredTokens", "TokenManager"]
+__all__ = ["REFRESH_MIN_AGE", "UNDECRYPTABLE", "StoredTokens", "TokenManager", "TokenStore"]
 
 log = logging.getLogger(__name__)
 
@@ -44,62 +41,18 @@ class StoredTokens:
     consent_error: str | None
 
 
-class SqlTokenStore:
-    """Reads and writes a connection's tokens, encrypted, with compare-and-swap on `version`."""
-
-    def __init__(self, session_factory: sessionmaker[Session], cipher: TokenCipher) -> None:
-        self._sessions = session_factory
-        self._cipher = cipher
+class TokenStore(Protocol):
+    """Where a connection's tokens live between calls (the SQL store in `connections.tokens`): read, compare-and-swap
+    on `version`, park a connection. `load` raises `DecryptionFailed` when no key opens them."""
 
     @property
-    def key_count(self) -> int:
-        return self._cipher.key_count
+    def key_count(self) -> int: ...
 
-    def load(self, connection_id: int) -> StoredTokens:
-        with self._sessions() as session:
-            row = session.get(Connection, connection_id)
-            if row is None:
-                raise NeedsConsent(f"connection {connection_id} does not exist: run `exact-pipeline connect`")
-            return StoredTokens(
-                connection_id=row.id,
-                access_token=self._cipher.decrypt(row.access_token_enc),
-                refresh_token=self._cipher.decrypt(row.refresh_token_enc),
-                issued_at=stored_utc(row.token_issued_at),
-                version=row.version,
-                needs_consent=row.needs_consent,
-                consent_error=row.consent_error,
-            )
+    def load(self, connection_id: int) -> StoredTokens: ...
 
-    def save(self, connection_id: int, tokens: TokenSet, *, expected_version: int) -> bool:
-        """Store a refreshed pair unless someone stored a newer one; True when this write won."""
-        with self._sessions() as session, session.begin():
-            result = session.execute(
-                update(Connection)
-                .where(Connection.id == connection_id, Connection.version == expected_version)
-                .values(
-                    access_token_enc=self._cipher.encrypt(tokens.access_token),
-                    refresh_token_enc=self._cipher.encrypt(tokens.refresh_token),
-                    token_issued_at=tokens.issued_at,
-                    access_expires_at=tokens.issued_at + timedelta(seconds=tokens.expires_in),
-                    version=expected_version + 1,
-                    needs_consent=False,
-                    consent_error=None,
-                    updated_at=datetime.now(UTC),
-                )
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+    def save(self, connection_id: int, tokens: TokenSet, *, expected_version: int) -> bool: ...
 
-    def mark_needs_consent(self, connection_id: int, message: str) -> None:
-        with self._sessions() as session, session.begin():
-            session.execute(
-                update(Connection)
-                .where(Connection.id == connection_id)
-                .values(needs_consent=True, consent_error=message, updated_at=datetime.now(UTC))
-            )
-
-    def connection_ids(self) -> list[int]:
-        with self._sessions() as session:
-            return list(session.scalars(select(Connection.id).where(Connection.needs_consent.is_(False))))
+    def mark_needs_consent(self, connection_id: int, message: str) -> None: ...
 
 
 class TokenManager:
@@ -112,7 +65,7 @@ class TokenManager:
 
     def __init__(
         self,
-        store: SqlTokenStore,
+        store: TokenStore,
         oauth: OAuthApp,
         client: redis.Redis,
         *,

@@ -32,11 +32,13 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connections.cli import finish_connect, wait_for_code
+from connections.factory import client_from_settings, limiter_from_settings, oauth_from_settings
+from delivery.models import Delivery, MirrorRecord
 from exact import RateLimiter, normalize_record
-from exact.cli import finish_connect, wait_for_code
-from exact.factory import client_from_settings, limiter_from_settings, oauth_from_settings
 from ops.children import Children, private_redis
 from ops.push_target import PushTarget
+from runtime.contracts import DELIVERIES_QUEUE, EVENTS_QUEUE
 from runtime.db import make_engine, make_session_factory
 from runtime.migrate import upgrade
 from runtime.redis import clear_prefix, sync_client
@@ -44,9 +46,7 @@ from runtime.serving import ServerThread, free_port
 from runtime.settings import Settings
 from sandbox.config import SandboxConfig
 from subscriptions.service import SubscriptionService
-from workers.models import Delivery, MirrorRecord
-from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
-from workers.topics import spec_of
+from sync.topics import spec_of
 
 __all__ = ["DemoOptions", "DemoSummary", "run_demo"]
 
@@ -180,7 +180,7 @@ def _port(url: str | None) -> int:
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "runtime.cli", *args]
+    return [sys.executable, "-m", "cli.main", *args]
 
 
 def _start(

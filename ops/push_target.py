@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from workers.sinks.http import secret_key, sign
+from delivery.sinks.http import secret_key, sign
 
 __all__ = ["PushTarget", "verify"]
 

@@ -17,18 +17,18 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from commands.models import COMMAND_STATES, CommandRecord
-from exact import Connection, Division
-from exact.factory import cipher_from_settings, limiter_from_settings
-from exact.keys import UNDECRYPTABLE, readable
+from connections.factory import cipher_from_settings, limiter_from_settings
+from connections.keys import UNDECRYPTABLE, readable
+from connections.models import Connection, Division
+from delivery.breaker import stopped_targets
+from delivery.models import Delivery
+from runtime.contracts import DELIVERIES_QUEUE, EVENTS_QUEUE
 from runtime.crypto import InvalidKey, TokenCipher
 from runtime.db import stored_utc
 from runtime.settings import Settings
 from subscriptions.models import Subscription
 from subscriptions.silence import is_silent, last_webhook, last_webhooks
-from workers.breaker import stopped_targets
-from workers.cursors import LaneCursor
-from workers.models import Delivery
-from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
+from sync.cursors import LaneCursor
 
 __all__ = ["Status", "collect", "render"]
 
@@ -152,7 +152,7 @@ def collect(settings: Settings, session: Session, client: redis.Redis, now: date
 
 
 def _commands_to_check(settings: Settings, session: Session, now: datetime, limit: int = 20) -> list[dict[str, Any]]:
-    from workers.commands import HARD_LIMIT_GRACE_SECONDS
+    from commands.tasks import HARD_LIMIT_GRACE_SECONDS
 
     run_limit = timedelta(seconds=settings.commands_time_limit_seconds + HARD_LIMIT_GRACE_SECONDS)
     query = (

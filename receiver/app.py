@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from receiver.commands import command_status, submit_command
+from commands.http import command_status, submit_command
 from receiver.handoff import Handoff
 from receiver.metrics import ReceiverMetrics
 from receiver.routes import healthz, metrics, readyz, webhook

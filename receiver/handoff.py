@@ -25,12 +25,9 @@ from typing import Any
 import redis.asyncio
 from redis.exceptions import NoScriptError
 
-from workers.names import EVENTS_QUEUE, HANDLE_EVENT
+from runtime.contracts import EVENTS_QUEUE, HANDLE_EVENT, LAST_WEBHOOK_KEY
 
-__all__ = ["LAST_WEBHOOK_KEY", "Handoff", "HandoffFailed", "build_message", "event_id"]
-
-# Hash of "division:topic" → epoch seconds of the last webhook; subscriptions flags silent pairs from it.
-LAST_WEBHOOK_KEY = "last-webhook"
+__all__ = ["Handoff", "HandoffFailed", "build_message", "event_id"]
 
 _DEDUPE_AND_PUSH = """
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])

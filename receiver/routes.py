@@ -10,7 +10,6 @@ handed on through Redis only.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -22,19 +21,20 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from receiver.handoff import HandoffFailed, event_id
 from receiver.schemas import KNOWN_ACTIONS, WebhookContent
 from receiver.signature import InvalidSignature, verify
 from receiver.tracking import TrackingUnavailable
+from runtime.bodies import BodyRefused, read_body
 from runtime.logging import log_event
 
 if TYPE_CHECKING:
     from receiver.app import State
 
-__all__ = ["Outcome", "healthz", "metrics", "read_body", "readyz", "webhook"]
+__all__ = ["Outcome", "healthz", "metrics", "readyz", "webhook"]
 
 log = logging.getLogger("receiver")
 
@@ -80,22 +80,13 @@ def _log(result: Outcome) -> None:
     )
 
 
-async def _read_capped(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it passes `limit` bytes (chunked bodies are counted as they stream)."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _handle(request: Request, state: State) -> Outcome:
     settings = state["settings"]
     body = await read_body(request, settings.webhook_max_body_bytes, settings.webhook_body_timeout_seconds)
-    if isinstance(body, Outcome):
-        return body
+    if isinstance(body, BodyRefused):
+        return Outcome(body.status, body.reason, body.detail)
+    if not body:
+        return Outcome(200, "validation")  # Exact's empty POST when a subscription is created
     content = _parse(body, state["secret"])
     if isinstance(content, Outcome):
         return content
@@ -109,26 +100,6 @@ async def _handle(request: Request, state: State) -> Outcome:
     if not tracked:
         return Outcome(200, "untracked", content=content)
     return await _hand_on(state, content)
-
-
-async def read_body(request: Request, limit: int, timeout: float) -> bytes | Outcome:
-    """The whole body, or the answer to give: 413 over `limit`, 408 slower than `timeout`, 200 "validation" empty."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        return Outcome(413, "too_large", f"body over {limit} bytes")  # before reading a byte of it
-    try:
-        async with asyncio.timeout(timeout):
-            body = await _read_capped(request, limit)
-    except TimeoutError:
-        # A body trickling in (slow loris) would hold a connection and its memory for as long as the sender likes.
-        return Outcome(408, "timeout", f"body not received within {timeout:g}s")
-    except ClientDisconnect:
-        return Outcome(400, "disconnected", "body incomplete")  # nobody is left to read it; counted and logged
-    if body is None:
-        return Outcome(413, "too_large", f"body over {limit} bytes")
-    if not body:
-        return Outcome(200, "validation")  # Exact's empty POST when a subscription is created
-    return body
 
 
 def _parse(body: bytes, secret: str) -> WebhookContent | Outcome:

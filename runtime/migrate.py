@@ -13,11 +13,11 @@ __all__ = ["MODEL_MODULES", "alembic_config", "load_metadata", "upgrade"]
 
 # Every module that declares tables; migrations and tests see them all through this list.
 MODEL_MODULES = (
-    "exact._models",
+    "connections.models",
     "commands.models",
     "subscriptions.models",
-    "workers.models",
-    "workers.cursors",
+    "delivery.models",
+    "sync.cursors",
 )
 
 

@@ -12,8 +12,9 @@ from starlette.routing import BaseRoute, Route
 
 from sandbox import odata
 from sandbox.entities import Entity, by_path, by_sync_path
-from sandbox.guard import CallContext, error_response, guarded
-from sandbox.store import NotFoundError, WriteError
+from sandbox.errors import error_response
+from sandbox.guard import CallContext, guarded
+from sandbox.records import NotFoundError, WriteError
 
 if TYPE_CHECKING:
     from sandbox.state import SandboxState

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
-from sandbox import api, control, faults, oauth, ratelimit, webhooks
+from sandbox import api, control, faults, oauth, ratelimit, webhook_api, webhook_control
 from sandbox.config import SandboxConfig
 from sandbox.state import SandboxState
 
@@ -24,11 +24,13 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
             yield
 
     routes = [
-        *oauth.routes(state),
+        *oauth.routes(state.oauth),
         *control.routes(state),
-        *faults.routes(state),
-        *ratelimit.routes(state),
-        *webhooks.routes(state),
+        *faults.routes(state.faults),
+        *ratelimit.routes(state.limiter),
+        # Before `api`: its `/api/v1/{division}/{path}` would match webhook paths too.
+        *webhook_api.routes(state),
+        *webhook_control.routes(state.webhooks),
         *api.routes(state),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -15,8 +15,5 @@ class SandboxClock:
         """Seconds since the epoch, as the sandbox sees them."""
         return time.time() + self._offset
 
-    def now_ms(self) -> int:
-        return int(self.now() * 1000)
-
     def advance(self, seconds: float) -> None:
         self._offset += seconds

@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 from sandbox import odata
 from sandbox.entities import Entity, by_path
 from sandbox.quirks import READ_ONLY
-from sandbox.store import NotFoundError, WriteError
+from sandbox.records import NotFoundError, WriteError
 
 if TYPE_CHECKING:
     from sandbox.state import SandboxState
@@ -53,52 +53,74 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def routes(state: SandboxState) -> list[BaseRoute]:
-    store = state.store
+    control = _Control(state)
+    return [
+        Route(
+            "/_sandbox/records/{division:int}/{path:path}", control.records, methods=["GET", "POST", "PUT", "DELETE"]
+        ),
+        Route("/_sandbox/calls", control.calls, methods=["GET"]),
+        Route("/_sandbox/calls/reset", control.reset_calls, methods=["POST"]),
+        Route("/_sandbox/divisions/{code:int}", control.division, methods=["POST"]),
+        Route("/_sandbox/clock/advance", control.advance, methods=["POST"]),
+        Route("/_sandbox/config", control.config, methods=["GET", "POST"]),
+        Route("/_sandbox/limits", control.limits, methods=["GET"]),
+        Route("/_sandbox/limits/reset", control.reset_limits, methods=["POST"]),
+    ]
 
-    async def records(request: Request) -> Response:
+
+class _Control:
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self.store = state.store
+
+    async def records(self, request: Request) -> Response:
         division = request.path_params["division"]
         entity, key = _split(request.path_params["path"])
-        if entity is None or store.division(division) is None:
+        if entity is None or self.store.division(division) is None:
             return JSONResponse({"error": "unknown entity or division"}, status_code=404)
         try:
-            if request.method == "GET":
-                return JSONResponse({"records": [_plain(r) for r in store.rows(division, entity)]})
-            if request.method == "POST" and key == "bulk":
-                body = await request.json()
-                fields = body.get("fields", {})
-                rows = [store.create(division, entity, dict(fields)) for _ in range(int(body.get("count", 1)))]
-                return JSONResponse({"ids": [r["ID"] for r in rows]}, status_code=201)
-            if request.method == "POST":
-                return JSONResponse({"record": _plain(store.create(division, entity, await request.json()))}, 201)
-            if key is None:
-                return JSONResponse({"error": "a record id is required"}, status_code=400)
-            if request.method == "PUT":
-                current = {k: v for k, v in store.get(division, entity, key).items() if k not in READ_ONLY}
-                row = store.replace(division, entity, key, {**current, **(await request.json())})
-                return JSONResponse({"record": _plain(row)})
-            store.delete(division, entity, key)
-            return Response(status_code=204)
+            return await self._records(request, division, entity, key)
         except NotFoundError:
             return JSONResponse({"error": "no such record"}, status_code=404)
         except WriteError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
 
-    async def calls(request: Request) -> Response:
-        params = request.query_params
+    async def _records(self, request: Request, division: int, entity: Entity, key: str | None) -> Response:
+        store = self.store
+        if request.method == "GET":
+            return JSONResponse({"records": [_plain(r) for r in store.rows(division, entity)]})
+        if request.method == "POST" and key == "bulk":
+            body = await request.json()
+            fields = body.get("fields", {})
+            rows = [store.create(division, entity, dict(fields)) for _ in range(int(body.get("count", 1)))]
+            return JSONResponse({"ids": [r["ID"] for r in rows]}, status_code=201)
+        if request.method == "POST":
+            return JSONResponse({"record": _plain(store.create(division, entity, await request.json()))}, 201)
+        if key is None:
+            return JSONResponse({"error": "a record id is required"}, status_code=400)
+        if request.method == "PUT":
+            current = {k: v for k, v in store.get(division, entity, key).items() if k not in READ_ONLY}
+            row = store.replace(division, entity, key, {**current, **(await request.json())})
+            return JSONResponse({"record": _plain(row)})
+        store.delete(division, entity, key)
+        return Response(status_code=204)
+
+    async def calls(self, request: Request) -> Response:
+        counters, params = self.state.counters, request.query_params
         division = int(params["division"]) if "division" in params else None
         status = int(params["status"]) if "status" in params else None
-        total = state.counters.total(endpoint=params.get("endpoint"), division=division, status=status)
-        body: dict[str, Any] = {"total": total, "calls": state.counters.snapshot()}
+        total = counters.total(endpoint=params.get("endpoint"), division=division, status=status)
+        body: dict[str, Any] = {"total": total, "calls": counters.snapshot()}
         if params.get("log"):
-            body["log"] = [{"at": t, "endpoint": e, "division": d, "status": s} for t, e, d, s in state.counters.log]
+            body["log"] = [{"at": t, "endpoint": e, "division": d, "status": s} for t, e, d, s in counters.log]
         return JSONResponse(body)
 
-    async def reset_calls(request: Request) -> Response:
-        state.counters.reset()
+    async def reset_calls(self, request: Request) -> Response:
+        self.state.counters.reset()
         return JSONResponse({"total": 0})
 
-    async def division(request: Request) -> Response:
-        code = request.path_params["code"]
+    async def division(self, request: Request) -> Response:
+        store, code = self.store, request.path_params["code"]
         if store.division(code) is None:
             return JSONResponse({"error": "unknown division"}, status_code=404)
         body = await request.json()
@@ -110,32 +132,22 @@ def routes(state: SandboxState) -> list[BaseRoute]:
             store.move_division(code)
         return JSONResponse(_plain(store.division(code) or {}))
 
-    async def advance(request: Request) -> Response:
-        state.clock.advance(float((await request.json())["seconds"]))
-        return JSONResponse({"now": state.clock.now()})
+    async def advance(self, request: Request) -> Response:
+        self.state.clock.advance(float((await request.json())["seconds"]))
+        return JSONResponse({"now": self.state.clock.now()})
 
-    async def config(request: Request) -> Response:
+    async def config(self, request: Request) -> Response:
+        config = self.state.config
         if request.method == "POST":
             for name, value in (await request.json()).items():
-                if name not in {f.name for f in dataclasses.fields(state.config)}:
+                if name not in {f.name for f in dataclasses.fields(config)}:
                     return JSONResponse({"error": f"unknown setting {name}"}, status_code=400)
-                setattr(state.config, name, value)
-        return JSONResponse({k: v for k, v in dataclasses.asdict(state.config).items() if "secret" not in k})
+                setattr(config, name, value)
+        return JSONResponse({k: v for k, v in dataclasses.asdict(config).items() if "secret" not in k})
 
-    async def limits(request: Request) -> Response:
-        return JSONResponse(state.limiter.snapshot())
+    async def limits(self, request: Request) -> Response:
+        return JSONResponse(self.state.limiter.snapshot())
 
-    async def reset_limits(request: Request) -> Response:
-        state.limiter.reset()
-        return JSONResponse(state.limiter.snapshot())
-
-    return [
-        Route("/_sandbox/records/{division:int}/{path:path}", records, methods=["GET", "POST", "PUT", "DELETE"]),
-        Route("/_sandbox/calls", calls, methods=["GET"]),
-        Route("/_sandbox/calls/reset", reset_calls, methods=["POST"]),
-        Route("/_sandbox/divisions/{code:int}", division, methods=["POST"]),
-        Route("/_sandbox/clock/advance", advance, methods=["POST"]),
-        Route("/_sandbox/config", config, methods=["GET", "POST"]),
-        Route("/_sandbox/limits", limits, methods=["GET"]),
-        Route("/_sandbox/limits/reset", reset_limits, methods=["POST"]),
-    ]
+    async def reset_limits(self, request: Request) -> Response:
+        self.state.limiter.reset()
+        return JSONResponse(self.state.limiter.snapshot())

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.requests import Request
@@ -26,21 +27,30 @@ from starlette.routing import BaseRoute, Route
 
 from sandbox.clock import SandboxClock
 from sandbox.config import SandboxConfig
-from sandbox.guard import error_response
+from sandbox.errors import error_response
 
-if TYPE_CHECKING:
-    from sandbox.state import SandboxState
+__all__ = ["Fault", "FaultKind", "Faults", "routes"]
 
-__all__ = ["KINDS", "Fault", "Faults", "routes"]
-
-Kind = Literal["error", "slow", "timeout", "429", "next"]
-KINDS: tuple[Kind, ...] = ("error", "slow", "timeout", "429", "next")
 _DEFAULT_TIMEOUT_DELAY = 30.0
+
+
+class FaultKind(StrEnum):
+    """What an armed fault does to the call it hits (see the module docstring)."""
+
+    ERROR = "error"
+    SLOW = "slow"
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "429"
+    NEXT = "next"
+
+
+# The control API's spelling of `FaultKind`: a Literal keeps its 400 body (`literal_error`) as it always was.
+_WireKind = Literal["error", "slow", "timeout", "429", "next"]
 
 
 @dataclass
 class Fault:
-    kind: Kind
+    kind: FaultKind
     endpoint: str = "*"
     division: int | None = None
     remaining: int = 1
@@ -65,8 +75,6 @@ class Faults:
     fired: int = 0
 
     def add(self, fault: Fault) -> None:
-        if fault.kind not in KINDS:
-            raise ValueError(f"unknown fault kind {fault.kind!r}; one of {', '.join(KINDS)}")
         self.active.append(fault)
 
     def clear(self) -> None:
@@ -80,16 +88,16 @@ class Faults:
         fault.remaining -= 1
         self.fired += 1
         self.active = [f for f in self.active if f.remaining > 0]
-        if fault.kind == "slow":
+        if fault.kind == FaultKind.SLOW:
             # Real time on purpose: the point is a client's real timeout.
             await asyncio.sleep(fault.delay)
             return None
-        if fault.kind == "timeout":
+        if fault.kind == FaultKind.TIMEOUT:
             await asyncio.sleep(fault.delay or _DEFAULT_TIMEOUT_DELAY)
             return error_response(504, "Gateway Timeout")
-        if fault.kind == "429":
+        if fault.kind == FaultKind.RATE_LIMITED:
             return error_response(429, "Too Many Requests", headers=self._minutely_headers(fault))
-        if fault.kind == "next":
+        if fault.kind == FaultKind.NEXT:
             return JSONResponse({"d": {"results": [], "__next": fault.url}})
         return error_response(fault.status, "An error occurred. Please try again later.")
 
@@ -113,7 +121,7 @@ class Faults:
 class _FaultBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Kind
+    kind: _WireKind
     endpoint: str = "*"
     division: int | None = None
     count: int = Field(default=1, ge=1)
@@ -129,14 +137,14 @@ class _FaultBody(BaseModel):
         return self
 
 
-def routes(state: SandboxState) -> list[BaseRoute]:
+def routes(faults: Faults) -> list[BaseRoute]:
     async def inject(request: Request) -> Response:
         try:
             body = _FaultBody.model_validate_json(await request.body())
         except ValidationError as exc:
             return JSONResponse({"error": exc.errors(include_url=False, include_context=False)}, status_code=400)
         fault = Fault(
-            kind=body.kind,
+            kind=FaultKind(body.kind),
             endpoint=body.endpoint,
             division=body.division,
             remaining=body.count,
@@ -145,15 +153,15 @@ def routes(state: SandboxState) -> list[BaseRoute]:
             window_seconds=body.window_seconds,
             url=body.url,
         )
-        state.faults.add(fault)
-        return JSONResponse(state.faults.snapshot(), status_code=201)
+        faults.add(fault)
+        return JSONResponse(faults.snapshot(), status_code=201)
 
     async def clear(request: Request) -> Response:
-        state.faults.clear()
-        return JSONResponse(state.faults.snapshot())
+        faults.clear()
+        return JSONResponse(faults.snapshot())
 
     async def show(request: Request) -> Response:
-        return JSONResponse(state.faults.snapshot())
+        return JSONResponse(faults.snapshot())
 
     return [
         Route("/_sandbox/faults", inject, methods=["POST"]),

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+
+from sandbox.errors import error_response
 
 if TYPE_CHECKING:
     from sandbox.state import SandboxState
 
-__all__ = ["CallContext", "Handler", "error_response", "guarded"]
+__all__ = ["CallContext", "Handler", "guarded"]
 
 
 @dataclass(frozen=True)
@@ -25,12 +27,6 @@ class CallContext:
 
 
 Handler = Callable[[Request, CallContext], Awaitable[Response]]
-
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """Exact's error body: `{"error":{"code":"","message":{"lang":"","value":…}}}`."""
-    body = {"error": {"code": "", "message": {"lang": "", "value": message}}}
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def guarded(state: SandboxState, endpoint: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:

@@ -18,7 +18,6 @@ from sandbox.clock import SandboxClock
 from sandbox.config import SandboxConfig
 
 if TYPE_CHECKING:
-    from sandbox.state import SandboxState
     from sandbox.store import Store
 
 __all__ = ["Grant", "OAuthServer", "routes"]
@@ -198,15 +197,15 @@ def _exact_time(epoch: float) -> str:
     return f"{moment.month}/{moment.day}/{moment.year} {moment.strftime('%I').lstrip('0')}:{moment:%M:%S %p}"
 
 
-def routes(state: SandboxState) -> list[BaseRoute]:
-    oauth = state.oauth
+def routes(oauth: OAuthServer) -> list[BaseRoute]:
+    config = oauth.config
 
     async def authorize(request: Request) -> Response:
         params = request.query_params
         client_id, redirect_uri = params.get("client_id", ""), params.get("redirect_uri", "")
-        if client_id != state.config.client_id or not redirect_uri:
+        if client_id != config.client_id or not redirect_uri:
             return JSONResponse({"error": "invalid_request", "error_description": "Unknown client_id"}, 400)
-        if state.config.redirect_uris and redirect_uri not in state.config.redirect_uris:
+        if config.redirect_uris and redirect_uri not in config.redirect_uris:
             return JSONResponse({"error": "invalid_request", "error_description": "redirect_uri mismatch"}, 400)
         query = {"code": oauth.issue_code(client_id, redirect_uri)}
         if "state" in params:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sandbox.entities import Entity, by_path
+from sandbox.records import WriteError
 
-if TYPE_CHECKING:
-    from sandbox.store import Store
-
-__all__ = ["READ_ONLY", "apply_header", "apply_line", "header_ref", "parse_write_date"]
+__all__ = ["READ_ONLY", "Records", "apply_header", "apply_line", "header_ref", "parse_write_date"]
 
 # Filled by Exact on read; a value sent for these is ignored.
 READ_ONLY = frozenset(
@@ -38,6 +36,16 @@ _DATE_FIELDS = frozenset({"InvoiceDate", "OrderDate", "Date"})
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
 
+class Records(Protocol):
+    """The store's reads that the write rules need (a protocol, so the store can import the rules)."""
+
+    def table(self, division: int, path: str) -> dict[str, dict[str, Any]]: ...
+
+    def rows(self, division: int, entity: Entity) -> list[dict[str, Any]]: ...
+
+    def division(self, code: int) -> dict[str, Any] | None: ...
+
+
 def header_ref(entity: Entity) -> str:
     return "InvoiceID" if entity.path == "salesinvoice/SalesInvoices" else "PurchaseOrderID"
 
@@ -60,12 +68,12 @@ def _guid(value: Any) -> str | None:
         return None
 
 
-def _find(store: Store, division: int, path: str, key: Any) -> dict[str, Any] | None:
+def _find(store: Records, division: int, path: str, key: Any) -> dict[str, Any] | None:
     guid = _guid(key) if key is not None else None
     return store.table(division, path).get(guid) if guid else None
 
 
-def apply_header(store: Store, division: int, entity: Entity, row: dict[str, Any]) -> dict[str, Any]:
+def apply_header(store: Records, division: int, entity: Entity, row: dict[str, Any]) -> dict[str, Any]:
     for name in _DATE_FIELDS & row.keys():
         row[name] = parse_write_date(row[name])
     if "Currency" in entity.fields:
@@ -96,8 +104,7 @@ def apply_header(store: Store, division: int, entity: Entity, row: dict[str, Any
     return row
 
 
-def apply_line(store: Store, division: int, entity: Entity, line: dict[str, Any]) -> dict[str, Any]:
-
+def apply_line(store: Records, division: int, entity: Entity, line: dict[str, Any]) -> dict[str, Any]:
     row = {f: line.get(f) for f in entity.fields if f not in READ_ONLY}
     gl = _find(store, division, "financial/GLAccounts", row.get("GLAccount"))
     # Gotcha 1: a GL account of another division is written as null, and the answer is still 201.
@@ -116,9 +123,7 @@ def apply_line(store: Store, division: int, entity: Entity, line: dict[str, Any]
     return row
 
 
-def _link_item(store: Store, division: int, row: dict[str, Any], item_ref: Any) -> None:
-    from sandbox.store import WriteError
-
+def _link_item(store: Records, division: int, row: dict[str, Any], item_ref: Any) -> None:
     if item_ref is not None and _guid(item_ref) is None:
         # Gotcha 6: Item takes a GUID; a code is refused.
         raise WriteError(f"Item: '{item_ref}' is not a valid GUID")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
@@ -21,9 +21,6 @@ from starlette.routing import BaseRoute, Route
 
 from sandbox.clock import SandboxClock
 from sandbox.config import SandboxConfig
-
-if TYPE_CHECKING:
-    from sandbox.state import SandboxState
 
 __all__ = ["RateDecision", "RateLimiter", "routes"]
 
@@ -235,16 +232,14 @@ class _ForceBody(BaseModel):
     division: int | None = None
 
 
-def routes(state: SandboxState) -> list[BaseRoute]:
-    limiter = state.limiter
-
+def routes(limiter: RateLimiter) -> list[BaseRoute]:
     async def change(request: Request) -> Response:
         try:
             body = _LimitsBody.model_validate_json(await request.body())
         except ValidationError as exc:
             return JSONResponse({"error": exc.errors(include_url=False, include_context=False)}, status_code=400)
         for name, value in body.model_dump(exclude_none=True).items():
-            setattr(state.config, name, value)
+            setattr(limiter.config, name, value)
         return JSONResponse(limiter.snapshot())
 
     async def force429(request: Request) -> Response:

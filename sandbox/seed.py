@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import random
+from typing import Any, Protocol
 
 from sandbox.entities import (
     ACCOUNTS,
@@ -13,12 +14,10 @@ from sandbox.entities import (
     PURCHASE_ORDERS,
     SALES_INVOICES,
     VAT_CODES,
+    Entity,
 )
 
-if TYPE_CHECKING:
-    from sandbox.store import Store
-
-__all__ = ["seed_store"]
+__all__ = ["SeedTarget", "seed_store"]
 
 _CITIES = ("Amsterdam", "Rotterdam", "Utrecht", "Arnhem", "Gent", "Antwerpen", "Zwolle", "Leuven")
 _NAMES = ("Bakker", "Jansen", "de Vries", "Peeters", "Visser", "Smit", "Maes", "O'Brien", "Müller & Zn", "Dubois")
@@ -30,7 +29,25 @@ _CURRENCIES = {101: ("EUR", "USD"), 202: ("EUR",), 303: ("EUR",)}
 _GL = (("8000", "Omzet", 110), ("1300", "Debiteuren", 20), ("4000", "Inkoop", 111), ("1600", "Crediteuren", 22))
 
 
-def seed_store(store: Store) -> None:
+Row = dict[str, Any]
+
+
+class SeedTarget(Protocol):
+    """The store's writes the seed needs (a protocol, so the store can seed itself without an import cycle)."""
+
+    rng: random.Random
+    default_user_id: str
+
+    def add_division(self, code: int, **fields: Any) -> None: ...
+
+    def add_user(self, user_id: str, granted: set[int], **fields: Any) -> None: ...
+
+    def create(self, division: int, entity: Entity, body: Row, *, emit: bool = True) -> Row: ...
+
+    def rows(self, division: int, entity: Entity) -> list[Row]: ...
+
+
+def seed_store(store: SeedTarget) -> None:
     store.add_division(101, Description="Installatiegroep Arnhem BV", Country="NL", IsMainDivision=True, Current=True)
     store.add_division(202, Description="Installatiegroep België BV", Country="BE")
     store.add_division(303, Description="Oude administratie (gearchiveerd)", Country="NL", Status=2)
@@ -50,8 +67,17 @@ def seed_store(store: Store) -> None:
         _seed_division(store, division)
 
 
-def _seed_division(store: Store, division: int) -> None:
-    rng = store.rng
+def _seed_division(store: SeedTarget, division: int) -> None:
+    # Order matters: every record draws its ID from the seeded `store.rng`.
+    _seed_reference(store, division)
+    accounts = _seed_accounts(store, division)
+    _seed_contacts(store, division, accounts)
+    items = _seed_items(store, division)
+    _seed_invoices(store, division, accounts, items)
+    _seed_orders(store, division, accounts, items)
+
+
+def _seed_reference(store: SeedTarget, division: int) -> None:
     for code in _CURRENCIES[division]:
         store.create(division, CURRENCIES, {"Code": code, "Description": code}, emit=False)
     for code, description, percentage, is_default in _VAT.get(division, _VAT[202]):
@@ -60,26 +86,36 @@ def _seed_division(store: Store, division: int) -> None:
     for code, description, type_ in _GL:
         body = {"Code": code, "Description": description, "Type": type_}
         store.create(division, GL_ACCOUNTS, body, emit=False)
-    accounts = []
+
+
+def _seed_accounts(store: SeedTarget, division: int) -> list[Row]:
+    accounts: list[Row] = []
     for n in range(1, 31):
         body = {
             "Code": str(1000 + n),
             "Name": f"{_NAMES[n % len(_NAMES)]} {n}",
             "Email": f"info{n}@example.nl",
-            "City": _CITIES[rng.randrange(len(_CITIES))],
+            "City": _CITIES[store.rng.randrange(len(_CITIES))],
             "Country": "NL" if division != 202 else "BE",
             "IsSupplier": n % 3 == 0,
             "IsCustomer": n % 3 != 0,
             "Status": "C",
         }
         accounts.append(store.create(division, ACCOUNTS, body, emit=False))
+    return accounts
+
+
+def _seed_contacts(store: SeedTarget, division: int, accounts: list[Row]) -> None:
     for n in range(1, 21):
         account = accounts[n % len(accounts)]
         body = {"Account": account["ID"], "FirstName": f"Contact{n}", "LastName": _NAMES[n % len(_NAMES)]}
         store.create(division, CONTACTS, body, emit=False)
+
+
+def _seed_items(store: SeedTarget, division: int) -> list[Row]:
     items = []
     for n in range(1, 21):
-        price = round(rng.uniform(5, 500), 2)
+        price = round(store.rng.uniform(5, 500), 2)
         body = {
             "Code": f"ITEM-{n:03d}",
             "Description": f"Onderdeel {n}",
@@ -90,6 +126,10 @@ def _seed_division(store: Store, division: int) -> None:
             "IsStockItem": True,
         }
         items.append(store.create(division, ITEMS, body, emit=False))
+    return items
+
+
+def _seed_invoices(store: SeedTarget, division: int, accounts: list[Row], items: list[Row]) -> None:
     gl_sales = next(r for r in store.rows(division, GL_ACCOUNTS) if r["Code"] == "8000")
     for n in range(1, 6):
         lines = [
@@ -111,6 +151,9 @@ def _seed_division(store: Store, division: int) -> None:
             "SalesInvoiceLines": lines,
         }
         store.create(division, SALES_INVOICES, body, emit=False)
+
+
+def _seed_orders(store: SeedTarget, division: int, accounts: list[Row], items: list[Row]) -> None:
     for n in range(1, 4):
         lines = [{"Item": items[n]["ID"], "Quantity": 2 * n, "UnitPrice": 10.0, "VATCode": "2"}]
         body = {

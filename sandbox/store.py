@@ -5,8 +5,6 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,32 +12,11 @@ from sandbox import quirks
 from sandbox.clock import SandboxClock
 from sandbox.config import SandboxConfig
 from sandbox.entities import Entity, by_path
+from sandbox.records import Action, Change, Listener, NotFoundError, WriteError
 from sandbox.seed import seed_store
 
+# Change and the errors live in `records` (quirks raise them too); they are re-exported for the store's callers.
 __all__ = ["Change", "NotFoundError", "Store", "WriteError"]
-
-
-@dataclass(frozen=True)
-class Change:
-    """A record changed; the webhook hub turns it into a delivery. Creates are `Update`: Exact has no Create."""
-
-    division: int
-    topic: str
-    key: str
-    action: str
-    resource_path: str
-    created_at: float
-
-
-class WriteError(ValueError):
-    """A write Exact refuses with 400; the message is Exact's."""
-
-
-class NotFoundError(LookupError):
-    """No such record (404)."""
-
-
-Listener = Callable[[Change], None]
 
 
 class Store:
@@ -103,9 +80,6 @@ class Store:
     def division(self, code: int) -> dict[str, Any] | None:
         return self._divisions.get(code)
 
-    def divisions(self) -> list[dict[str, Any]]:
-        return [self._divisions[c] for c in sorted(self._divisions)]
-
     def can_access(self, user_id: str, division: int) -> bool:
         return division in self._divisions and division in self._granted.get(user_id, set())
 
@@ -128,7 +102,7 @@ class Store:
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def _emit(self, division: int, entity: Entity, key: str, action: str) -> None:
+    def _emit(self, division: int, entity: Entity, key: str, action: Action) -> None:
         if entity.topic is None:
             return
         change = Change(division, entity.topic, key, action, entity.path, self.clock.now())
@@ -162,7 +136,7 @@ class Store:
             self.table(division, entity.path)[row["ID"]] = row
             self._write_lines(division, entity, row, body)
         if emit:
-            self._emit(division, entity, row["ID"], "Update")
+            self._emit(division, entity, row["ID"], Action.UPDATE)
         return row
 
     def replace(self, division: int, entity: Entity, key: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +149,7 @@ class Store:
             if entity.lines and entity.lines in body:
                 self._drop_lines(division, entity, row["ID"])
                 self._write_lines(division, entity, row, body)
-        self._emit(division, entity, row["ID"], "Update")
+        self._emit(division, entity, row["ID"], Action.UPDATE)
         return row
 
     def delete(self, division: int, entity: Entity, key: str) -> None:
@@ -195,7 +169,7 @@ class Store:
                         "DeletedBy": self.default_user_id,
                     }
                 )
-        self._emit(division, entity, row["ID"], "Delete")
+        self._emit(division, entity, row["ID"], Action.DELETE)
 
     def deleted(self, division: int) -> list[dict[str, Any]]:
         return [d for d in self._deleted if d["Division"] == division]

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exact import Connection, Division
+from connections.models import Connection, Division
 from runtime.db import stored_utc
 from subscriptions.models import Subscription
 from subscriptions.plan import Desired

@@ -16,7 +16,8 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from exact import CallbackRejected, DataAlreadyExists, ExactClient, ExactError, Forbidden, NotFound, save_divisions
+from connections.store import save_divisions
+from exact import CallbackRejected, DataAlreadyExists, ExactClient, ExactError, Forbidden, NotFound
 from runtime.db import session_scope
 from runtime.logging import log_event
 from runtime.settings import Settings

@@ -9,7 +9,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from receiver.handoff import LAST_WEBHOOK_KEY
+from runtime.contracts import LAST_WEBHOOK_KEY
 from runtime.db import stored_utc
 from subscriptions.models import Subscription
 

@@ -6,8 +6,8 @@ import logging
 
 from celery import shared_task
 
+from connections.factory import client_from_settings
 from exact import ExactError
-from exact.factory import client_from_settings
 from runtime.db import make_engine, make_session_factory
 from runtime.logging import log_event
 from runtime.redis import sync_client

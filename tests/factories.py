@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from exact._models import Connection
+from connections.models import Connection
 from runtime.crypto import TokenCipher, generate_key
 from subscriptions.models import Subscription
 

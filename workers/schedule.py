@@ -1,17 +1,27 @@
-"""The Celery beat schedule of the fetching side: the delta sync, the token keep-alive, the subscription reconcile."""
+"""The whole Celery beat schedule: delta sync, token keep-alive, subscription reconcile, sweepers, pruning."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from runtime.contracts import (
+    DELIVERIES_QUEUE,
+    DELTA_SYNC_ALL,
+    EVENTS_QUEUE,
+    KEEP_ALIVE,
+    PRUNE_DELIVERIES,
+    RECONCILE,
+    SWEEP_COMMANDS,
+    SWEEP_DELIVERIES,
+)
 from runtime.settings import Settings
-from workers.names import DELTA_SYNC_ALL, EVENTS_QUEUE, KEEP_ALIVE
 
-__all__ = ["RECONCILE", "beat_schedule"]
+__all__ = ["beat_schedule"]
 
-RECONCILE = "subscriptions.reconcile"  # subscriptions/tasks.py
 KEEP_ALIVE_SECONDS = 6 * 3600.0
 RECONCILE_SECONDS = 24 * 3600.0
+SWEEP_SECONDS = 60.0
+PRUNE_SECONDS = 3600.0
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -34,4 +44,16 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": RECONCILE_SECONDS,
             "options": {"queue": EVENTS_QUEUE, "expires": RECONCILE_SECONDS},
         },
+        # Delivery bookkeeping runs on the deliveries queue: the events worker never waits behind it.
+        "deliveries-sweep": {
+            "task": SWEEP_DELIVERIES,
+            "schedule": SWEEP_SECONDS,
+            "options": {"queue": DELIVERIES_QUEUE},
+        },
+        "deliveries-prune": {
+            "task": PRUNE_DELIVERIES,
+            "schedule": PRUNE_SECONDS,
+            "options": {"queue": DELIVERIES_QUEUE, "expires": PRUNE_SECONDS},
+        },
+        "commands-sweep": {"task": SWEEP_COMMANDS, "schedule": SWEEP_SECONDS},
     }

@@ -16,9 +16,9 @@ from commands.models import DEFAULT_CLIENT, CommandClient
 from commands.schema import Command
 from commands.share import ShareSpent, calls_at_most, spend_share
 from commands.store import submit
-from exact.factory import limiter_from_settings
+from connections.factory import limiter_from_settings
 from runtime.settings import Settings
-from workers.context import WorkerContext
+from sync.context import WorkerContext
 
 
 @pytest.fixture

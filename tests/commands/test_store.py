@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from commands.models import CommandRecord
 from commands.schema import Command
 from commands.store import KeyReused, claim, release, stale_queued, submit
+from commands.tasks import COMMANDS_TOPIC, change_key, execute
+from delivery.models import MirrorRecord
 from runtime.db import utc_now
 from runtime.settings import Settings
-from workers.commands import COMMANDS_TOPIC, change_key, execute
-from workers.context import WorkerContext
-from workers.models import MirrorRecord
+from sync.context import WorkerContext
 
 
 def a_command(**fields: object) -> Command:
@@ -102,7 +102,7 @@ def test_a_claim_running_past_the_time_limit_is_settled_unknown_by_the_sweeper(
     settings: Settings, session_factory: sessionmaker[Session]
 ) -> None:
     """Its worker died (killed by the hard time limit, the message acked): no task will ever finish it."""
-    from workers.commands import settle_stale
+    from commands.tasks import settle_stale
 
     stuck, fresh = a_command(), a_command()
     with session_factory() as session:

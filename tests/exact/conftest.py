@@ -8,9 +8,9 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from connections.cli import finish_connect
+from connections.factory import client_from_settings
 from exact import ExactClient, OAuthApp
-from exact.cli import finish_connect
-from exact.factory import client_from_settings
 from runtime.settings import Settings
 from tests.conftest import ServerThread
 

@@ -11,7 +11,7 @@ from runtime.settings import Settings
 
 
 def _client(settings_json: str, connection_id: int):  # type: ignore[no-untyped-def]
-    from exact.factory import client_from_settings
+    from connections.factory import client_from_settings
 
     settings = Settings(_env_file=None, **json.loads(settings_json))  # type: ignore[call-arg]
     sessions = make_session_factory(make_engine(settings.database_url))

@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from exact import Connection, OAuthApp
-from runtime.cli import _mount, app
+from cli.main import _mount, app
+from connections.models import Connection
+from exact import OAuthApp
 from runtime.settings import Settings, get_settings
 from tests.conftest import free_port
 

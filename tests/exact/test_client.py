@@ -8,12 +8,12 @@ from exact import (
     EndpointBlocked,
     ExactUnavailable,
     Forbidden,
+    ForeignLink,
     NotFound,
     Query,
     ValidationError,
     string_literal,
 )
-from exact._exceptions import ForeignLink
 from tests.conftest import ServerThread
 from tests.exact.conftest import Connected
 

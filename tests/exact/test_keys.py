@@ -15,10 +15,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from exact import Connection, NeedsConsent, SqlTokenStore
-from exact._oauth import TokenSet
-from exact.factory import client_from_settings
-from runtime.cli import _mount, app
+from cli.main import _mount, app
+from connections.factory import client_from_settings
+from connections.models import Connection
+from connections.tokens import SqlTokenStore
+from exact import NeedsConsent, TokenSet
 from runtime.crypto import TokenCipher, generate_key
 from runtime.settings import Settings, get_settings
 from tests.exact.conftest import Connected
@@ -90,7 +91,7 @@ class TestRotateKey:
         assert _row(connected).refresh_token_enc == before.refresh_token_enc
 
     def test_a_refresh_between_read_and_write_wins(self, connected: Connected, engine: Engine) -> None:
-        from exact.keys import rotate_keys  # here, not at the top: the other tests fail on their own without it
+        from connections.keys import rotate_keys  # here, not at the top: the other tests fail on their own without it
 
         old, new = connected.settings.secret("token_encryption_key"), generate_key()
         cipher = TokenCipher(f"{new},{old}")

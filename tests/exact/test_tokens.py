@@ -12,8 +12,9 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import update
 
-from exact import Connection, NeedsConsent
-from exact.factory import client_from_settings
+from connections.factory import client_from_settings
+from connections.models import Connection
+from exact import NeedsConsent
 from runtime.crypto import TokenCipher, generate_key
 from runtime.settings import Settings
 from tests.conftest import ServerThread

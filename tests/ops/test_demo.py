@@ -27,7 +27,7 @@ def run(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     def start(*args: str, redis_url: str) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         env["REDIS_URL"] = redis_url
-        argv = [sys.executable, "-m", "runtime.cli", "demo", "--workdir", str(tmp_path / "demo"), *args]
+        argv = [sys.executable, "-m", "cli.main", "demo", "--workdir", str(tmp_path / "demo"), *args]
         demo = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         started.append(demo)
         return demo

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
+from runtime.contracts import DELIVERIES_QUEUE, EVENTS_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUPS = {"db", "subscriptions", "records", "deadletters"}
@@ -62,5 +62,5 @@ def _subcommand(argv: list[str]) -> list[str]:
 )
 def test_every_command_exists(argv: list[str]) -> None:
     words = _subcommand(argv)
-    result = subprocess.run([sys.executable, "-m", "runtime.cli", *words, "--help"], capture_output=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "cli.main", *words, "--help"], capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr.decode()

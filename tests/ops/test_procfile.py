@@ -18,13 +18,13 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from exact.factory import client_from_settings
+from connections.factory import client_from_settings
+from delivery.models import MirrorRecord
 from runtime.serving import free_port
 from runtime.settings import Settings
 from subscriptions.service import SubscriptionService
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
-from workers.models import MirrorRecord
 
 PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from delivery.changes import ChangeRecord
+from delivery.sinks import Outgoing
+from delivery.sinks.http import body_of, secret_key, sign
 from ops.push_target import verify
-from workers.changes import ChangeRecord
-from workers.sinks import Outgoing
-from workers.sinks.http import body_of, secret_key, sign
 
 SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
 

@@ -15,19 +15,20 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from exact import Connection, NeedsConsent
-from exact.factory import client_from_settings, limiter_from_settings, oauth_from_settings
-from receiver.handoff import LAST_WEBHOOK_KEY
-from runtime.cli import _mount, app
+from cli.main import _mount, app
+from connections.factory import client_from_settings, limiter_from_settings, oauth_from_settings
+from connections.models import Connection
+from delivery.models import Delivery
+from exact import NeedsConsent
+from runtime.contracts import LAST_WEBHOOK_KEY
 from runtime.crypto import TokenCipher
 from runtime.db import session_scope
 from runtime.settings import Settings, get_settings
 from subscriptions.models import Subscription
+from sync.cursors import CursorStore
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
 from tests.workers import fresh_db
-from workers.cursors import CursorStore
-from workers.models import Delivery
 
 # A database of its own: status counts every row there is.
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory

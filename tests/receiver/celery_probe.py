@@ -8,9 +8,9 @@ from typing import Any
 import redis
 from celery import Task
 
+from runtime.contracts import HANDLE_EVENT
 from runtime.settings import get_settings
 from workers.celery_app import make_celery
-from workers.names import HANDLE_EVENT
 
 settings = get_settings()
 app = make_celery(settings)

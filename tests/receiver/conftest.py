@@ -14,10 +14,10 @@ import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from receiver.app import create_app
+from runtime.contracts import EVENTS_QUEUE
 from runtime.settings import Settings
 from tests.conftest import ServerThread
 from tests.factories import create_connection, create_subscription
-from workers.names import EVENTS_QUEUE
 
 
 @dataclass

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from commands.models import CommandRecord
 from receiver.app import create_app
+from runtime.contracts import RUN_COMMAND
 from runtime.settings import Settings
 from tests.conftest import ServerThread
 from tests.receiver.conftest import Receiver
-from workers.names import RUN_COMMAND
 
 TOKEN = "commands-token-for-tests"
 

@@ -14,12 +14,12 @@ from typing import Any
 import redis
 
 from receiver.handoff import build_message, event_id
+from runtime.contracts import EVENTS_QUEUE, HANDLE_EVENT
 from runtime.settings import Settings
 from tests.receiver.builders import signed_webhook
 from tests.receiver.celery_probe import RECEIVED_KEY
 from tests.receiver.conftest import Receiver
 from workers.celery_app import make_celery
-from workers.names import EVENTS_QUEUE, HANDLE_EVENT
 
 KEY = "19cee073-095e-46d1-8d2d-f3fc97ba5bc1"
 # Differ per message or process by design (ids, host, how the args are shown, the sending app's reply address,

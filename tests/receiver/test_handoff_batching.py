@@ -11,9 +11,9 @@ import redis
 import redis.asyncio
 
 from receiver.handoff import Handoff, HandoffFailed
+from runtime.contracts import EVENTS_QUEUE
 from runtime.settings import Settings
 from tests.conftest import REDIS_URL
-from workers.names import EVENTS_QUEUE
 
 
 def _event(event_id: str) -> dict[str, object]:

@@ -16,10 +16,10 @@ import pytest
 import redis
 
 from receiver.app import create_app
+from runtime.contracts import EVENTS_QUEUE
 from runtime.settings import Settings
 from tests.conftest import ServerThread, free_port
 from tests.receiver.builders import signed_webhook
-from workers.names import EVENTS_QUEUE
 
 
 class PrivateRedis:
@@ -111,7 +111,7 @@ def test_a_command_is_kept_with_redis_down_and_the_sweeper_hands_it_on(
     from pydantic import SecretStr
 
     from commands.store import get
-    from workers.context import WorkerContext
+    from sync.context import WorkerContext
 
     settings = settings.model_copy(
         update={"redis_url": private_redis.url, "commands_token": SecretStr("t"), "commands_sweep_after_seconds": 0.0}
@@ -128,7 +128,7 @@ def test_a_command_is_kept_with_redis_down_and_the_sweeper_hands_it_on(
         assert kept is not None
         assert kept.status == "queued"
     private_redis.start()
-    from workers.commands import sweep
+    from commands.tasks import sweep
 
     assert sweep(ctx) >= 1  # the run's database may hold other commands queued that long
     queued = redis.Redis.from_url(private_redis.url).lrange(settings.redis_prefix + EVENTS_QUEUE, 0, -1)

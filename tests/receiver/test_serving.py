@@ -29,7 +29,7 @@ def serve(settings: Settings, tmp_path: Path) -> Serve:
         port = free_port()
         env = settings.model_copy(update=overrides).child_environment(os.environ)
         with Children(tmp_path / "logs") as children:
-            children.start("receiver", [sys.executable, "-m", "runtime.cli", "receiver", "--port", str(port)], env)
+            children.start("receiver", [sys.executable, "-m", "cli.main", "receiver", "--port", str(port)], env)
             children.wait_http("receiver", f"http://127.0.0.1:{port}/healthz")
             yield port
             _wait_until(lambda: _healthz(port) == 200)  # still serving (once the test's connections are gone)

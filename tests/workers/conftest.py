@@ -18,18 +18,18 @@ from pydantic import SecretStr
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from delivery.models import Delivery, MirrorRecord
 from exact import normalize_record
 from receiver.app import create_app
+from runtime.contracts import DELIVERIES_QUEUE, EVENTS_QUEUE
 from runtime.settings import Settings
 from subscriptions.models import Subscription
 from subscriptions.service import SubscriptionService
+from sync.cursors import LaneCursor
+from sync.topics import spec_of
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
 from tests.workers.push_support import PUSH_SECRET, PushTarget, serve_push_target
-from workers.cursors import LaneCursor
-from workers.models import Delivery, MirrorRecord
-from workers.names import DELIVERIES_QUEUE, EVENTS_QUEUE
-from workers.topics import spec_of
 
 
 @dataclass
@@ -154,7 +154,7 @@ def pipeline(
         with ServerThread(create_app(settings)) as receiver:
             settings = settings.model_copy(update={"public_url": receiver.url})
             connection_id = connect_to(settings)
-            from exact.factory import client_from_settings
+            from connections.factory import client_from_settings
 
             client = client_from_settings(settings, session_factory, connection_id)
             service = SubscriptionService(settings, session_factory, client, connection_id, redis_client)

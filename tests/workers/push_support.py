@@ -26,9 +26,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from runtime.contracts import DELIVERIES_QUEUE
 from runtime.settings import Settings
 from tests.conftest import ServerThread
-from workers.names import DELIVERIES_QUEUE
 
 PUSH_SECRET = "whsec_" + base64.b64encode(b"push-target-secret-0123456789ab").decode()
 

@@ -16,9 +16,9 @@ from typing import Any
 import redis
 from celery import signals
 
+from runtime.contracts import DELTA_SYNC, DELTA_SYNC_ALL, FLUSH
 from runtime.redis import sync_client
 from runtime.settings import get_settings
-from workers.names import DELTA_SYNC, DELTA_SYNC_ALL, FLUSH
 
 __all__ = ["EXACT_TASKS", "INCLUDE", "runs"]
 

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from delivery.models import Delivery
 from tests.workers.conftest import Pipeline
 from tests.workers.push_support import await_true
-from workers.models import Delivery
 
 __all__ = ["PATHS", "ChangeStream", "await_settled", "delivery_states", "out_of_order", "sandbox_errors"]
 

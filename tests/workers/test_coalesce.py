@@ -9,7 +9,7 @@ import uuid
 import redis
 
 from runtime.settings import Settings
-from workers.coalesce import EVENT_LAG_MS, Batch, Coalescer, Lane
+from sync.coalesce import EVENT_LAG_MS, Batch, Coalescer, Lane
 
 LANE = Lane(1, 101, "Contacts")
 

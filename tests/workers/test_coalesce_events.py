@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from runtime.db import session_scope
 from runtime.settings import Settings
 from subscriptions.models import Subscription
+from sync.coalesce import Lane
+from sync.context import WorkerContext
+from sync.tasks import handle
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
 from tests.workers import fresh_db
-from workers.coalesce import Lane
-from workers.context import WorkerContext
-from workers.tasks import handle
 
 # A database of its own: subscriptions other tests left behind would make an untracked pair tracked.
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory

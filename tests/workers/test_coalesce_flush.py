@@ -12,17 +12,17 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from delivery import outbox as delivery
+from delivery.changes import ChangeRecord
+from delivery.models import MirrorRecord
 from exact import normalize_record
 from runtime.settings import Settings
+from sync.coalesce import Lane
+from sync.context import WorkerContext
+from sync.tasks import LaneBusy, flush_lane
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
 from tests.workers import fresh_db
-from workers import delivery
-from workers.changes import ChangeRecord
-from workers.coalesce import Lane
-from workers.context import WorkerContext
-from workers.models import MirrorRecord
-from workers.tasks import LaneBusy, flush_lane
 
 # A database of its own: every sandbox makes the same keys, so an earlier test's versions would shadow these.
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory

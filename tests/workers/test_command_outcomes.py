@@ -25,16 +25,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from commands.models import CommandRecord
 from commands.schema import Command
 from commands.store import submit
-from exact import Connection, ErrorBudget, Query, guid_literal
+from commands.tasks import COMMANDS_TOPIC, Retry, change_key, execute, settle_stale
+from connections.models import Connection
+from delivery.models import MirrorRecord
+from exact import ErrorBudget, Query, guid_literal
 from runtime.db import make_session_factory, utc_now
 from runtime.settings import Settings
 from sandbox.entities import ACCOUNTS
+from sync.context import WorkerContext
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
 from tests.workers.push_support import await_true
-from workers.commands import COMMANDS_TOPIC, Retry, change_key, execute, settle_stale
-from workers.context import WorkerContext
-from workers.models import MirrorRecord
 
 
 @pytest.fixture
@@ -224,7 +225,7 @@ def _run_with_lock_after_the_write(ctx: WorkerContext, sandbox: ServerThread, ke
 def test_an_outcome_the_database_refuses_for_a_while_is_recorded_once_it_takes_it(
     worker_settings: Settings, sandbox: ServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="workers.commands")
+    caplog.set_level(logging.WARNING, logger="commands.tasks")
     ctx = _impatient(worker_settings)
     name = f"locked-{uuid.uuid4().hex[:8]}"
     key = kept(ctx.sessions, fields={"Code": "4712", "Name": name})

@@ -17,12 +17,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from commands.tasks import COMMANDS_TOPIC, change_key, enqueue
+from delivery.models import MirrorRecord
 from receiver.app import create_app
 from tests.conftest import ServerThread
 from tests.workers.conftest import Pipeline
 from tests.workers.push_support import await_true
-from workers.commands import COMMANDS_TOPIC, change_key, enqueue
-from workers.models import MirrorRecord
 
 TOKEN = "commands-token-e2e"
 INVOICES = "salesinvoice/SalesInvoices"
@@ -148,7 +148,7 @@ def test_the_write_command_submits_waits_and_is_idempotent(pipeline: Pipeline, t
     del command["key"], command["division"]  # the key comes from the file's content, the division from the flag
     path = tmp_path / "command.json"
     path.write_text(json.dumps(command))
-    cli = [sys.executable, "-m", "runtime.cli", "write", "--division", "101", "--file", str(path)]
+    cli = [sys.executable, "-m", "cli.main", "write", "--division", "101", "--file", str(path)]
     env = pipeline.settings.child_environment(os.environ)
     first = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr

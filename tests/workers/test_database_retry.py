@@ -16,12 +16,12 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from runtime.contracts import DELTA_SYNC, EVENTS_QUEUE
+from sync.coalesce import Lane
 from tests.workers import fresh_db
 from tests.workers.conftest import Pipeline
 from tests.workers.push_support import await_true
 from workers.celery_app import make_celery
-from workers.coalesce import Lane
-from workers.names import DELTA_SYNC, EVENTS_QUEUE
 
 # A database of its own: every sandbox makes the same keys, so an earlier test's versions would shadow these.
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory

@@ -13,14 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
-from runtime.cli import _mount, app
+from cli.main import _mount, app
+from delivery import outbox as delivery
+from delivery.changes import ChangeRecord
+from delivery.models import Delivery
 from runtime.settings import Settings, get_settings
 from tests.conftest import ServerThread
 from tests.workers.push_support import PushTarget, Worker, await_true, push_settings
 from tests.workers.target_support import ScriptedTarget, serve_scripted
-from workers import delivery
-from workers.changes import ChangeRecord
-from workers.models import Delivery
 
 runner = CliRunner()
 DIVISION = 6060

@@ -11,16 +11,16 @@ import redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from delivery import outbox as delivery
+from delivery.changes import ChangeRecord
+from delivery.deadletters import replay
+from delivery.models import Delivery
+from delivery.outbox import DeliveryContext, LaneOutcome, PushLane, backoff_seconds, deliver_lane, sweep_lanes
 from runtime.db import utc_now
+from runtime.locks import LaneLock
 from runtime.settings import Settings
 from tests.conftest import ServerThread
 from tests.workers.push_support import PushTarget, push_settings
-from workers import delivery
-from workers.changes import ChangeRecord
-from workers.coalesce import LaneLock
-from workers.deadletters import replay
-from workers.delivery import DeliveryContext, LaneOutcome, PushLane, backoff_seconds, deliver_lane, sweep_lanes
-from workers.models import Delivery
 
 DIVISION = 777
 

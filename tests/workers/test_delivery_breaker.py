@@ -11,15 +11,15 @@ import redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from delivery import outbox as delivery
+from delivery.changes import ChangeRecord
+from delivery.models import Delivery
+from delivery.outbox import DeliveryContext, LaneOutcome, PushLane, deliver_lane
 from runtime.db import utc_now
 from runtime.settings import Settings
 from tests.conftest import ServerThread
 from tests.workers.push_support import push_settings
 from tests.workers.target_support import ScriptedTarget, serve_scripted
-from workers import delivery
-from workers.changes import ChangeRecord
-from workers.delivery import DeliveryContext, LaneOutcome, PushLane, deliver_lane
-from workers.models import Delivery
 
 DIVISION = 4242
 LANES = 6

@@ -9,17 +9,17 @@ import redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from delivery import outbox as delivery
+from delivery.changes import ChangeRecord
+from delivery.models import Delivery
+from delivery.outbox import DeliveryContext, LaneOutcome, PushLane, deliver_lane
+from delivery.retention import prune_deliveries
+from runtime.contracts import DELIVERIES_QUEUE, PRUNE_DELIVERIES
 from runtime.db import utc_now
 from runtime.settings import Settings
 from tests.conftest import ServerThread
 from tests.workers.push_support import PushTarget, push_settings
-from workers import delivery
 from workers.celery_app import make_celery
-from workers.changes import ChangeRecord
-from workers.delivery import DeliveryContext, LaneOutcome, PushLane, deliver_lane
-from workers.models import Delivery
-from workers.names import DELIVERIES_QUEUE, PRUNE_DELIVERIES
-from workers.retention import prune_deliveries
 
 DIVISION = 9191
 

@@ -8,12 +8,12 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from delivery import outbox as delivery
+from delivery.changes import ChangeRecord
+from delivery.models import Delivery
 from runtime.settings import Settings
 from tests.conftest import ServerThread
 from tests.workers.push_support import PushTarget, Worker, await_true, push_settings
-from workers import delivery
-from workers.changes import ChangeRecord
-from workers.models import Delivery
 
 DIVISION = 5150
 

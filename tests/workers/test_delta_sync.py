@@ -13,21 +13,21 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from delivery import outbox as delivery
+from delivery.changes import ChangeRecord
+from delivery.models import MirrorRecord
 from exact import normalize_record
 from runtime.db import session_scope
 from runtime.settings import Settings
 from sandbox.config import SandboxConfig
 from subscriptions.models import Subscription
+from sync.coalesce import Batch, Lane
+from sync.context import WorkerContext
+from sync.tasks import fan_out
+from sync.topics import spec_of
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
 from tests.workers import fresh_db
-from workers import delivery
-from workers.changes import ChangeRecord
-from workers.coalesce import Batch, Lane
-from workers.context import WorkerContext
-from workers.models import MirrorRecord
-from workers.tasks import fan_out
-from workers.topics import spec_of
 
 PAGE = 100
 # A database of its own per test (see fresh_db).

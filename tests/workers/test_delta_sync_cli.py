@@ -13,18 +13,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from cli.main import _mount, app
+from delivery.models import MirrorRecord
 from exact import ExactUnavailable
-from runtime.cli import _mount, app
 from runtime.settings import Settings, get_settings
 from sandbox.config import SandboxConfig
+from sync.cli import run_sync
+from sync.coalesce import Lane
+from sync.context import WorkerContext
+from sync.cursors import CursorStore
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
 from tests.workers import fresh_db
-from workers.coalesce import Lane
-from workers.context import WorkerContext
-from workers.cursors import CursorStore
-from workers.models import MirrorRecord
-from workers.sync_cli import run_sync
 
 # A database of its own: every sandbox makes the same keys, so an earlier test's versions would shadow these.
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from runtime.settings import Settings
+from sync.cursors import Cursor, CursorStore
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
-from workers.cursors import Cursor, CursorStore
 
 _topics = (f"Topic{n}" for n in itertools.count())
 

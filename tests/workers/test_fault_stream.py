@@ -2,9 +2,9 @@
 
 One test, so that the long faults overlap in time: the push target answers 503 for two minutes, and inside those
 two minutes Exact answers 500s and timeouts for a minute, then forced 429s, then 403s on one division until the
-client's error budget pauses its endpoints (7 errors, before Exact's block at 10). The sink's outage costs probes,
-not attempts: the per-target circuit breaker opens after a few failed pushes, so no push reaches the attempt limit
-and `exact-pipeline deadletters replay --all` finds nothing to replay at the end.
+client's error budget pauses its endpoints (7 errors, before Exact's block at 10). The sink's outage costs a few
+probes, not a POST per delivery: the per-target circuit breaker opens after a few failed pushes. A push whose probes
+used up its attempts is a dead letter, which `exact-pipeline deadletters replay --all` delivers at the end.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from connections.factory import client_from_settings
 from exact import ErrorBudget
-from exact.factory import client_from_settings
 from runtime.redis import clear_prefix
 from tests.workers import fresh_db, run_counter
 from tests.workers.conftest import Pipeline
@@ -171,12 +171,13 @@ def test_a_stream_through_exact_500s_timeouts_429s_403s_and_a_two_minute_sink_ou
     assert pipeline.push.rejected == 0
     assert out_of_order(pipeline) == {}
     # A two-minute outage of the sink: the breaker opened after its threshold of failed pushes (plus those already in
-    # flight) and let one probe through per cooldown, so no push used up its attempts and none became a dead letter.
+    # flight) and let one probe through per cooldown, so the outage cost a handful of requests, not one per delivery.
+    # A probe counts as an attempt, so a push that probed on every cooldown may still reach the limit: replayed here.
     failed_pushes = pipeline.push.requests - len(pipeline.push.accepted) - len(pipeline.push.duplicates)
     probes = math.ceil(outage / settings.delivery_breaker_cooldown_seconds) + 1
     assert failed_pushes <= settings.delivery_breaker_failures + CONCURRENCY + probes, failed_pushes
-    assert dead == 0
-    assert "no dead letters" in replay.stdout
+    assert dead <= probes, before_replay
+    assert (f"replayed {dead} dead letter(s)" if dead else "no dead letters") in replay.stdout
     assert "dead" not in after_replay
     # No burst of retries. While Exact fails every call, a run of a task stops at its first failed request, which
     # tries at most max_retries + 1 times; runs already under way when the minute began add at most as much each.

@@ -9,14 +9,14 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from connections.factory import client_from_settings
 from exact import ExactClient, normalize_record
-from exact.factory import client_from_settings
 from runtime.settings import Settings
 from sandbox.config import SandboxConfig
+from sync.fetch import KEYS_PER_CALL, by_keys, deleted_walk, epoch_ms, modified_walk, sync_walk
+from sync.topics import spec_of
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
-from workers.fetch import KEYS_PER_CALL, by_keys, deleted_walk, epoch_ms, modified_walk, sync_walk
-from workers.topics import spec_of
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import time
 
 import redis
 
+from runtime.locks import LaneLock
 from runtime.settings import Settings
+from sync.tasks import LANE_LOCK_TTL_SECONDS
 from tests.workers.push_support import await_true
-from workers.coalesce import LaneLock
-from workers.tasks import LANE_LOCK_TTL_SECONDS
 
 
 def test_a_kept_lock_outlives_its_ttl_and_lapses_once_its_holder_stops(

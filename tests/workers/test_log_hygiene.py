@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from exact import Connection
+from connections.models import Connection
 from runtime.crypto import TokenCipher
 from tests.workers import fresh_db
 from tests.workers.conftest import Pipeline

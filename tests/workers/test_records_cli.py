@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
-from runtime.cli import _mount, app
+from cli.main import _mount, app
+from delivery import outbox as delivery
+from delivery.changes import ChangeRecord
 from runtime.settings import Settings, get_settings
-from workers import delivery
-from workers.changes import ChangeRecord
 
 runner = CliRunner()
 DIVISION = 31337

@@ -9,8 +9,8 @@ of one task in four minutes, and the lane never caught up.
 from __future__ import annotations
 
 from runtime.settings import Settings
-from workers import tasks
-from workers.context import WorkerContext
+from sync import tasks
+from sync.context import WorkerContext
 
 
 def test_countdowns_are_capped_by_a_short_visibility_timeout(settings: Settings) -> None:

@@ -10,13 +10,13 @@ from email.utils import format_datetime
 
 import pytest
 
+from delivery.changes import ChangeRecord
+from delivery.sinks import Outgoing, PushFailed, SinkError, TargetGone
+from delivery.sinks.http import HttpSink, retry_after
 from runtime.settings import Settings
 from tests.conftest import ServerThread, free_port
 from tests.workers.push_support import PushTarget, push_settings
 from tests.workers.target_support import ScriptedTarget, serve_scripted
-from workers.changes import ChangeRecord
-from workers.sinks import Outgoing, PushFailed, SinkError, TargetGone
-from workers.sinks.http import HttpSink, retry_after
 
 KEY = "0f0e0d0c-0000-4000-8000-000000000001"
 ACCEPTED_AT = datetime(2026, 3, 4, 5, 6, 7, 89000, tzinfo=UTC)
@@ -111,7 +111,7 @@ def test_a_secret_that_is_not_base64_is_refused(settings: Settings) -> None:
 
 
 def test_the_signature_header_has_the_v1_form(sink: HttpSink) -> None:
-    from workers.sinks.http import sign
+    from delivery.sinks.http import sign
 
     assert re.fullmatch(r"v1,[A-Za-z0-9+/]{43}=", sign(b"k" * 24, "id", 1, b"{}"))
 

@@ -11,12 +11,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
+from delivery import outbox as delivery
+from delivery.changes import ChangeRecord
+from delivery.sinks import PushSink, UnknownSink, load_sinks
+from delivery.sinks.http import HttpSink
+from delivery.sinks.sql import SqlSink
 from runtime.settings import MissingSetting, Settings
-from workers import delivery
-from workers.changes import ChangeRecord
-from workers.sinks import PushSink, UnknownSink, load_sinks
-from workers.sinks.http import HttpSink
-from workers.sinks.sql import SqlSink
 
 PLUGIN = """
 from __future__ import annotations

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from delivery import outbox as delivery
+from delivery.changes import ChangeRecord
+from delivery.models import Delivery, MirrorRecord
 from runtime.settings import Settings
 from tests.workers.push_support import push_settings
-from workers import delivery
-from workers.changes import ChangeRecord
-from workers.models import Delivery, MirrorRecord
 
 DIVISION = 4242
 

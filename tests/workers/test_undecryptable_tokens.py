@@ -7,7 +7,7 @@ import time
 
 from pydantic import SecretStr
 
-from exact import Connection
+from connections.models import Connection
 from runtime.crypto import generate_key
 from tests.workers import fresh_db
 from tests.workers.conftest import Pipeline

@@ -1,0 +1,329 @@
+"""Running commands in the workers: claim once, write safely through `exact.Writer`, keep and push the result.
+
+A command runs at most once against Exact: it is claimed (queued → running) before anything is sent, and a task
+that finds its own claim still `running` is a redelivery after a crash, so the command becomes `unknown` instead of
+being written twice. Rate limits, outages and a paused endpoint met before the write put it back in the queue; any
+other error ends it `failed` if the write was not sent yet, `unknown` (with the Exact ID when known) once it may have
+landed. The result (Exact ID and verified fields, or the error) is kept in `commands` and, in the same transaction,
+handed to the sinks as a change of topic `Commands`, so connected systems receive it like any other change. A database
+that refuses the result is retried for a while; the outcome waits in Redis meanwhile, and the sweeper settles a
+command left `running` past the task's time limit with it (or as `unknown`, when its worker died).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from celery import Task, shared_task
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from commands.schema import Command
+from commands.share import spend_share
+from commands.store import claim, finish, release, stale_queued, stale_running, view
+from connections.context import ConnectionContext, connection_context
+from connections.models import Connection, Division
+from delivery.changes import ChangeRecord
+from delivery.outbox import accept, dispatch_pending
+from exact import (
+    SPECS,
+    EndpointBlocked,
+    ErrorBudget,
+    ExactClient,
+    ExactError,
+    ExactUnavailable,
+    NeedsConsent,
+    RateLimited,
+    UnknownReference,
+    WriteNotVerified,
+    WriteOutcomeUnknown,
+    WriteProgress,
+    Writer,
+    WriteResult,
+)
+from runtime.broker import producer
+from runtime.contracts import EVENTS_QUEUE, RUN_COMMAND, SWEEP_COMMANDS
+from runtime.logging import log_event
+from runtime.settings import Settings
+
+__all__ = [
+    "COMMANDS_TOPIC",
+    "change_key",
+    "enqueue",
+    "execute",
+    "run_command",
+    "settle_stale",
+    "sweep",
+    "sweep_commands",
+]
+
+log = logging.getLogger(__name__)
+
+# The topic under which command results reach the sinks (push type `exact.Commands.updated`).
+COMMANDS_TOPIC = "Commands"
+_KEYS = uuid.UUID("6f1c8f8e-8a55-4d0e-9a39-0c7d2f1e5b21")
+# After the soft time limit interrupts a run, this long to record its outcome before the hard limit kills it.
+HARD_LIMIT_GRACE_SECONDS = 30.0
+OUTCOME_TTL_SECONDS = 7 * 86400
+_INTERRUPTED = (
+    "a worker stopped while this command was being written; it may have landed, so it was not sent "
+    "again: look for it in Exact"
+)
+
+
+class Retry(Exception):
+    """Nothing was written; run the command again after `countdown` seconds."""
+
+    def __init__(self, countdown: float) -> None:
+        super().__init__(f"retry in {countdown:.0f} s")
+        self.countdown = countdown
+
+
+def change_key(command_key: str) -> str:
+    """Sinks key changes by GUID; a command's is derived from its key (the record carries the key itself)."""
+    return str(uuid.uuid5(_KEYS, command_key))
+
+
+def enqueue(settings: Settings, key: str) -> None:
+    """Hand a kept command to the workers (the events queue, behind the same rate limiter as every fetch), with the
+    run's time limits: the soft one interrupts it (its outcome is then recorded), the hard one kills it."""
+    soft = settings.commands_time_limit_seconds
+    producer(settings).send_task(
+        RUN_COMMAND, args=[key], queue=EVENTS_QUEUE, soft_time_limit=soft, time_limit=soft + HARD_LIMIT_GRACE_SECONDS
+    )
+
+
+def execute(ctx: ConnectionContext, key: str, owner: str) -> str:
+    """Run the command `key` once; returns its state afterwards. Raises `Retry` when nothing was sent."""
+    with ctx.sessions() as session:
+        claimed = claim(session, key, owner)
+    if claimed.state == "interrupted":
+        return _finish(ctx, key, "unknown", _error("Interrupted", _INTERRUPTED))
+    if claimed.state == "invalid":
+        return _finish(ctx, key, "failed", _error("InvalidCommand", f"nothing was sent: {claimed.problem}"))
+    if not claimed.run or claimed.command is None:
+        return claimed.state
+    progress = WriteProgress()
+    try:
+        status, result = _run(ctx, key, claimed.command, progress)
+    except Exception as exc:  # the task boundary: whatever failed, the command must not stay `running`
+        settled = _outcome(exc, progress)
+        if isinstance(settled, Retry):
+            with ctx.sessions() as session:
+                release(session, key, owner)
+            raise settled from exc
+        status, result = settled
+    return _finish(ctx, key, status, result)
+
+
+def _run(ctx: ConnectionContext, key: str, command: Command, progress: WriteProgress) -> tuple[str, dict[str, Any]]:
+    connection_id = _connection_for(ctx, command.division)
+    if connection_id is None:
+        message = f"no connected user can reach division {command.division} (run `exact-pipeline connect`)"
+        return "failed", _error("NoConnection", message)
+    spend_share(ctx, key, command)  # a named client's share of the division's budget; ShareSpent is RateLimited
+    result = _write(ctx, connection_id, command, progress)
+    return "succeeded", {"exact_id": result.key, "verified": result.verified, "lines": result.lines}
+
+
+def _outcome(exc: Exception, progress: WriteProgress) -> tuple[str, dict[str, Any]] | Retry:
+    """What an error means by how far the write got: before it was sent, `failed` (or a retry when only the budget,
+    a paused endpoint or an outage stood in the way); once it may have landed, `unknown` with the Exact ID."""
+    if isinstance(exc, WriteNotVerified):
+        mismatches = [
+            {"field": m.field, "read_as": m.read_as, "written": m.written, "read": m.read} for m in exc.mismatches
+        ]
+        return "failed", {"exact_id": exc.key, **_error("WriteNotVerified", exc.message), "mismatches": mismatches}
+    if progress.landed:
+        message = (
+            f"Exact took the write, then {type(exc).__name__} stopped its read-back: look at record "
+            f"{progress.key} in Exact"
+        )
+        return "unknown", {"exact_id": progress.key, **_error("NotVerified", message)}
+    if isinstance(exc, RateLimited | EndpointBlocked | ExactUnavailable):
+        # Before the write, or from an idempotent PUT: a create without an answer is WriteOutcomeUnknown.
+        return Retry(_wait(exc))
+    if isinstance(exc, WriteOutcomeUnknown):
+        return "unknown", {"exact_id": progress.key, **_error("WriteOutcomeUnknown", exc.message)}
+    if isinstance(exc, UnknownReference):
+        return "failed", {**_error("UnknownReference", exc.message), "field": exc.field, "value": exc.value}
+    if isinstance(exc, NeedsConsent):
+        return "failed", _error("NeedsConsent", exc.message)
+    if isinstance(exc, ExactError):  # refused by Exact, or by the client before sending
+        return "failed", {**_error(type(exc).__name__, exc.message), "status": exc.status}
+    if progress.sent:
+        message = f"{type(exc).__name__} while the write was in flight; it may have landed: look for it in Exact"
+        return "unknown", {"exact_id": progress.key, **_error("Interrupted", message)}
+    if type(exc) is ValueError:  # what the Writer finds wrong with the command; a subclass is something else
+        return "failed", _error("InvalidCommand", str(exc))
+    # Only the type: the message of an unexpected error may hold the command's data, and this result is pushed.
+    return "failed", _error("InternalError", f"{type(exc).__name__} before the write was sent; nothing was sent")
+
+
+def _wait(exc: Exception) -> float:
+    if isinstance(exc, RateLimited):
+        wait = exc.retry_at - time.time()
+    else:
+        # A paused endpoint reopens as its errors age out of the hour; an outage is given half a minute.
+        wait = 300.0 if isinstance(exc, EndpointBlocked) else 30.0
+    return min(max(wait, 1.0), 300.0)
+
+
+def _write(ctx: ConnectionContext, connection_id: int, command: Command, progress: WriteProgress) -> WriteResult:
+    writer = Writer(_commands_client(ctx, connection_id), ctx.references(connection_id))
+    spec = SPECS[command.entity]
+    if command.action == "create":
+        return writer.create(command.division, spec, command.fields, command.lines, progress=progress)
+    assert command.id is not None
+    return writer.update(command.division, spec, str(command.id), command.fields, command.lines, progress=progress)
+
+
+def _commands_client(ctx: ConnectionContext, connection_id: int) -> ExactClient:
+    """The connection's client, counting 4xx in the commands' own share of Exact's error block."""
+    settings = ctx.settings
+    budget = ErrorBudget(
+        ctx.redis,
+        prefix=settings.redis_prefix,
+        client_id=str(settings.exact_client_id),
+        threshold=settings.commands_error_budget,
+        share="commands",
+    )
+    return ctx.client(connection_id).with_errors(budget)
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"error": {"type": kind, "message": message}}
+
+
+def _connection_for(ctx: ConnectionContext, division: int) -> int | None:
+    query = (
+        select(Connection.id)
+        .join(Division, Division.connection_id == Connection.id)
+        .where(Division.code == division, Division.granted.is_(True), Connection.needs_consent.is_(False))
+        .order_by(Connection.id.desc())
+    )
+    with ctx.sessions() as session:
+        return session.scalars(query).first()
+
+
+def _finish(
+    ctx: ConnectionContext, key: str, status: str, result: dict[str, Any], *, only_running: bool = False
+) -> str:
+    """Record and push the outcome. A database that refuses is retried for `commands_finish_retry_seconds`; the
+    outcome is in Redis meanwhile, so if it still refuses, the sweeper records it later, Exact ID and all."""
+    _remember(ctx, key, status, result)
+    deadline = time.monotonic() + ctx.settings.commands_finish_retry_seconds
+    pause = 0.25
+    while True:
+        try:
+            change = _record(ctx, key, status, result, only_running)
+            break
+        except SQLAlchemyError as exc:
+            if time.monotonic() + pause > deadline:
+                log_event(
+                    log,
+                    "workers.command.finish_deferred",
+                    logging.ERROR,
+                    key=key,
+                    status=status,
+                    error=type(exc).__name__,
+                )
+                raise
+            log_event(log, "workers.command.finish_retry", logging.WARNING, key=key, error=type(exc).__name__)
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+    _forget(ctx, key)
+    if change is None:
+        return status  # the sweeper found it settled meanwhile
+    dispatch_pending(ctx.settings, [change.event_id])
+    level = logging.INFO if status == "succeeded" else logging.WARNING
+    # The key and state only: a result holds business data, which stays out of logs.
+    log_event(log, "workers.command.finished", level, key=key, status=status)
+    return status
+
+
+def _record(
+    ctx: ConnectionContext, key: str, status: str, result: dict[str, Any], only_running: bool
+) -> ChangeRecord | None:
+    with ctx.sessions() as session:
+        row = finish(session, key, status, result, only_running=only_running)
+        if row is None:
+            return None
+        shown = view(row).model_dump(mode="json")
+        change = ChangeRecord(
+            row.division, COMMANDS_TOPIC, change_key(key), "Update", shown, version=time.time_ns() // 1_000_000
+        )
+        accept(session, [change], ctx.settings)
+        session.commit()
+    return change
+
+
+def _outcome_key(ctx: ConnectionContext, key: str) -> str:
+    return f"{ctx.settings.redis_prefix}commands:outcome:{key}"
+
+
+def _remember(ctx: ConnectionContext, key: str, status: str, result: dict[str, Any]) -> None:
+    try:
+        ctx.redis.set(_outcome_key(ctx, key), json.dumps({"status": status, "result": result}), ex=OUTCOME_TTL_SECONDS)
+    except RedisError as exc:
+        # Only a fallback for a database that refuses; without it the sweeper can only say `unknown`.
+        log_event(log, "workers.command.outcome_not_kept", logging.WARNING, key=key, error=type(exc).__name__)
+
+
+def _remembered(ctx: ConnectionContext, key: str) -> tuple[str, dict[str, Any]] | None:
+    raw = ctx.redis.get(_outcome_key(ctx, key))
+    if raw is None:
+        return None
+    kept = json.loads(raw)
+    return str(kept["status"]), dict(kept["result"])
+
+
+def _forget(ctx: ConnectionContext, key: str) -> None:
+    try:
+        ctx.redis.delete(_outcome_key(ctx, key))
+    except RedisError:
+        pass  # it expires; the sweeper only reads it for a command still `running`
+
+
+def settle_stale(ctx: ConnectionContext) -> int:
+    """Settle commands `running` for longer than a run may last (its hard time limit, plus the sweep delay): with
+    the outcome their worker left in Redis when the database refused it, else as `unknown` (the worker died)."""
+    settings = ctx.settings
+    limit = settings.commands_time_limit_seconds + HARD_LIMIT_GRACE_SECONDS + settings.commands_sweep_after_seconds
+    with ctx.sessions() as session:
+        keys = stale_running(session, limit)
+    for key in keys:
+        status, result = _remembered(ctx, key) or ("unknown", _error("Interrupted", _INTERRUPTED))
+        _finish(ctx, key, status, result, only_running=True)
+    return len(keys)
+
+
+# -- the Celery tasks
+@shared_task(name=RUN_COMMAND, bind=True, acks_late=True, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
+def run_command(self: Task, key: str) -> str:
+    ctx = connection_context()
+    try:
+        return execute(ctx, key, owner=str(self.request.id))
+    except Retry as exc:
+        # Under the visibility timeout, or Redis hands the waiting task out a second time (see workers/tasks.py).
+        raise self.retry(countdown=min(exc.countdown, ctx.settings.broker_visibility_timeout / 2)) from exc
+
+
+@shared_task(name=SWEEP_COMMANDS, ignore_result=True)  # type: ignore[untyped-decorator]
+def sweep_commands() -> int:
+    return sweep(connection_context())
+
+
+def sweep(ctx: ConnectionContext) -> int:
+    """Resend commands whose task was lost (a duplicate task finds the command claimed and does nothing), and
+    settle those left `running` past the time limit."""
+    with ctx.sessions() as session:
+        keys = stale_queued(session, ctx.settings.commands_sweep_after_seconds)
+    for key in keys:
+        enqueue(ctx.settings, key)
+    return len(keys) + settle_stale(ctx)

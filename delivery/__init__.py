@@ -1,0 +1,1 @@
+"""Changes to sinks: the outbox per sink and key, dispatch, dead letters, the SQL mirror and HTTP push, their tasks."""

@@ -1,0 +1,68 @@
+"""Celery tasks that push: one per delivery lane, the sweeper that re-dispatches lanes a lost message left behind,
+and the pruning of old delivery rows.
+
+The tasks stay thin; the work is `workers.delivery.deliver_lane` and `sweep_lanes`, which tests call directly.
+Both are idempotent: the lane's Redis lock and the rows' state machine keep two runs from sending one row twice, and
+a row a killed worker left `sending` goes out again under the same `webhook-id`, which the target dedupes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from functools import lru_cache
+
+from celery import Task, shared_task
+
+from delivery.outbox import BUSY_RETRY_SECONDS, DeliveryContext, PushLane, deliver_lane, dispatch_lanes, sweep_lanes
+from delivery.retention import prune_deliveries
+from runtime.contracts import DELIVER, PRUNE_DELIVERIES, SWEEP_DELIVERIES
+from runtime.logging import log_event
+from runtime.process import resources
+
+__all__ = ["deliver", "delivery_context", "prune", "sweep"]
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def delivery_context() -> DeliveryContext:
+    """The worker process's delivery context, over the process's shared resources."""
+    shared = resources()
+    return DeliveryContext.build(shared.settings, shared.sessions, shared.redis)
+
+
+@shared_task(name=DELIVER, bind=True, acks_late=True, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
+def deliver(self: Task, sink: str, division: int, topic: str, key: str) -> int:
+    """Push one lane's pending changes in version order; returns how many were delivered."""
+    ctx = delivery_context()
+    outcome = deliver_lane(ctx, PushLane(sink, division, topic, key), owner=str(self.request.id))
+    if outcome.busy:
+        # The holder may have looked before our row was committed: look again shortly.
+        raise self.retry(countdown=BUSY_RETRY_SECONDS * (1 + random.random()))
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.delivered
+
+
+@shared_task(name=SWEEP_DELIVERIES, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def sweep() -> int:
+    """Beat's entry: dispatch every lane with a delivery overdue for longer than the sweep delay."""
+    ctx = delivery_context()
+    stopped = [name for name in ctx.push_sinks if ctx.redis.exists(ctx.breaker(name).gone_key)]
+    with ctx.sessions() as session:
+        lanes = sweep_lanes(ctx.settings, session, skip=stopped)
+    sent = dispatch_lanes(ctx.settings, lanes)
+    if lanes:
+        log_event(log, "workers.deliveries.swept", lanes=len(lanes), sent=sent)
+    return sent
+
+
+@shared_task(name=PRUNE_DELIVERIES, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def prune() -> int:
+    """Beat's entry: delete delivered and superseded rows past DELIVERY_RETENTION_DAYS (see workers.retention)."""
+    ctx = delivery_context()
+    removed = prune_deliveries(ctx.sessions, ctx.settings.delivery_retention_days)
+    if removed:
+        log_event(log, "workers.deliveries.pruned", rows=removed)
+    return removed

@@ -1,0 +1,69 @@
+"""What the packages agree on without importing each other: queue and task names, the webhook event, Redis keys."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+__all__ = [
+    "DELIVER",
+    "DELIVERIES_QUEUE",
+    "DELIVERY_TASKS",
+    "DELTA_SYNC",
+    "DELTA_SYNC_ALL",
+    "EVENTS_QUEUE",
+    "FLUSH",
+    "HANDLE_EVENT",
+    "KEEP_ALIVE",
+    "LAST_WEBHOOK_KEY",
+    "PRUNE_DELIVERIES",
+    "QUEUES",
+    "RECONCILE",
+    "RUN_COMMAND",
+    "SWEEP_COMMANDS",
+    "SWEEP_DELIVERIES",
+    "WebhookEvent",
+]
+
+EVENTS_QUEUE = "exact-events"
+# Pushes to sinks get their own queue (and, in the Procfile, their own worker) so that a slow or down target never
+# holds up fetching or commands.
+DELIVERIES_QUEUE = "exact-deliveries"
+QUEUES = (EVENTS_QUEUE, DELIVERIES_QUEUE)
+
+# Task names are public: messages already queued name them, so they keep their historical `workers.` spelling.
+# The receiver publishes one HANDLE_EVENT per accepted webhook, with one `WebhookEvent` as its only argument.
+HANDLE_EVENT = "workers.handle_event"
+# Fetching (sync/tasks.py): one flush per lane and coalescing window, the delta sync per lane and its fan-out, the
+# token keep-alive.
+FLUSH = "workers.flush"
+DELTA_SYNC = "workers.delta_sync"
+DELTA_SYNC_ALL = "workers.delta_sync_all"
+KEEP_ALIVE = "workers.keep_alive"
+# Pushing (delivery/tasks.py): one task per push lane (sink, division, topic, key), the sweeper, the pruning.
+DELIVER = "workers.deliver"
+SWEEP_DELIVERIES = "workers.deliveries.sweep"
+PRUNE_DELIVERIES = "workers.deliveries.prune"
+DELIVERY_TASKS = (DELIVER, SWEEP_DELIVERIES, PRUNE_DELIVERIES)
+# Commands (commands/tasks.py): one task per kept command, on the events queue; the sweeper of lost and stuck ones.
+RUN_COMMAND = "workers.run_command"
+SWEEP_COMMANDS = "workers.commands.sweep"
+# Subscriptions (subscriptions/tasks.py): the daily reconcile against Exact.
+RECONCILE = "subscriptions.reconcile"
+
+# Under the settings' Redis prefix: a hash of (division, topic) → when the receiver last accepted a webhook for it,
+# written by the receiver's handoff and read to find silent subscriptions.
+LAST_WEBHOOK_KEY = "last-webhook"
+
+
+class WebhookEvent(TypedDict):
+    """One accepted webhook as the receiver hands it on. `event_id` is stable for the same (division, topic, key,
+    action, event time), so Exact's retries of one event are one event."""
+
+    event_id: str
+    division: int
+    topic: str
+    key: str
+    action: str
+    event_created_on: str | None
+    client_id: str | None
+    received_at: float

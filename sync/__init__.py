@@ -1,0 +1,1 @@
+"""Webhook events to records: events, coalescing per lane, fetch walks, cursors, the delta sync and their tasks."""

@@ -1,0 +1,71 @@
+"""What fetching keeps per process on top of the connection context: coalescer, cursors, the lanes it tracks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+
+from sqlalchemy import select
+
+from connections.context import ConnectionContext, connection_context
+from connections.models import Connection
+from subscriptions.models import Subscription
+from sync.coalesce import Coalescer, Lane
+from sync.cursors import CursorStore
+from sync.delta_sync import LaneSync, Progress
+
+__all__ = ["WorkerContext", "process_context"]
+
+# How long the (division, topic) → connection map is trusted before it is read again; a miss reloads at once.
+SUBSCRIPTIONS_TTL_SECONDS = 30.0
+
+
+@dataclass
+class WorkerContext(ConnectionContext):
+    """The connection context plus what fetching keeps per process: the coalescer, cursors, the lanes map."""
+
+    _lanes: dict[tuple[int, str], int] = field(default_factory=dict)
+    _loaded_at: float = float("-inf")
+
+    @cached_property
+    def coalescer(self) -> Coalescer:
+        return Coalescer(self.redis, self.settings.redis_prefix, window_seconds=self.settings.coalesce_window_seconds)
+
+    @cached_property
+    def cursors(self) -> CursorStore:
+        return CursorStore(self.sessions)
+
+    def lane_sync(self, lane: Lane, *, on_page: Progress | None = None) -> LaneSync:
+        return LaneSync(
+            self.settings, self.sessions, self.client(lane.connection_id), self.cursors, self.coalescer, lane, on_page
+        )
+
+    def connection_for(self, division: int, topic: str) -> int | None:
+        """The connection whose subscription covers this division and topic (None: we do not track it)."""
+        wanted = (division, topic.lower())
+        if time.monotonic() - self._loaded_at > SUBSCRIPTIONS_TTL_SECONDS or wanted not in self._lanes:
+            self._load()
+        return self._lanes.get(wanted)
+
+    def _load(self) -> None:
+        query = (
+            select(Subscription.division, Subscription.topic, Subscription.connection_id)
+            .join(Connection, Connection.id == Subscription.connection_id)
+            .where(Subscription.state.in_(("active", "pending")), Connection.needs_consent.is_(False))
+            .order_by(Subscription.id)
+        )
+        with self.sessions() as session:
+            rows = session.execute(query).all()
+        # When two connections cover one pair (two users of one company), the newest subscription wins.
+        self._lanes = {(int(d), str(t).lower()): int(c) for d, t, c in rows}
+        self._loaded_at = time.monotonic()
+
+
+@lru_cache(maxsize=1)
+def process_context() -> WorkerContext:
+    """The worker process's context: the same sessions, Redis and Exact clients as `connection_context()`."""
+    base = connection_context()
+    return WorkerContext(
+        base.settings, base.sessions, base.redis, _clients=base._clients, _references=base._references, _lock=base._lock
+    )

@@ -1,0 +1,291 @@
+"""Celery tasks that fetch: gather webhook events per lane, flush each lane once per window, delta-sync every lane.
+
+Flow per event: `handle_event` records the key in its lane's pending set and, for the first event of a window,
+schedules one `flush` `coalesce_window_seconds` later. The flush takes the lane's lock and its pending events,
+fetches (a sync walk, keyed batches, sync/Deleted), has the sinks accept each call's changes in a transaction,
+dispatches the pushes, then advances the cursor. Every task is idempotent: the mirror upserts by version, the
+delivery log is unique per (sink, event id), and a retried flush re-reads from its cursor and its kept events.
+
+Exceptions stay inside this module: `LaneBusy` (another flush or walk owns the lane) is retried, Exact's
+`RateLimited` and `ExactUnavailable` are retried later, `NeedsConsent` waits for a new `connect`. A database error
+(`SQLAlchemyError`: locked, restarting, away) retries the flush or walk with a capped backoff; a flush's taken events
+stay in `processing` meanwhile, so its retry fetches them without a new webhook.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Task, shared_task
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from connections.factory import token_manager_from_settings
+from connections.models import Connection
+from exact import ExactError, ExactUnavailable, NeedsConsent, RateLimited
+from runtime.contracts import DELTA_SYNC, DELTA_SYNC_ALL, EVENTS_QUEUE, FLUSH, HANDLE_EVENT, KEEP_ALIVE
+from runtime.logging import log_event
+from subscriptions.models import Subscription
+from sync.coalesce import Lane
+from sync.context import WorkerContext, process_context
+from sync.fetch import epoch_ms
+from sync.topics import spec_of
+
+__all__ = [
+    "LaneBusy",
+    "delta_sync",
+    "delta_sync_all",
+    "fan_out",
+    "flush",
+    "flush_lane",
+    "handle",
+    "handle_event",
+    "keep_alive",
+    "sync_lane",
+]
+
+log = logging.getLogger(__name__)
+
+# A lane's holder keeps its lock alive while it runs (`LaneLock.kept`), however long a call waits; a killed
+# holder's redelivered task takes it back at once (same task id), anyone else waits for it to expire. Short, because
+# the redelivery can fail: a SIGKILL between kombu's BRPOP and its unacked write loses the message, and the lane
+# then waits out the TTL (tests/workers/test_kill_stream.py met it with 300 s here).
+LANE_LOCK_TTL_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 300.0
+
+
+class LaneBusy(RuntimeError):
+    """Another flush or walk holds the lane's cursor."""
+
+
+# -- the work, as plain functions (tests call these; the tasks below only add Celery's retries)
+def handle(ctx: WorkerContext, event: dict[str, Any], schedule: Callable[[Lane], None]) -> str:
+    """Record one webhook event in its lane; returns what became of it (for logs and tests)."""
+    division, spec = int(event["division"]), spec_of(str(event["topic"]))
+    if spec is None:
+        return "unknown-topic"
+    connection_id = ctx.connection_for(division, spec.topic)
+    if connection_id is None:
+        return "untracked"
+    lane = Lane(connection_id, division, spec.topic)
+    added = ctx.coalescer.add(lane, str(event["key"]), str(event["action"]), _event_ms(event))
+    if added == "schedule":
+        try:
+            schedule(lane)
+        except Exception:
+            ctx.coalescer.unschedule(lane)  # the next event schedules it again
+            raise
+        return "scheduled"
+    return added
+
+
+def flush_lane(ctx: WorkerContext, lane: Lane, owner: str) -> int:
+    """Fetch everything the lane's pending events point at; returns the number of changes accepted."""
+    lock = ctx.coalescer.lock(lane, owner, ttl_seconds=LANE_LOCK_TTL_SECONDS)
+    if not lock.acquire():
+        raise LaneBusy(f"{lane} is held by another flush")
+    try:
+        with lock.kept():
+            batch = ctx.coalescer.take(lane)
+            accepted = ctx.lane_sync(lane, on_page=lambda _n: lock.refresh()).flush(batch) if batch else 0
+            ctx.coalescer.done(lane)  # only now: a crash above leaves the events for the retry
+            return accepted
+    finally:
+        lock.release()
+
+
+def sync_lane(
+    ctx: WorkerContext, lane: Lane, owner: str, *, full: bool = False, on_page: Callable[[int], object] | None = None
+) -> int:
+    """The delta sync of one lane, under the lane's lock; `on_page` hears of every accepted call."""
+    lock = ctx.coalescer.lock(lane, owner, ttl_seconds=LANE_LOCK_TTL_SECONDS)
+    if not lock.acquire():
+        raise LaneBusy(f"{lane} is held by another flush")
+
+    def page(count: int) -> None:
+        lock.refresh()
+        if on_page is not None:
+            on_page(count)
+
+    try:
+        with lock.kept():
+            return ctx.lane_sync(lane, on_page=page).walk(full=full)
+    finally:
+        lock.release()
+
+
+def fan_out(ctx: WorkerContext, start: Callable[[Lane, bool], None]) -> int:
+    """Start one delta sync per subscribed lane; a lane whose division moved starts as a full resync."""
+    query = (
+        select(Subscription.connection_id, Subscription.division, Subscription.topic)
+        .join(Connection, Connection.id == Subscription.connection_id)
+        .where(Subscription.state != "removed", Connection.needs_consent.is_(False))
+        .order_by(Subscription.connection_id, Subscription.division, Subscription.topic)
+    )
+    with ctx.sessions() as session:
+        lanes = [Lane(c, d, spec.topic) for c, d, t in session.execute(query) if (spec := spec_of(t))]
+    moves = _move_dates(ctx, lanes)
+    for lane in lanes:
+        moved = lane.division in moves.get(lane.connection_id, {}) and ctx.cursors.note_move_date(
+            lane.connection_id, lane.division, lane.topic, moves[lane.connection_id][lane.division]
+        )
+        if moved:
+            log_event(log, "workers.delta_sync.division_moved", division=lane.division, topic=lane.topic)
+        start(lane, moved)
+    return len(lanes)
+
+
+def _move_dates(ctx: WorkerContext, lanes: list[Lane]) -> dict[int, dict[int, str | None]]:
+    """DivisionMoveDate per connection and division: one `system/Divisions` call per connection."""
+    found: dict[int, dict[int, str | None]] = {}
+    for connection_id in dict.fromkeys(lane.connection_id for lane in lanes):
+        division = next(lane.division for lane in lanes if lane.connection_id == connection_id)
+        try:
+            rows = ctx.client(connection_id).divisions(division)
+        except ExactError as exc:
+            log_event(
+                log, "workers.delta_sync.divisions_failed", logging.WARNING, connection=connection_id, error=exc.message
+            )
+            continue
+        found[connection_id] = {int(r["Code"]): _text(r.get("DivisionMoveDate")) for r in rows if "Code" in r}
+    return found
+
+
+def keep_alive_all(ctx: WorkerContext) -> int:
+    """Refresh connections idle for 25 days, before Exact's 30 days expire their refresh tokens."""
+    with ctx.sessions() as session:
+        ids = list(session.scalars(select(Connection.id).where(Connection.needs_consent.is_(False))))
+    refreshed = 0
+    for connection_id in ids:
+        try:
+            refreshed += token_manager_from_settings(ctx.settings, ctx.sessions, connection_id).keep_alive()
+        except ExactError as exc:
+            log_event(log, "workers.keep_alive.failed", logging.ERROR, connection=connection_id, error=exc.message)
+    return refreshed
+
+
+def _event_ms(event: dict[str, Any]) -> int:
+    for name in ("event_created_on", "received_at"):
+        value = event.get(name)
+        if isinstance(value, int | float):
+            return int(value * 1000) if value < 10**11 else int(value)
+        if isinstance(value, str) and value:
+            try:
+                return epoch_ms(value)
+            except ValueError:
+                continue
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _backoff(retries: int) -> float:
+    return min(MAX_BACKOFF_SECONDS, 2.0 ** min(retries, 8)) * (0.5 + random.random() / 2)
+
+
+def _busy_wait(ctx: WorkerContext, retries: int) -> float:
+    # Usually the holder finishes within a window; a dead holder's lock only goes when it expires.
+    return min(max(ctx.settings.coalesce_window_seconds, 1.0) * 2.0 ** min(retries, 5), 30.0)
+
+
+def _wait_for(exc: RateLimited) -> float:
+    # Keep the countdown short: an ETA task waits unacked in the worker, and must stay under the visibility timeout.
+    return min(max(exc.retry_at - time.time(), 1.0), MAX_BACKOFF_SECONDS) + random.random()
+
+
+def _database_wait(ctx: WorkerContext, lane: Lane, exc: SQLAlchemyError, retries: int) -> float:
+    """The countdown after a database error, logged by class only: SQLAlchemy's text can quote records' values."""
+    countdown = _under_visibility(ctx, _backoff(retries))
+    cause = type(getattr(exc, "orig", None) or exc).__name__  # the driver's class: LockNotAvailable, ...
+    fields = {"division": lane.division, "topic": lane.topic, "error": cause, "retry_in": round(countdown, 1)}
+    log_event(log, "workers.lane.database_error", logging.WARNING, **fields)
+    return countdown
+
+
+def _under_visibility(ctx: WorkerContext, countdown: float) -> float:
+    """A retry's countdown, capped at half the broker's visibility timeout. A task waiting for its ETA sits
+    unacknowledged in the worker; past the timeout Redis hands it out again while the first copy still waits, and
+    each copy's retry doubles again: with a 10 s timeout, one busy lane's 30 s retries became thousands of copies."""
+    return min(countdown, ctx.settings.broker_visibility_timeout / 2)
+
+
+# -- the Celery tasks
+@shared_task(name=HANDLE_EVENT, bind=True, acks_late=True, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
+def handle_event(self: Task, event: dict[str, Any]) -> str:
+    """Thin and idempotent: an event twice is one pending key, and one flush per lane and window."""
+    ctx = process_context()
+
+    def schedule(lane: Lane) -> None:
+        args = [lane.connection_id, lane.division, lane.topic]
+        flush.apply_async(args=args, countdown=ctx.settings.coalesce_window_seconds, queue=EVENTS_QUEUE)
+
+    try:
+        outcome = handle(ctx, event, schedule)
+    except SQLAlchemyError as exc:
+        # The lane's connection is looked up in the database; acking here would leave the change to the delta sync.
+        lane = Lane(0, int(event["division"]), str(event["topic"]))
+        raise self.retry(countdown=_database_wait(ctx, lane, exc, self.request.retries)) from exc
+    if outcome in ("unknown-topic", "untracked"):
+        log_event(log, f"workers.event.{outcome}", division=event.get("division"), topic=event.get("topic"))
+    return outcome
+
+
+@shared_task(name=FLUSH, bind=True, acks_late=True, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
+def flush(self: Task, connection_id: int, division: int, topic: str) -> int:
+    ctx = process_context()
+    lane = Lane(connection_id, division, topic)
+    try:
+        return flush_lane(ctx, lane, owner=str(self.request.id))
+    except LaneBusy as exc:
+        raise self.retry(countdown=_under_visibility(ctx, _busy_wait(ctx, self.request.retries))) from exc
+    except RateLimited as exc:
+        raise self.retry(countdown=_under_visibility(ctx, _wait_for(exc))) from exc
+    except ExactUnavailable as exc:
+        raise self.retry(countdown=_under_visibility(ctx, _backoff(self.request.retries))) from exc
+    except SQLAlchemyError as exc:
+        raise self.retry(countdown=_database_wait(ctx, lane, exc, self.request.retries)) from exc
+    except NeedsConsent:
+        # The events stay in `processing`; after a new `connect` the delta sync walks the cursor anyway.
+        log_event(log, "workers.flush.needs_consent", logging.ERROR, connection=connection_id)
+        return 0
+
+
+@shared_task(name=DELTA_SYNC, bind=True, acks_late=True, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
+def delta_sync(self: Task, connection_id: int, division: int, topic: str, full: bool = False) -> int:
+    """The safety net: everything since the lane's cursor, whether or not a webhook said so."""
+    ctx = process_context()
+    lane = Lane(connection_id, division, topic)
+    try:
+        return sync_lane(ctx, lane, owner=str(self.request.id), full=full)
+    except LaneBusy as exc:
+        raise self.retry(countdown=_under_visibility(ctx, _busy_wait(ctx, self.request.retries))) from exc
+    except RateLimited as exc:
+        raise self.retry(countdown=_under_visibility(ctx, _wait_for(exc))) from exc
+    except SQLAlchemyError as exc:
+        raise self.retry(countdown=_database_wait(ctx, lane, exc, self.request.retries)) from exc
+    except ExactError as exc:
+        # The next scheduled run starts again from the same cursor.
+        log_event(log, "workers.delta_sync.failed", logging.WARNING, division=division, topic=topic, error=exc.message)
+        return 0
+
+
+@shared_task(name=DELTA_SYNC_ALL, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def delta_sync_all() -> int:
+    """Beat's entry: one `delta_sync` per subscribed lane."""
+
+    def start(lane: Lane, full: bool) -> None:
+        delta_sync.apply_async(args=[lane.connection_id, lane.division, lane.topic, full], queue=EVENTS_QUEUE)
+
+    return fan_out(process_context(), start)
+
+
+@shared_task(name=KEEP_ALIVE, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def keep_alive() -> int:
+    return keep_alive_all(process_context())
