@@ -31,7 +31,7 @@ from runtime.db import make_engine, make_session_factory, session_scope
 from runtime.migrate import upgrade
 from runtime.redis import clear_prefix, sync_client
 from runtime.settings import Settings
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, SubscriptionState
 from workers.celery_app import make_celery
 
 __all__ = [
@@ -102,7 +102,7 @@ def track(settings: Settings, pairs: Sequence[tuple[int, str]]) -> int:
                     connection_id=connection.id,
                     division=division,
                     topic=topic,
-                    state="active",
+                    state=SubscriptionState.ACTIVE,
                     callback_url=settings.callback_url,
                 )
             )

@@ -28,7 +28,7 @@ from runtime.serving import ServerThread
 from runtime.settings import Settings
 from sandbox.app import create_sandbox_app
 from sandbox.config import SandboxConfig
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, SubscriptionState
 from sync.coalesce import Lane
 from sync.context import WorkerContext
 from sync.tasks import sync_lane
@@ -57,7 +57,7 @@ class Run:
                         connection_id=self.connection_id,
                         division=division,
                         topic=topic,
-                        state="active",
+                        state=SubscriptionState.ACTIVE,
                         callback_url=self.settings.callback_url,
                     )
                 )

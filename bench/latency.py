@@ -47,40 +47,7 @@ def main() -> None:
     sandbox_app = create_sandbox_app(SandboxConfig(webhook_secret=WEBHOOK_SECRET))
     with ServerThread(sandbox_app) as sandbox, ServerThread(push.app()) as target:
         for window in (2.0, 0.5):
-            port = free_port()
-            overrides = {
-                "exact_base_url": sandbox.url,
-                "sinks": "sql,http",
-                "push_url": f"{target.url}/push",
-                "push_secret": SecretStr(push.secret),
-                "public_url": f"http://127.0.0.1:{port}",
-                "exact_webhook_secret": SecretStr(WEBHOOK_SECRET),
-                "coalesce_window_seconds": window,
-            }
-            with bench_env(**overrides) as env, Children(env.workdir / "logs") as children:
-                settings = env.settings
-                children.start(
-                    "receiver",
-                    [sys.executable, "-m", "cli.main", "receiver", "--port", str(port)],
-                    environment(settings),
-                )
-                try:
-                    children.wait_http("receiver", f"{settings.public_url}/readyz")
-                    sessions = make_session_factory(make_engine(settings.database_url))
-                    connection_id = connect(settings)
-                    client = client_from_settings(settings, sessions, connection_id)
-                    service = SubscriptionService(
-                        settings, sessions, client, connection_id, redis.Redis.from_url(settings.redis_url)
-                    )
-                    service.register([101], ["Contacts"])
-                    start_worker(children, settings)
-                    samples = measure(sandbox.url, push, args.changes)
-                finally:
-                    children.stop_all()
-                    # The next run registers again; this one's subscription must not keep posting to a dead port.
-                    httpx.post(f"{sandbox.url}/_sandbox/webhooks/reset")
-                    for sub in httpx.get(f"{sandbox.url}/_sandbox/webhooks/subscriptions").json()["subscriptions"]:
-                        httpx.delete(f"{sandbox.url}/_sandbox/webhooks/subscriptions/{sub['ID']}")
+            samples = run_window(sandbox.url, target.url, push, window, args.changes)
             p50, p99 = percentile(samples, 50), percentile(samples, 99)
             rows.append(
                 [
@@ -104,6 +71,44 @@ def main() -> None:
         f"each change waits out a whole window alone, so the rest, {rest:,.0f} ms, is the webhook, the queue, "
         "the fetch and the push."
     )
+
+
+def run_window(sandbox_url: str, target_url: str, push: PushTarget, window: float, changes: int) -> list[float]:
+    """One run at one coalescing window: a receiver and a worker of its own, one subscription, `changes` samples."""
+    port = free_port()
+    overrides = {
+        "exact_base_url": sandbox_url,
+        "sinks": "sql,http",
+        "push_url": f"{target_url}/push",
+        "push_secret": SecretStr(push.secret),
+        "public_url": f"http://127.0.0.1:{port}",
+        "exact_webhook_secret": SecretStr(WEBHOOK_SECRET),
+        "coalesce_window_seconds": window,
+    }
+    with bench_env(**overrides) as env, Children(env.workdir / "logs") as children:
+        settings = env.settings
+        children.start(
+            "receiver",
+            [sys.executable, "-m", "cli.main", "receiver", "--port", str(port)],
+            environment(settings),
+        )
+        try:
+            children.wait_http("receiver", f"{settings.public_url}/readyz")
+            sessions = make_session_factory(make_engine(settings.database_url))
+            connection_id = connect(settings)
+            client = client_from_settings(settings, sessions, connection_id)
+            service = SubscriptionService(
+                settings, sessions, client, connection_id, redis.Redis.from_url(settings.redis_url)
+            )
+            service.register([101], ["Contacts"])
+            start_worker(children, settings)
+            return measure(sandbox_url, push, changes)
+        finally:
+            children.stop_all()
+            # The next run registers again; this one's subscription must not keep posting to a dead port.
+            httpx.post(f"{sandbox_url}/_sandbox/webhooks/reset")
+            for sub in httpx.get(f"{sandbox_url}/_sandbox/webhooks/subscriptions").json()["subscriptions"]:
+                httpx.delete(f"{sandbox_url}/_sandbox/webhooks/subscriptions/{sub['ID']}")
 
 
 def measure(sandbox_url: str, push: PushTarget, changes: int) -> list[float]:

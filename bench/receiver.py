@@ -21,6 +21,7 @@ from pathlib import Path
 from bench.common import bench_env, environment, peak_rss_mb, print_table, track
 from ops.children import Children
 from runtime.serving import free_port
+from runtime.settings import Settings
 from sandbox.signature import signed_body
 
 LUA = Path(__file__).with_name("wrk_post.lua")
@@ -82,30 +83,8 @@ def main() -> None:
         bodies = env.workdir / "bodies.txt"
         write_bodies(bodies, args.bodies, settings.secret("exact_webhook_secret"), str(settings.exact_client_id))
         ports = {"receiver": free_port(), "bare": free_port()}
-        py = sys.executable
         with Children(env.workdir / "logs") as children:
-            receiver = children.start(
-                "receiver",
-                [py, "-m", "cli.main", "receiver", "--port", str(ports["receiver"])],
-                environment(settings),
-            )
-            children.start(
-                "bare",
-                [
-                    py,
-                    "-m",
-                    "uvicorn",
-                    "bench.bare_app:app",
-                    "--port",
-                    str(ports["bare"]),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                ],
-                environment(settings),
-            )
-            children.wait_http("receiver", f"http://127.0.0.1:{ports['receiver']}/healthz")
-            children.wait_http("bare", f"http://127.0.0.1:{ports['bare']}/webhooks/exact")
+            receiver = start_servers(children, settings, ports)
             rows, peaks = [], {}
             for name in ("bare", "receiver"):
                 url = f"http://127.0.0.1:{ports[name]}/webhooks/exact"
@@ -115,18 +94,7 @@ def main() -> None:
                 # Paced: each connection waits between requests so that together they offer 70% of the peak rate.
                 pause = CONNECTIONS * 1000 / (0.7 * peak["rps"]) - peak["p50_ms"]
                 paced = wrk(url, bodies, args.seconds, delay_ms=max(pause, 0.0))
-                rows.append(
-                    [
-                        name,
-                        f"{peak['rps']:,.0f}",
-                        f"{peak['p50_ms']:.2f}",
-                        f"{peak['p99_ms']:.2f}",
-                        int(peak["non2xx"] + peak["socket_errors"]),
-                        f"{paced['rps']:,.0f}",
-                        f"{paced['p50_ms']:.2f}",
-                        f"{paced['p99_ms']:.2f}",
-                    ]
-                )
+                rows.append([name, *_figures(peak), int(peak["non2xx"] + peak["socket_errors"]), *_figures(paced)])
             ratio = peaks["receiver"] / peaks["bare"]
             print_table(
                 f"Receiver vs bare Starlette, {args.seconds}s each, wrk -t1 -c{CONNECTIONS}",
@@ -139,6 +107,38 @@ def main() -> None:
                 f"receiver peak RSS: {rss[0]} MiB; bodies: {args.bodies:,} unique (more requests than that are "
                 "answered as duplicates)"
             )
+
+
+def start_servers(children: Children, settings: Settings, ports: dict[str, int]) -> subprocess.Popen[bytes]:
+    """The receiver and the bare endpoint under the same uvicorn options, both ready; returns the receiver."""
+    py = sys.executable
+    receiver = children.start(
+        "receiver",
+        [py, "-m", "cli.main", "receiver", "--port", str(ports["receiver"])],
+        environment(settings),
+    )
+    children.start(
+        "bare",
+        [
+            py,
+            "-m",
+            "uvicorn",
+            "bench.bare_app:app",
+            "--port",
+            str(ports["bare"]),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        environment(settings),
+    )
+    children.wait_http("receiver", f"http://127.0.0.1:{ports['receiver']}/healthz")
+    children.wait_http("bare", f"http://127.0.0.1:{ports['bare']}/webhooks/exact")
+    return receiver
+
+
+def _figures(run: dict[str, float]) -> list[str]:
+    return [f"{run['rps']:,.0f}", f"{run['p50_ms']:.2f}", f"{run['p99_ms']:.2f}"]
 
 
 if __name__ == "__main__":

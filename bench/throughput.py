@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.common import bench_env, connect, enqueue_events, peak_rss_mb, print_table, start_worker
-from delivery.models import Delivery, MirrorRecord
+from delivery.models import LIVE_STATES, Delivery, DeliveryState, MirrorRecord
 from ops.children import Children
 from ops.push_target import PushTarget
 from runtime.db import make_engine, make_session_factory, session_scope
@@ -32,7 +32,7 @@ from runtime.serving import ServerThread
 from runtime.settings import Settings
 from sandbox.app import create_sandbox_app
 from sandbox.config import SandboxConfig
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, SubscriptionState
 from sync.coalesce import Lane
 from sync.context import WorkerContext
 from sync.tasks import sync_lane
@@ -83,7 +83,7 @@ def run(settings: Settings, sandbox_url: str, seconds: float, rate: float, done:
 
 def settle(sessions: sessionmaker[Session], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    query = select(func.count()).where(Delivery.state.in_(("pending", "sending")))
+    query = select(func.count()).where(Delivery.state.in_(LIVE_STATES))
     while time.monotonic() < deadline:
         with sessions() as session:
             if not session.scalar(query):
@@ -97,7 +97,7 @@ def settle(sessions: sessionmaker[Session], timeout: float = 60.0) -> None:
 def counter(sessions: sessionmaker[Session], pushes: bool) -> Callable[[], int]:
     """Records in the mirror, or pushes the target acknowledged."""
     query = (
-        select(func.count()).where(Delivery.state == "delivered")
+        select(func.count()).where(Delivery.state == DeliveryState.DELIVERED)
         if pushes
         else select(func.count()).select_from(MirrorRecord)
     )
@@ -107,6 +107,43 @@ def counter(sessions: sessionmaker[Session], pushes: bool) -> Callable[[], int]:
             return int(session.scalar(query) or 0)
 
     return count
+
+
+def run_sinks(
+    push: PushTarget, target_url: str, sinks: str, rate: float, seconds: float
+) -> tuple[dict[str, float], tuple[float, float]]:
+    """One run with `sinks`: its figures and the worker's peak RSS."""
+    # A sandbox per run: the second must not start by mirroring the first one's records.
+    sandbox = ServerThread(create_sandbox_app(SandboxConfig(day_limit=10**6)))
+    overrides = {
+        "exact_base_url": sandbox.url,
+        "sinks": sinks,
+        "rate_limit_per_day": 10**6,
+        "push_url": f"{target_url}/push",
+        "push_secret": SecretStr(push.secret),
+    }
+    with sandbox, bench_env(**overrides) as env, Children(env.workdir / "logs") as children:
+        settings = env.settings
+        sessions = make_session_factory(make_engine(settings.database_url))
+        connection_id = connect(settings)
+        ctx = WorkerContext(settings, sessions, redis.Redis.from_url(settings.redis_url))
+        with session_scope(sessions) as session:
+            for topic in TOPICS:
+                session.add(
+                    Subscription(
+                        connection_id=connection_id,
+                        division=DIVISION,
+                        topic=topic,
+                        state=SubscriptionState.ACTIVE,
+                        callback_url=settings.callback_url,
+                    )
+                )
+        for topic in TOPICS:  # the seeded records first, so the run counts only its own changes
+            sync_lane(ctx, Lane(connection_id, DIVISION, topic), owner="bench-prime")
+        worker = start_worker(children, settings)
+        settle(sessions)  # the seeded records' pushes go out before the clock starts
+        figures = run(settings, sandbox.url, seconds, rate, counter(sessions, "http" in sinks))
+        return figures, peak_rss_mb(worker.pid)
 
 
 def main() -> None:
@@ -119,49 +156,19 @@ def main() -> None:
     push = PushTarget("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
     with ServerThread(push.app()) as pt:
         for sinks, rate in (("sql", args.rate), ("sql,http", args.http_rate)):
-            # A sandbox per run: the second must not start by mirroring the first one's records.
-            sandbox = ServerThread(create_sandbox_app(SandboxConfig(day_limit=10**6)))
-            overrides = {
-                "exact_base_url": sandbox.url,
-                "sinks": sinks,
-                "rate_limit_per_day": 10**6,
-                "push_url": f"{pt.url}/push",
-                "push_secret": SecretStr(push.secret),
-            }
-            with sandbox, bench_env(**overrides) as env, Children(env.workdir / "logs") as children:
-                settings = env.settings
-                sessions = make_session_factory(make_engine(settings.database_url))
-                connection_id = connect(settings)
-                ctx = WorkerContext(settings, sessions, redis.Redis.from_url(settings.redis_url))
-                with session_scope(sessions) as session:
-                    for topic in TOPICS:
-                        session.add(
-                            Subscription(
-                                connection_id=connection_id,
-                                division=DIVISION,
-                                topic=topic,
-                                state="active",
-                                callback_url=settings.callback_url,
-                            )
-                        )
-                for topic in TOPICS:  # the seeded records first, so the run counts only its own changes
-                    sync_lane(ctx, Lane(connection_id, DIVISION, topic), owner="bench-prime")
-                worker = start_worker(children, settings)
-                settle(sessions)  # the seeded records' pushes go out before the clock starts
-                figures = run(settings, sandbox.url, args.seconds, rate, counter(sessions, "http" in sinks))
-                rss[sinks] = peak_rss_mb(worker.pid)
-                rows.append(
-                    [
-                        sinks,
-                        f"{rate * 60:,.0f}",
-                        f"{figures['offered']:,}",
-                        f"{figures['delivered']:,}",
-                        f"{figures['total_s']:.0f}",
-                        f"{figures['per_minute']:,.0f}",
-                        figures["calls"],
-                        figures["limited"],
-                    ]
-                )
+            figures, rss[sinks] = run_sinks(push, pt.url, sinks, rate, args.seconds)
+            rows.append(
+                [
+                    sinks,
+                    f"{rate * 60:,.0f}",
+                    f"{figures['offered']:,}",
+                    f"{figures['delivered']:,}",
+                    f"{figures['total_s']:.0f}",
+                    f"{figures['per_minute']:,.0f}",
+                    figures["calls"],
+                    figures["limited"],
+                ]
+            )
     print_table(
         f"Sustained throughput, one division, 3 topics, {args.seconds:.0f}s of offered load, real 60-a-minute budget",
         [

@@ -22,7 +22,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from commands.models import FINAL_STATES
+from commands.models import FINAL_STATES, CommandState
 from commands.schema import Command, CommandView, load_json
 from commands.store import KeyReused, get, submit, view
 from runtime.db import make_engine, make_session_factory
@@ -67,19 +67,19 @@ def write(
 
 
 def _exit_code(shown: CommandView, wait: bool) -> int:
-    if shown.status == "unknown":
+    if shown.status == CommandState.UNKNOWN:
         exact_id = (shown.result or {}).get("exact_id")
         found = f" (Exact ID {exact_id})" if exact_id else ""
         err.print(
             f"[red]outcome unknown[/red]: the write may have landed in Exact{found}; look for it there before "
             "writing it again, and never resend it under a new key"
         )
-    if shown.status == "succeeded" or (not wait and shown.status not in FINAL_STATES):
+    if shown.status == CommandState.SUCCEEDED or (not wait and shown.status not in FINAL_STATES):
         return 0
     if shown.status in FINAL_STATES:
         return 1
     err.print(f"[yellow]still {shown.status}[/yellow]: is a worker running? `exact-pipeline worker`")
-    if shown.status == "running" and _stuck(shown):
+    if shown.status == CommandState.RUNNING and _stuck(shown):
         err.print(
             "[red]stuck[/red]: running past the task's time limit, so its worker died; the commands sweeper "
             "(`exact-pipeline beat`) settles it as unknown"

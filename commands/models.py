@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Float, Index, Integer, String
@@ -10,13 +11,26 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from runtime.db import Base, utc_now
 
-__all__ = ["COMMAND_STATES", "DEFAULT_CLIENT", "FINAL_STATES", "CommandClient", "CommandRecord"]
+__all__ = ["COMMAND_STATES", "DEFAULT_CLIENT", "FINAL_STATES", "CommandClient", "CommandRecord", "CommandState"]
 
-# queued: kept and handed to the workers; running: a worker claimed it and may be writing; succeeded: written and
-# verified; failed: refused before sending, refused by Exact, or written but not verified (the result says which);
-# unknown: the worker died or Exact gave no answer while the write was in flight, so whether it landed is unknown.
-COMMAND_STATES = ("queued", "running", "succeeded", "failed", "unknown")
-FINAL_STATES = frozenset({"succeeded", "failed", "unknown"})
+
+class CommandState(StrEnum):
+    """A command's `status`, stored as its value.
+
+    queued: kept and handed to the workers; running: a worker claimed it and may be writing; succeeded: written and
+    verified; failed: refused before sending, refused by Exact, or written but not verified (the result says which);
+    unknown: the worker died or Exact gave no answer while the write was in flight, so whether it landed is unknown.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+COMMAND_STATES = tuple(CommandState)  # in this order in `status`
+FINAL_STATES = frozenset({CommandState.SUCCEEDED, CommandState.FAILED, CommandState.UNKNOWN})
 # The all-access client: COMMANDS_TOKEN's, `exact-pipeline write`'s, and every command kept before clients had names.
 DEFAULT_CLIENT = "default"
 
@@ -31,7 +45,7 @@ class CommandRecord(Base):
     action: Mapped[str] = mapped_column(String(10))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     fingerprint: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(10), default="queued")
+    status: Mapped[str] = mapped_column(String(10), default=CommandState.QUEUED)
     owner: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)

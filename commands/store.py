@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
@@ -11,11 +12,23 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from commands.models import DEFAULT_CLIENT, FINAL_STATES, CommandRecord
+from commands.models import DEFAULT_CLIENT, FINAL_STATES, CommandRecord, CommandState
 from commands.schema import Command, CommandView
 from runtime.db import stored_utc, utc_now
 
-__all__ = ["Claim", "KeyReused", "claim", "finish", "get", "release", "stale_queued", "stale_running", "submit", "view"]
+__all__ = [
+    "Claim",
+    "ClaimState",
+    "KeyReused",
+    "claim",
+    "finish",
+    "get",
+    "release",
+    "stale_queued",
+    "stale_running",
+    "submit",
+    "view",
+]
 
 
 class KeyReused(Exception):
@@ -40,7 +53,7 @@ def submit(session: Session, command: Command, client: str = DEFAULT_CLIENT) -> 
         action=command.action,
         body=command.model_dump(mode="json"),
         fingerprint=fingerprint,
-        status="queued",
+        status=CommandState.QUEUED,
         client=client,
     )
     session.add(row)
@@ -66,14 +79,22 @@ def get(session: Session, key: str) -> CommandRecord | None:
     return session.get(CommandRecord, key)
 
 
+class ClaimState(StrEnum):
+    """Why a claim found nothing to run, besides the row's own `CommandState` (already claimed or finished)."""
+
+    MISSING = "missing"  # no command under the key
+    INVALID = "invalid"  # the kept body is no command (kept by an older version)
+    INTERRUPTED = "interrupted"  # the owner's own earlier attempt, cut short: it may have written
+
+
 @dataclass(frozen=True)
 class Claim:
-    """What a worker found: `run` it, or leave it (`state` says why)."""
+    """What a worker found: `run` it, or leave it (`state`, a `ClaimState` or the row's status, says why)."""
 
     run: bool
     state: str
     command: Command | None = None
-    problem: str | None = None  # state "invalid": why the kept body is no command (kept by an older version)
+    problem: str | None = None  # state INVALID: why the kept body is no command
 
 
 def claim(session: Session, key: str, owner: str) -> Claim:
@@ -81,20 +102,20 @@ def claim(session: Session, key: str, owner: str) -> Claim:
     interrupted attempt: the write may have landed, so it becomes `unknown` rather than be written twice."""
     moved = session.execute(
         update(CommandRecord)
-        .where(CommandRecord.key == key, CommandRecord.status == "queued")
-        .values(status="running", owner=owner, attempts=CommandRecord.attempts + 1, updated_at=utc_now())
+        .where(CommandRecord.key == key, CommandRecord.status == CommandState.QUEUED)
+        .values(status=CommandState.RUNNING, owner=owner, attempts=CommandRecord.attempts + 1, updated_at=utc_now())
     )
     session.commit()
     row = session.get(CommandRecord, key, populate_existing=True)
     if row is None:
-        return Claim(False, "missing")
+        return Claim(False, ClaimState.MISSING)
     if _rowcount(moved) == 1:
         try:
-            return Claim(True, "running", Command.model_validate(row.body))
+            return Claim(True, CommandState.RUNNING, Command.model_validate(row.body))
         except ValidationError as exc:
-            return Claim(False, "invalid", problem=_problems(exc))
-    if row.status == "running" and row.owner == owner:
-        return Claim(False, "interrupted")
+            return Claim(False, ClaimState.INVALID, problem=_problems(exc))
+    if row.status == CommandState.RUNNING and row.owner == owner:
+        return Claim(False, ClaimState.INTERRUPTED)
     return Claim(False, row.status)
 
 
@@ -102,21 +123,21 @@ def release(session: Session, key: str, owner: str) -> None:
     """running → queued: nothing was sent, and the task will be retried."""
     session.execute(
         update(CommandRecord)
-        .where(CommandRecord.key == key, CommandRecord.owner == owner, CommandRecord.status == "running")
-        .values(status="queued", updated_at=utc_now())
+        .where(CommandRecord.key == key, CommandRecord.owner == owner, CommandRecord.status == CommandState.RUNNING)
+        .values(status=CommandState.QUEUED, updated_at=utc_now())
     )
     session.commit()
 
 
 def finish(
-    session: Session, key: str, status: str, result: dict[str, Any], *, only_running: bool = False
+    session: Session, key: str, status: CommandState, result: dict[str, Any], *, only_running: bool = False
 ) -> CommandRecord | None:
     """Set the final state and result, in the caller's transaction (the sinks accept it in the same one). With
     `only_running` (the sweeper), a row that is no longer `running` is left as it is, and None returned."""
     assert status in FINAL_STATES, status
     row = session.get(CommandRecord, key, with_for_update=only_running)
     assert row is not None, key
-    if only_running and row.status != "running":
+    if only_running and row.status != CommandState.RUNNING:
         return None
     row.status, row.result, row.updated_at = status, result, utc_now()
     session.flush()
@@ -128,7 +149,7 @@ def stale_queued(session: Session, older_than_seconds: float, limit: int = 500) 
     cutoff = utc_now() - timedelta(seconds=older_than_seconds)
     query = (
         select(CommandRecord.key)
-        .where(CommandRecord.status == "queued", CommandRecord.updated_at < cutoff)
+        .where(CommandRecord.status == CommandState.QUEUED, CommandRecord.updated_at < cutoff)
         .order_by(CommandRecord.created_at)
         .limit(limit)
     )
@@ -140,7 +161,7 @@ def stale_running(session: Session, older_than_seconds: float, limit: int = 500)
     cutoff = utc_now() - timedelta(seconds=older_than_seconds)
     query = (
         select(CommandRecord.key)
-        .where(CommandRecord.status == "running", CommandRecord.updated_at < cutoff)
+        .where(CommandRecord.status == CommandState.RUNNING, CommandRecord.updated_at < cutoff)
         .order_by(CommandRecord.updated_at)
         .limit(limit)
     )

@@ -20,16 +20,16 @@ from typing import Any
 
 from celery import Task, shared_task
 from redis.exceptions import RedisError
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from commands.models import CommandState
 from commands.schema import Command
 from commands.share import spend_share
-from commands.store import claim, finish, release, stale_queued, stale_running, view
+from commands.store import ClaimState, claim, finish, release, stale_queued, stale_running, view
 from connections.context import ConnectionContext, connection_context
-from connections.models import Connection, Division
+from connections.queries import connection_reaching
 from delivery.changes import ChangeRecord
-from delivery.outbox import accept, dispatch_pending
+from delivery.outbox import PushLane, accept, dispatch_lanes
 from exact import (
     SPECS,
     EndpointBlocked,
@@ -49,6 +49,7 @@ from exact import (
 from runtime.broker import producer
 from runtime.contracts import EVENTS_QUEUE, RUN_COMMAND, SWEEP_COMMANDS
 from runtime.logging import log_event
+from runtime.retry import retry_countdown
 from runtime.settings import Settings
 
 __all__ = [
@@ -77,11 +78,11 @@ _INTERRUPTED = (
 
 
 class Retry(Exception):
-    """Nothing was written; run the command again after `countdown` seconds."""
+    """Nothing was written; run the command again, not before `wait` seconds (what stood in the way named)."""
 
-    def __init__(self, countdown: float) -> None:
-        super().__init__(f"retry in {countdown:.0f} s")
-        self.countdown = countdown
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"retry in {wait:.0f} s")
+        self.wait = wait
 
 
 def change_key(command_key: str) -> str:
@@ -102,10 +103,10 @@ def execute(ctx: ConnectionContext, key: str, owner: str) -> str:
     """Run the command `key` once; returns its state afterwards. Raises `Retry` when nothing was sent."""
     with ctx.sessions() as session:
         claimed = claim(session, key, owner)
-    if claimed.state == "interrupted":
-        return _finish(ctx, key, "unknown", _error("Interrupted", _INTERRUPTED))
-    if claimed.state == "invalid":
-        return _finish(ctx, key, "failed", _error("InvalidCommand", f"nothing was sent: {claimed.problem}"))
+    if claimed.state == ClaimState.INTERRUPTED:
+        return _finish(ctx, key, CommandState.UNKNOWN, _error("Interrupted", _INTERRUPTED))
+    if claimed.state == ClaimState.INVALID:
+        return _finish(ctx, key, CommandState.FAILED, _error("InvalidCommand", f"nothing was sent: {claimed.problem}"))
     if not claimed.run or claimed.command is None:
         return claimed.state
     progress = WriteProgress()
@@ -121,57 +122,64 @@ def execute(ctx: ConnectionContext, key: str, owner: str) -> str:
     return _finish(ctx, key, status, result)
 
 
-def _run(ctx: ConnectionContext, key: str, command: Command, progress: WriteProgress) -> tuple[str, dict[str, Any]]:
-    connection_id = _connection_for(ctx, command.division)
+def _run(
+    ctx: ConnectionContext, key: str, command: Command, progress: WriteProgress
+) -> tuple[CommandState, dict[str, Any]]:
+    with ctx.sessions() as session:
+        connection_id = connection_reaching(session, command.division)
     if connection_id is None:
         message = f"no connected user can reach division {command.division} (run `exact-pipeline connect`)"
-        return "failed", _error("NoConnection", message)
+        return CommandState.FAILED, _error("NoConnection", message)
     spend_share(ctx, key, command)  # a named client's share of the division's budget; ShareSpent is RateLimited
     result = _write(ctx, connection_id, command, progress)
-    return "succeeded", {"exact_id": result.key, "verified": result.verified, "lines": result.lines}
+    return CommandState.SUCCEEDED, {"exact_id": result.key, "verified": result.verified, "lines": result.lines}
 
 
-def _outcome(exc: Exception, progress: WriteProgress) -> tuple[str, dict[str, Any]] | Retry:
+def _outcome(exc: Exception, progress: WriteProgress) -> tuple[CommandState, dict[str, Any]] | Retry:
     """What an error means by how far the write got: before it was sent, `failed` (or a retry when only the budget,
     a paused endpoint or an outage stood in the way); once it may have landed, `unknown` with the Exact ID."""
     if isinstance(exc, WriteNotVerified):
         mismatches = [
             {"field": m.field, "read_as": m.read_as, "written": m.written, "read": m.read} for m in exc.mismatches
         ]
-        return "failed", {"exact_id": exc.key, **_error("WriteNotVerified", exc.message), "mismatches": mismatches}
+        return CommandState.FAILED, {
+            "exact_id": exc.key,
+            **_error("WriteNotVerified", exc.message),
+            "mismatches": mismatches,
+        }
     if progress.landed:
         message = (
             f"Exact took the write, then {type(exc).__name__} stopped its read-back: look at record "
             f"{progress.key} in Exact"
         )
-        return "unknown", {"exact_id": progress.key, **_error("NotVerified", message)}
+        return CommandState.UNKNOWN, {"exact_id": progress.key, **_error("NotVerified", message)}
     if isinstance(exc, RateLimited | EndpointBlocked | ExactUnavailable):
         # Before the write, or from an idempotent PUT: a create without an answer is WriteOutcomeUnknown.
         return Retry(_wait(exc))
     if isinstance(exc, WriteOutcomeUnknown):
-        return "unknown", {"exact_id": progress.key, **_error("WriteOutcomeUnknown", exc.message)}
+        return CommandState.UNKNOWN, {"exact_id": progress.key, **_error("WriteOutcomeUnknown", exc.message)}
     if isinstance(exc, UnknownReference):
-        return "failed", {**_error("UnknownReference", exc.message), "field": exc.field, "value": exc.value}
+        return CommandState.FAILED, {**_error("UnknownReference", exc.message), "field": exc.field, "value": exc.value}
     if isinstance(exc, NeedsConsent):
-        return "failed", _error("NeedsConsent", exc.message)
+        return CommandState.FAILED, _error("NeedsConsent", exc.message)
     if isinstance(exc, ExactError):  # refused by Exact, or by the client before sending
-        return "failed", {**_error(type(exc).__name__, exc.message), "status": exc.status}
+        return CommandState.FAILED, {**_error(type(exc).__name__, exc.message), "status": exc.status}
     if progress.sent:
         message = f"{type(exc).__name__} while the write was in flight; it may have landed: look for it in Exact"
-        return "unknown", {"exact_id": progress.key, **_error("Interrupted", message)}
+        return CommandState.UNKNOWN, {"exact_id": progress.key, **_error("Interrupted", message)}
     if type(exc) is ValueError:  # what the Writer finds wrong with the command; a subclass is something else
-        return "failed", _error("InvalidCommand", str(exc))
+        return CommandState.FAILED, _error("InvalidCommand", str(exc))
     # Only the type: the message of an unexpected error may hold the command's data, and this result is pushed.
-    return "failed", _error("InternalError", f"{type(exc).__name__} before the write was sent; nothing was sent")
+    return CommandState.FAILED, _error(
+        "InternalError", f"{type(exc).__name__} before the write was sent; nothing was sent"
+    )
 
 
 def _wait(exc: Exception) -> float:
     if isinstance(exc, RateLimited):
-        wait = exc.retry_at - time.time()
-    else:
-        # A paused endpoint reopens as its errors age out of the hour; an outage is given half a minute.
-        wait = 300.0 if isinstance(exc, EndpointBlocked) else 30.0
-    return min(max(wait, 1.0), 300.0)
+        return exc.retry_at - time.time()
+    # A paused endpoint reopens as its errors age out of the hour; an outage is given half a minute.
+    return 300.0 if isinstance(exc, EndpointBlocked) else 30.0
 
 
 def _write(ctx: ConnectionContext, connection_id: int, command: Command, progress: WriteProgress) -> WriteResult:
@@ -200,19 +208,8 @@ def _error(kind: str, message: str) -> dict[str, Any]:
     return {"error": {"type": kind, "message": message}}
 
 
-def _connection_for(ctx: ConnectionContext, division: int) -> int | None:
-    query = (
-        select(Connection.id)
-        .join(Division, Division.connection_id == Connection.id)
-        .where(Division.code == division, Division.granted.is_(True), Connection.needs_consent.is_(False))
-        .order_by(Connection.id.desc())
-    )
-    with ctx.sessions() as session:
-        return session.scalars(query).first()
-
-
 def _finish(
-    ctx: ConnectionContext, key: str, status: str, result: dict[str, Any], *, only_running: bool = False
+    ctx: ConnectionContext, key: str, status: CommandState, result: dict[str, Any], *, only_running: bool = False
 ) -> str:
     """Record and push the outcome. A database that refuses is retried for `commands_finish_retry_seconds`; the
     outcome is in Redis meanwhile, so if it still refuses, the sweeper records it later, Exact ID and all."""
@@ -221,7 +218,7 @@ def _finish(
     pause = 0.25
     while True:
         try:
-            change = _record(ctx, key, status, result, only_running)
+            lanes = _record(ctx, key, status, result, only_running)
             break
         except SQLAlchemyError as exc:
             if time.monotonic() + pause > deadline:
@@ -238,18 +235,19 @@ def _finish(
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
     _forget(ctx, key)
-    if change is None:
+    if lanes is None:
         return status  # the sweeper found it settled meanwhile
-    dispatch_pending(ctx.settings, [change.event_id])
-    level = logging.INFO if status == "succeeded" else logging.WARNING
+    dispatch_lanes(ctx.settings, lanes)
+    level = logging.INFO if status == CommandState.SUCCEEDED else logging.WARNING
     # The key and state only: a result holds business data, which stays out of logs.
     log_event(log, "workers.command.finished", level, key=key, status=status)
     return status
 
 
 def _record(
-    ctx: ConnectionContext, key: str, status: str, result: dict[str, Any], only_running: bool
-) -> ChangeRecord | None:
+    ctx: ConnectionContext, key: str, status: CommandState, result: dict[str, Any], only_running: bool
+) -> tuple[PushLane, ...] | None:
+    """Store the outcome and hand it to the sinks in one transaction; the push lanes to dispatch after it."""
     with ctx.sessions() as session:
         row = finish(session, key, status, result, only_running=only_running)
         if row is None:
@@ -258,16 +256,16 @@ def _record(
         change = ChangeRecord(
             row.division, COMMANDS_TOPIC, change_key(key), "Update", shown, version=time.time_ns() // 1_000_000
         )
-        accept(session, [change], ctx.settings)
+        accepted = accept(session, [change], ctx.settings)
         session.commit()
-    return change
+    return accepted.lanes
 
 
 def _outcome_key(ctx: ConnectionContext, key: str) -> str:
     return f"{ctx.settings.redis_prefix}commands:outcome:{key}"
 
 
-def _remember(ctx: ConnectionContext, key: str, status: str, result: dict[str, Any]) -> None:
+def _remember(ctx: ConnectionContext, key: str, status: CommandState, result: dict[str, Any]) -> None:
     try:
         ctx.redis.set(_outcome_key(ctx, key), json.dumps({"status": status, "result": result}), ex=OUTCOME_TTL_SECONDS)
     except RedisError as exc:
@@ -275,12 +273,12 @@ def _remember(ctx: ConnectionContext, key: str, status: str, result: dict[str, A
         log_event(log, "workers.command.outcome_not_kept", logging.WARNING, key=key, error=type(exc).__name__)
 
 
-def _remembered(ctx: ConnectionContext, key: str) -> tuple[str, dict[str, Any]] | None:
+def _remembered(ctx: ConnectionContext, key: str) -> tuple[CommandState, dict[str, Any]] | None:
     raw = ctx.redis.get(_outcome_key(ctx, key))
     if raw is None:
         return None
     kept = json.loads(raw)
-    return str(kept["status"]), dict(kept["result"])
+    return CommandState(kept["status"]), dict(kept["result"])
 
 
 def _forget(ctx: ConnectionContext, key: str) -> None:
@@ -298,7 +296,7 @@ def settle_stale(ctx: ConnectionContext) -> int:
     with ctx.sessions() as session:
         keys = stale_running(session, limit)
     for key in keys:
-        status, result = _remembered(ctx, key) or ("unknown", _error("Interrupted", _INTERRUPTED))
+        status, result = _remembered(ctx, key) or (CommandState.UNKNOWN, _error("Interrupted", _INTERRUPTED))
         _finish(ctx, key, status, result, only_running=True)
     return len(keys)
 
@@ -310,8 +308,8 @@ def run_command(self: Task, key: str) -> str:
     try:
         return execute(ctx, key, owner=str(self.request.id))
     except Retry as exc:
-        # Under the visibility timeout, or Redis hands the waiting task out a second time (see workers/tasks.py).
-        raise self.retry(countdown=min(exc.countdown, ctx.settings.broker_visibility_timeout / 2)) from exc
+        countdown = retry_countdown(self.request.retries, ctx.settings.broker_visibility_timeout, wish=exc.wait)
+        raise self.retry(countdown=countdown) from exc
 
 
 @shared_task(name=SWEEP_COMMANDS, ignore_result=True)  # type: ignore[untyped-decorator]

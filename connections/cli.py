@@ -20,7 +20,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from connections.factory import client_from_settings, oauth_from_settings
-from connections.models import Connection, Division
+from connections.models import Connection, Division, DivisionStatus
 from connections.store import save_connection, save_divisions
 from exact import ExactError, OAuthApp, TokenNotExpired, TokenSet
 from runtime.crypto import TokenCipher
@@ -150,7 +150,6 @@ def divisions(refresh: bool = typer.Option(False, help="Fetch the divisions from
             with session_scope(sessions) as session:
                 save_divisions(session, connection.id, rows)
     table = Table("connection", "user", "division", "description", "status", "granted", "needs consent")
-    status_names = {0: "inactive", 1: "active", 2: "archived"}
     with sessions() as session:
         query = select(Division, Connection).join(Connection).order_by(Connection.id, Division.code)
         for division, connection in session.execute(query):
@@ -159,7 +158,7 @@ def divisions(refresh: bool = typer.Option(False, help="Fetch the divisions from
                 connection.user_name or connection.user_id,
                 str(division.code),
                 division.description or "",
-                status_names.get(division.status, str(division.status)),
+                DivisionStatus.label(division.status),
                 "yes" if division.granted else "no",
                 "YES" if connection.needs_consent else "",
             )

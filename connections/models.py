@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import IntEnum
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from runtime.db import Base, utc_now
 
-__all__ = ["Connection", "Division"]
+__all__ = ["Connection", "Division", "DivisionStatus"]
+
+
+class DivisionStatus(IntEnum):
+    """Exact's `Status` of a division (`system/Divisions`), stored as it comes."""
+
+    INACTIVE = 0
+    ACTIVE = 1
+    ARCHIVED = 2
+
+    @classmethod
+    def label(cls, value: int) -> str:
+        """Its lower-case name, or the number itself when Exact sends one we do not know."""
+        return cls(value).name.lower() if value in cls._value2member_map_ else str(value)
 
 
 class Connection(Base):
@@ -45,7 +59,7 @@ class Division(Base):
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     code: Mapped[int] = mapped_column(Integer)
     description: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[int] = mapped_column(Integer, default=1)  # 0 inactive, 1 active, 2 archived
+    status: Mapped[int] = mapped_column(Integer, default=DivisionStatus.ACTIVE)
     currency: Mapped[str | None] = mapped_column(String(8))
     country: Mapped[str | None] = mapped_column(String(8))
     division_move_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -14,6 +14,7 @@ from typing import Any
 
 from redis import Redis
 
+from runtime.dates import iso_utc
 from runtime.db import utc_now
 
 __all__ = ["Breaker", "Gate", "stopped_targets"]
@@ -101,7 +102,7 @@ class Breaker:
 
     def stop(self, shown_url: str, error: str) -> None:
         """Hold the breaker open for good: the target answered 410 Gone."""
-        since = utc_now().isoformat(timespec="seconds").replace("+00:00", "Z")
+        since = iso_utc(utc_now(), timespec="seconds")
         mapping: dict[Any, Any] = {"sink": self.sink, "url": shown_url, "error": error, "since": since}
         pipe = self._client.pipeline(transaction=False)
         pipe.hset(self.gone_key, mapping=mapping)

@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from delivery.deadletters import dead_letters, replay, waiting_lanes
 from delivery.models import MirrorRecord
-from delivery.outbox import DeliveryContext, dispatch_lanes
-from delivery.sinks.http import iso_utc
+from delivery.outbox import dispatch_lanes
+from delivery.push import DeliveryContext
 from delivery.sinks.urls import url_secrets
+from runtime.dates import iso_utc
 from runtime.db import make_engine, make_session_factory, session_scope
 from runtime.redis import sync_client
 from runtime.settings import get_settings

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from delivery.models import Delivery
+from delivery.models import LIVE_STATES, Delivery, DeliveryState
 from delivery.outbox import PushLane
 from runtime.db import utc_now
 
@@ -37,7 +37,7 @@ class Replayed:
 
 def dead_letters(session: Session, *, limit: int | None = None) -> list[DeadLetter]:
     """Dead letters, oldest first."""
-    query = select(Delivery).where(Delivery.state == "dead").order_by(Delivery.id).limit(limit)
+    query = select(Delivery).where(Delivery.state == DeliveryState.DEAD).order_by(Delivery.id).limit(limit)
     return [
         DeadLetter(r.id, r.sink, r.event_id, r.attempts, r.last_error, r.updated_at) for r in session.scalars(query)
     ]
@@ -47,7 +47,7 @@ def replay(session: Session, ids: Sequence[int] | None) -> Replayed:
     """Put dead letters (`ids`, or all of them for None) back to pending with a fresh attempt budget (the caller
     commits, then dispatches the lanes). A replayed version older than one delivered since is superseded
     when its lane runs, never sent."""
-    query = select(Delivery).where(Delivery.state == "dead")
+    query = select(Delivery).where(Delivery.state == DeliveryState.DEAD)
     if ids is not None:
         query = query.where(Delivery.id.in_(list(ids)))
     rows = list(session.scalars(query))
@@ -56,8 +56,8 @@ def replay(session: Session, ids: Sequence[int] | None) -> Replayed:
     now = utc_now()
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_([r.id for r in rows]), Delivery.state == "dead")
-        .values(state="pending", attempts=0, due_at=now, updated_at=now)
+        .where(Delivery.id.in_([r.id for r in rows]), Delivery.state == DeliveryState.DEAD)
+        .values(state=DeliveryState.PENDING, attempts=0, due_at=now, updated_at=now)
     )
     lanes = list(dict.fromkeys(PushLane(r.sink, r.division, r.topic, r.key) for r in rows))
     return Replayed([r.id for r in rows], lanes)
@@ -67,7 +67,7 @@ def waiting_lanes(session: Session, sink: str) -> list[PushLane]:
     """The lanes of `sink` with a delivery still to send (pending, or left sending)."""
     query = (
         select(Delivery.sink, Delivery.division, Delivery.topic, Delivery.key)
-        .where(Delivery.sink == sink, Delivery.state.in_(("pending", "sending")))
+        .where(Delivery.sink == sink, Delivery.state.in_(LIVE_STATES))
         .distinct()
     )
     return [PushLane(*row) for row in session.execute(query)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint
@@ -10,12 +11,28 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from runtime.db import Base, utc_now
 
-__all__ = ["DELIVERY_STATES", "Delivery", "MirrorRecord"]
+__all__ = ["DELIVERY_STATES", "LIVE_STATES", "Delivery", "DeliveryState", "MirrorRecord"]
 
-# pending: waits for its lane (new, replayed, or after a failed attempt until `due_at`); sending: an attempt is under
-# way (a crash leaves it so, and the next run sends it again under the same webhook-id); delivered; superseded: older
-# than a version already delivered, never sent; dead: the attempt limit was reached (a dead letter).
-DELIVERY_STATES = ("pending", "sending", "delivered", "superseded", "dead")
+
+class DeliveryState(StrEnum):
+    """A delivery's `state`, stored as its value.
+
+    pending: waits for its lane (new, replayed, or after a failed attempt until `due_at`); sending: an attempt is
+    under way (a crash leaves it so, and the next run sends it again under the same webhook-id); delivered;
+    superseded: older than a version already delivered, never sent; dead: the attempt limit was reached (a dead
+    letter).
+    """
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    SUPERSEDED = "superseded"
+    DEAD = "dead"
+
+
+DELIVERY_STATES = tuple(DeliveryState)
+# Work still to do: the states a lane's head is taken from.
+LIVE_STATES = (DeliveryState.PENDING, DeliveryState.SENDING)
 
 
 class MirrorRecord(Base):
@@ -35,7 +52,7 @@ class MirrorRecord(Base):
 
 
 class Delivery(Base):
-    """One change for one push sink, with its state (see DELIVERY_STATES), attempts and the last error."""
+    """One change for one push sink, with its state (see DeliveryState), attempts and the last error."""
 
     __tablename__ = "deliveries"
     __table_args__ = (
@@ -53,7 +70,7 @@ class Delivery(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     action: Mapped[str] = mapped_column(String(20))
     record: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(20), default="pending")
+    state: Mapped[str] = mapped_column(String(20), default=DeliveryState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     # When the next attempt may start: now for a new row, later after a failed attempt (the backoff).

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from delivery.models import Delivery
+from delivery.models import Delivery, DeliveryState
 from runtime.db import utc_now
 
 __all__ = ["PRUNE_BATCH", "prune_deliveries"]
@@ -51,13 +51,13 @@ def _prunable(cutoff: datetime) -> Select[int]:
             newer.division == Delivery.division,
             newer.topic == Delivery.topic,
             newer.key == Delivery.key,
-            newer.state == "delivered",
+            newer.state == DeliveryState.DELIVERED,
         )
         .scalar_subquery()
     )
     return (
         select(Delivery.id)
-        .where(Delivery.state.in_(("delivered", "superseded")), Delivery.updated_at < cutoff)
-        .where(or_(Delivery.state == "superseded", Delivery.version < newest))
+        .where(Delivery.state.in_((DeliveryState.DELIVERED, DeliveryState.SUPERSEDED)), Delivery.updated_at < cutoff)
+        .where(or_(Delivery.state == DeliveryState.SUPERSEDED, Delivery.version < newest))
         .order_by(Delivery.id)
     )

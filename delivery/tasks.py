@@ -1,7 +1,8 @@
 """Celery tasks that push: one per delivery lane, the sweeper that re-dispatches lanes a lost message left behind,
 and the pruning of old delivery rows.
 
-The tasks stay thin; the work is `workers.delivery.deliver_lane` and `sweep_lanes`, which tests call directly.
+The tasks stay thin; the work is `delivery.push.deliver_lane` and `delivery.outbox.sweep_lanes`, which tests call
+directly.
 Both are idempotent: the lane's Redis lock and the rows' state machine keep two runs from sending one row twice, and
 a row a killed worker left `sending` goes out again under the same `webhook-id`, which the target dedupes.
 """
@@ -9,16 +10,17 @@ a row a killed worker left `sending` goes out again under the same `webhook-id`,
 from __future__ import annotations
 
 import logging
-import random
 from functools import lru_cache
 
 from celery import Task, shared_task
 
-from delivery.outbox import BUSY_RETRY_SECONDS, DeliveryContext, PushLane, deliver_lane, dispatch_lanes, sweep_lanes
+from delivery.outbox import PushLane, dispatch_lanes, sweep_lanes
+from delivery.push import BUSY_RETRY_SECONDS, DeliveryContext, deliver_lane
 from delivery.retention import prune_deliveries
 from runtime.contracts import DELIVER, PRUNE_DELIVERIES, SWEEP_DELIVERIES
 from runtime.logging import log_event
 from runtime.process import resources
+from runtime.retry import retry_countdown, under_visibility
 
 __all__ = ["deliver", "delivery_context", "prune", "sweep"]
 
@@ -37,11 +39,14 @@ def deliver(self: Task, sink: str, division: int, topic: str, key: str) -> int:
     """Push one lane's pending changes in version order; returns how many were delivered."""
     ctx = delivery_context()
     outcome = deliver_lane(ctx, PushLane(sink, division, topic, key), owner=str(self.request.id))
+    visibility = ctx.settings.broker_visibility_timeout
     if outcome.busy:
-        # The holder may have looked before our row was committed: look again shortly.
-        raise self.retry(countdown=BUSY_RETRY_SECONDS * (1 + random.random()))
+        # The holder may have looked before our row was committed: look again shortly (2-4 s), however often.
+        raise self.retry(countdown=retry_countdown(0, visibility, base=2 * BUSY_RETRY_SECONDS))
     if outcome.retry_in is not None:
-        raise self.retry(countdown=outcome.retry_in)
+        # The row's own backoff (`delivery.push.backoff_seconds`); a task woken earlier finds it not yet due and
+        # leaves it to the sweeper.
+        raise self.retry(countdown=under_visibility(outcome.retry_in, visibility))
     return outcome.delivered
 
 

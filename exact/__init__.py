@@ -38,7 +38,7 @@ from exact._ratelimit import BudgetUsage, ErrorBudget, RateLimiter
 from exact._references import References, account_code
 from exact._tokens import REFRESH_MIN_AGE, UNDECRYPTABLE, StoredTokens, TokenManager, TokenStore
 from exact._values import check_values, write_date
-from exact._writes import SPECS, LineSpec, WriteProgress, Writer, WriteResult, WriteSpec, check_writable, spec_named
+from exact._writes import SPECS, LineSpec, WriteProgress, Writer, WriteResult, WriteSpec, check_writable
 
 __all__ = [
     "account_code",
@@ -75,7 +75,6 @@ __all__ = [
     "RateLimiter",
     "References",
     "REFRESH_MIN_AGE",
-    "spec_named",
     "SPECS",
     "StoredTokens",
     "string_literal",

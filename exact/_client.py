@@ -27,7 +27,7 @@ from exact._exceptions import (
     ValidationError,
 )
 from exact._odata import MAX_URL_LENGTH, Query, int64_literal
-from exact._ratelimit import ErrorBudget, RateLimiter
+from exact._ratelimit import ErrorBudget, RateHeaders, RateLimiter
 from exact._tokens import TokenManager
 from runtime.logging import log_event
 
@@ -241,8 +241,8 @@ def _error(response: httpx.Response, endpoint: str) -> Exception:
     status, message = response.status_code, _message(response)
     text = f"{endpoint}: {status} {message}"
     if status == 429:
-        reset = response.headers.get("x-ratelimit-minutely-reset") or response.headers.get("x-ratelimit-reset")
-        retry_at = int(reset) / 1000 if reset and reset.isdigit() else time.time() + 60
+        reset_ms = RateHeaders.of(response.headers).reset_ms
+        retry_at = reset_ms / 1000 if reset_ms is not None else time.time() + 60
         return RateLimited(text, retry_at=retry_at)
     mapped: dict[int, type[ApiError] | type[AuthError]] = {
         400: ValidationError,

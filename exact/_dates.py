@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from runtime.dates import iso_utc
+
 __all__ = ["format_date", "normalize_record", "parse_date"]
 
 _MS_DATE = re.compile(r"^/Date\((?P<ms>-?\d+)(?P<offset>[+-]\d{4})?\)/$")
@@ -35,14 +37,10 @@ def format_date(value: datetime) -> str:
     return aware.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _normalize(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("/Date("):
         try:
-            return _iso(parse_date(value))
+            return iso_utc(parse_date(value))
         except ValueError:
             return value
     if isinstance(value, Mapping):

@@ -18,7 +18,7 @@ import redis
 
 from exact._exceptions import EndpointBlocked, RateLimited
 
-__all__ = ["BudgetUsage", "ErrorBudget", "RateLimiter"]
+__all__ = ["BudgetUsage", "ErrorBudget", "RateHeaders", "RateLimiter"]
 
 WINDOW_MARGIN = 1.05
 WINDOW_SLACK_MS = 500
@@ -66,6 +66,43 @@ class BudgetUsage:
     day_used: int
     day_limit: int
     closed_for_seconds: float
+
+
+@dataclass(frozen=True)
+class RateHeaders:
+    """Exact's rate-limit headers of one response, read in one place: the limits, whether a window is spent, and
+    when each window resets (epoch milliseconds, as Exact sends them)."""
+
+    minute_limit: int | None = None
+    day_limit: int | None = None
+    minute_spent: bool = False
+    day_spent: bool = False
+    minute_reset_ms: int | None = None
+    day_reset_ms: int | None = None
+    retry_after_seconds: int | None = None
+
+    @classmethod
+    def of(cls, headers: Mapping[str, str]) -> RateHeaders:
+        lower = {k.lower(): v for k, v in headers.items()}
+
+        def number(name: str) -> int | None:
+            value = lower.get(name, "")
+            return int(value) if value.isdigit() else None
+
+        return cls(
+            minute_limit=number("x-ratelimit-minutely-limit"),
+            day_limit=number("x-ratelimit-limit"),
+            minute_spent=lower.get("x-ratelimit-minutely-remaining") == "0",
+            day_spent=lower.get("x-ratelimit-remaining") == "0",
+            minute_reset_ms=number("x-ratelimit-minutely-reset"),
+            day_reset_ms=number("x-ratelimit-reset"),
+            retry_after_seconds=number("retry-after"),
+        )
+
+    @property
+    def reset_ms(self) -> int | None:
+        """When a 429's window reopens: the minute's reset when given, else the day's."""
+        return self.minute_reset_ms if self.minute_reset_ms is not None else self.day_reset_ms
 
 
 class RateLimiter:
@@ -147,22 +184,19 @@ class RateLimiter:
 
     def observe(self, division: int | None, headers: Mapping[str, str], status: int) -> None:
         """Keep the budget in step with Exact: adopt its limits, close when a window is spent or on 429."""
-        lower = {k.lower(): v for k, v in headers.items()}
+        rate = RateHeaders.of(headers)
         limits: dict[str, int] = {}
-        if (value := lower.get("x-ratelimit-minutely-limit", "")).isdigit():
-            limits["minute"] = min(int(value), self.per_minute)
-        if (value := lower.get("x-ratelimit-limit", "")).isdigit():
-            limits["day"] = min(int(value), self.per_day)
+        if rate.minute_limit is not None:
+            limits["minute"] = min(rate.minute_limit, self.per_minute)
+        if rate.day_limit is not None:
+            limits["day"] = min(rate.day_limit, self.per_day)
         for name, limit in limits.items():
             self._redis.hset(self._keys(division)[3], name, limit)
-        closes = []
-        if lower.get("x-ratelimit-minutely-remaining") == "0" and lower.get("x-ratelimit-minutely-reset", "").isdigit():
-            closes.append(int(lower["x-ratelimit-minutely-reset"]))
-        if lower.get("x-ratelimit-remaining") == "0" and lower.get("x-ratelimit-reset", "").isdigit():
-            closes.append(int(lower["x-ratelimit-reset"]))
+        spent = ((rate.minute_spent, rate.minute_reset_ms), (rate.day_spent, rate.day_reset_ms))
+        closes = [reset for is_spent, reset in spent if is_spent and reset is not None]
         if status == 429:
-            if (retry_after := lower.get("retry-after", "")).isdigit():
-                closes.append(int((time.time() + int(retry_after)) * 1000))
+            if rate.retry_after_seconds is not None:
+                closes.append(int((time.time() + rate.retry_after_seconds) * 1000))
             if not closes:
                 closes.append(int(time.time() * 1000) + self.window_ms)
         if closes:

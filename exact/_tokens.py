@@ -110,9 +110,6 @@ class TokenManager:
             tokens = self._current or self._load()
         return tokens
 
-    def access_token(self) -> str:
-        return self.current().access_token
-
     def refresh(self, *, seen_version: int, force: bool = False) -> None:
         """Refresh under the connection's lock. After taking it, re-read: when the version moved on, another
         process refreshed already and its token is the one to use."""

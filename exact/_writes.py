@@ -37,7 +37,6 @@ __all__ = [
     "WriteSpec",
     "Writer",
     "check_writable",
-    "spec_named",
 ]
 
 # Never sent back on a PUT and never compared: Exact fills them.
@@ -127,13 +126,6 @@ TIME_TRANSACTION = WriteSpec(
     numbers=frozenset({"Quantity"}),
 )
 SPECS: dict[str, WriteSpec] = {s.name: s for s in (SALES_INVOICE, PURCHASE_ORDER, ACCOUNT, TIME_TRANSACTION)}
-
-
-def spec_named(name: str) -> WriteSpec:
-    try:
-        return SPECS[name]
-    except KeyError:
-        raise ValueError(f"unknown entity {name!r}; writable: {', '.join(sorted(SPECS))}") from None
 
 
 @dataclass(frozen=True)

@@ -19,24 +19,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
 
+from commands.models import CommandState
 from connections.cli import finish_connect, wait_for_code
 from connections.factory import client_from_settings, limiter_from_settings, oauth_from_settings
-from delivery.models import Delivery, MirrorRecord
-from exact import RateLimiter, normalize_record
 from ops.children import Children, private_redis
+from ops.demo_summary import DIVISIONS, TOPICS, DemoStack, DemoSummary, await_level, live_view, measure
 from ops.push_target import PushTarget
 from runtime.contracts import DELIVERIES_QUEUE, EVENTS_QUEUE
 from runtime.db import make_engine, make_session_factory
@@ -50,8 +46,6 @@ from sync.topics import spec_of
 
 __all__ = ["DemoOptions", "DemoSummary", "run_demo"]
 
-DIVISIONS = (101, 202)
-TOPICS = ("Accounts", "Contacts", "SalesInvoices")
 BURST_PAIR = (101, "Contacts")
 
 
@@ -64,48 +58,6 @@ class DemoOptions:
     timeout: float = 300.0  # for the pipeline to deliver everything after the last change
     workdir: Path | None = None
     worker_concurrency: int = 2
-
-
-@dataclass
-class DemoSummary:
-    changes: int = 0
-    webhooks_received: int = 0
-    exact_calls: int = 0
-    calls_per_change: float = 0.0
-    rate_limited: int = 0
-    mirror_records: int = 0
-    pushes_received: int = 0
-    deliveries_delivered: int = 0
-    dead_letters: int = 0
-    signatures_rejected: int = 0
-    out_of_order: int = 0
-    commands_succeeded: int = 0  # writes to Exact through POST /commands, verified by a read-back
-    commands_refused: int = 0  # the one with a VAT code division 202 lacks (gotcha 2), refused before sending
-    seconds: float = 0.0
-    level: bool = False
-    differences: list[str] = field(default_factory=list)
-    workdir: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class _Stack:
-    """What the running demo talks to."""
-
-    settings: Settings
-    sessions: sessionmaker[Session]
-    sandbox_url: str
-    receiver_url: str
-    push: PushTarget
-    http: httpx.Client
-    limiter: RateLimiter  # read for the budget figures, never spent from
-
-    def control(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self.http.request(method, f"{self.sandbox_url}/_sandbox/{path}", **kwargs)
-        response.raise_for_status()
-        return response
 
 
 def run_demo(base: Settings, options: DemoOptions, console: Console) -> DemoSummary:
@@ -124,7 +76,7 @@ def run_demo(base: Settings, options: DemoOptions, console: Console) -> DemoSumm
         sessions = make_session_factory(make_engine(settings.database_url))
         try:
             with ServerThread(push.app(), port=_port(settings.push_url)), httpx.Client(timeout=60) as http:
-                stack = _Stack(
+                stack = DemoStack(
                     settings,
                     sessions,
                     settings.exact_base_url,
@@ -184,7 +136,7 @@ def _cli(*args: str) -> list[str]:
 
 
 def _start(
-    children: Children, stack: _Stack, env: dict[str, str], workdir: Path, options: DemoOptions, console: Console
+    children: Children, stack: DemoStack, env: dict[str, str], workdir: Path, options: DemoOptions, console: Console
 ) -> None:
     settings = stack.settings
     children.start(
@@ -212,7 +164,7 @@ def _start(
     )
 
 
-def _connect(stack: _Stack, console: Console) -> int:
+def _connect(stack: DemoStack, console: Console) -> int:
     """The real OAuth flow: authorize (the sandbox approves at once), the redirect served here, the code exchanged."""
     oauth = oauth_from_settings(stack.settings)
     url, state = oauth.authorize_url()
@@ -233,7 +185,7 @@ def _connect(stack: _Stack, console: Console) -> int:
     return connection_id
 
 
-def _register(stack: _Stack, connection_id: int, console: Console) -> None:
+def _register(stack: DemoStack, connection_id: int, console: Console) -> None:
     client = client_from_settings(stack.settings, stack.sessions, connection_id)
     service = SubscriptionService(
         stack.settings, stack.sessions, client, connection_id, sync_client(stack.settings.redis_url)
@@ -244,17 +196,17 @@ def _register(stack: _Stack, connection_id: int, console: Console) -> None:
 
 # -- the stream of changes
 def _drive(
-    stack: _Stack, children: Children, options: DemoOptions, summary: DemoSummary, started: float, console: Console
+    stack: DemoStack, children: Children, options: DemoOptions, summary: DemoSummary, started: float, console: Console
 ) -> None:
     rng = random.Random(20261123)
     made: dict[tuple[int, str], list[str]] = {(d, t): [] for d in DIVISIONS for t in TOPICS}
-    with Live(_view(stack, summary, "stream"), console=console, refresh_per_second=4, transient=False) as live:
+    with Live(live_view(stack, summary, "stream"), console=console, refresh_per_second=4, transient=False) as live:
 
         def show(phase: str) -> None:
             children.check()
-            _measure(stack, summary)
+            measure(stack, summary)
             summary.seconds = round(time.monotonic() - started, 1)
-            live.update(_view(stack, summary, phase))
+            live.update(live_view(stack, summary, phase))
 
         _stream(stack, rng, made, options.changes, options.rate, summary, show, "stream")
         if options.burst:
@@ -265,14 +217,14 @@ def _drive(
             summary.changes += options.burst
         show("writes through POST /commands")
         _write(stack, summary, options.timeout)
-        _await_level(stack, options.timeout, summary, show)
+        await_level(stack, options.timeout, summary, show)
         while options.forever:
             _stream(stack, rng, made, 20, 2.0, summary, show, "running on (Ctrl-C stops)")
-            _await_level(stack, options.timeout, summary, show)
+            await_level(stack, options.timeout, summary, show)
     console.print()
 
 
-def _write(stack: _Stack, summary: DemoSummary, timeout: float) -> None:
+def _write(stack: DemoStack, summary: DemoSummary, timeout: float) -> None:
     """Two writes as a web shop would send them: one lands and is verified, one is refused before it is sent."""
     line = {"Item": "ITEM-001", "Quantity": 2, "UnitPrice": 12.5, "GLAccount": "8000", "VATCode": "2"}
     good = {
@@ -296,15 +248,15 @@ def _write(stack: _Stack, summary: DemoSummary, timeout: float) -> None:
     while time.monotonic() < deadline and len(states) < len(keys):
         for key in keys:
             shown = stack.http.get(f"{stack.receiver_url}/commands/{key}", headers=headers).json()
-            if shown["status"] not in ("queued", "running"):
+            if shown["status"] not in (CommandState.QUEUED, CommandState.RUNNING):
                 states[key] = shown["status"]
         time.sleep(0.2)
-    summary.commands_succeeded = sum(1 for s in states.values() if s == "succeeded")
-    summary.commands_refused = sum(1 for s in states.values() if s == "failed")
+    summary.commands_succeeded = sum(1 for s in states.values() if s == CommandState.SUCCEEDED)
+    summary.commands_refused = sum(1 for s in states.values() if s == CommandState.FAILED)
 
 
 def _stream(
-    stack: _Stack,
+    stack: DemoStack,
     rng: random.Random,
     made: dict[tuple[int, str], list[str]],
     count: int,
@@ -343,100 +295,3 @@ def _path(topic: str) -> str:
     spec = spec_of(topic)
     assert spec is not None
     return spec.path
-
-
-# -- measuring and comparing
-def _await_level(stack: _Stack, timeout: float, summary: DemoSummary, show: Callable[[str], None]) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        idle = stack.control("GET", "webhooks/idle").json()["idle"]
-        summary.differences = _differences(stack) if idle else ["the sandbox is still sending webhooks"]
-        summary.level = not summary.differences
-        show("delivered" if summary.level else "catching up")
-        if summary.level or time.monotonic() > deadline:
-            return
-        time.sleep(1.0)
-
-
-def _measure(stack: _Stack, summary: DemoSummary) -> None:
-    summary.exact_calls = int(stack.control("GET", "calls").json()["total"])
-    summary.rate_limited = int(stack.control("GET", "calls", params={"status": "429"}).json()["total"])
-    summary.calls_per_change = round(summary.exact_calls / summary.changes, 4) if summary.changes else 0.0
-    summary.webhooks_received = _receiver_events(stack)
-    summary.pushes_received = stack.push.received
-    summary.signatures_rejected = stack.push.rejected
-    summary.out_of_order = stack.push.out_of_order
-    with stack.sessions() as session:
-        summary.mirror_records = int(session.scalar(select(func.count()).select_from(MirrorRecord)) or 0)
-        by_state = dict(session.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
-    summary.deliveries_delivered = int(by_state.get("delivered", 0))
-    summary.dead_letters = int(by_state.get("dead", 0))
-
-
-def _receiver_events(stack: _Stack) -> int:
-    text = stack.http.get(f"{stack.receiver_url}/metrics").text
-    for line in text.splitlines():
-        if line.startswith("exact_webhook_events_enqueued_total "):
-            return int(float(line.split()[1]))
-    return 0
-
-
-def _differences(stack: _Stack) -> list[str]:
-    pushed = stack.push.snapshot()
-    with stack.sessions() as session:
-        pending = int(
-            session.scalar(select(func.count()).select_from(Delivery).where(Delivery.state.in_(("pending", "sending"))))
-            or 0
-        )
-    found = [f"{pending} deliveries pending"] if pending else []
-    for division in DIVISIONS:
-        for topic in TOPICS:
-            spec = spec_of(topic)
-            assert spec is not None
-            rows = stack.control("GET", f"records/{division}/{spec.path}").json()["records"]
-            want = {r["ID"]: _fields(normalize_record(r), spec.fields) for r in rows}
-            with stack.sessions() as session:
-                query = select(MirrorRecord).where(
-                    MirrorRecord.division == division, MirrorRecord.topic == spec.topic, MirrorRecord.deleted.is_(False)
-                )
-                mirror = {r.key: _fields(r.record or {}, spec.fields) for r in session.scalars(query)}
-            push = {
-                k: _fields(v, spec.fields)
-                for (d, t, k), v in pushed.items()
-                if d == division and t == spec.topic and v is not None
-            }
-            for name, have in (("mirror", mirror), ("push", push)):
-                if have != want:
-                    missing = len(set(want) - set(have))
-                    extra = len(set(have) - set(want))
-                    stale = sum(1 for k in set(want) & set(have) if want[k] != have[k])
-                    found.append(f"{name} {division}/{topic}: {missing} missing, {extra} extra, {stale} stale")
-    return found
-
-
-def _fields(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    return {name: record.get(name) for name in fields}
-
-
-def _view(stack: _Stack, summary: DemoSummary, phase: str) -> Table:
-    table = Table(title=f"exact-pipeline demo: {phase} ({summary.seconds:.0f}s)", show_header=False, min_width=70)
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    table.add_row("changes made in the sandbox", f"{summary.changes:,}")
-    table.add_row("webhooks received (receiver)", f"{summary.webhooks_received:,}")
-    table.add_row("records in the SQL mirror", f"{summary.mirror_records:,}")
-    table.add_row("pushes delivered to the HTTP sink", f"{summary.deliveries_delivered:,}")
-    table.add_row("dead letters", f"{summary.dead_letters:,}")
-    table.add_row("Exact calls (calls per change)", f"{summary.exact_calls:,} ({summary.calls_per_change:.4f})")
-    table.add_row("429 answers", f"{summary.rate_limited:,}")
-    table.add_row(
-        "writes verified / refused before sending", f"{summary.commands_succeeded} / {summary.commands_refused}"
-    )
-    for division in DIVISIONS:
-        usage = stack.limiter.usage(division)
-        closed = f", closed {usage.closed_for_seconds:.0f}s" if usage.closed_for_seconds else ""
-        table.add_row(
-            f"budget of division {division}",
-            f"{usage.minute_used}/{usage.minute_limit} this minute, {usage.day_used}/{usage.day_limit} today{closed}",
-        )
-    return table

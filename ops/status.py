@@ -16,17 +16,18 @@ from rich.table import Table
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from commands.models import COMMAND_STATES, CommandRecord
+from commands.models import COMMAND_STATES, CommandRecord, CommandState
 from connections.factory import cipher_from_settings, limiter_from_settings
 from connections.keys import UNDECRYPTABLE, readable
-from connections.models import Connection, Division
+from connections.models import Connection, Division, DivisionStatus
 from delivery.breaker import stopped_targets
-from delivery.models import Delivery
+from delivery.models import LIVE_STATES, Delivery, DeliveryState
 from runtime.contracts import DELIVERIES_QUEUE, EVENTS_QUEUE
 from runtime.crypto import InvalidKey, TokenCipher
+from runtime.dates import iso_utc
 from runtime.db import stored_utc
 from runtime.settings import Settings
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, SubscriptionState
 from subscriptions.silence import is_silent, last_webhook, last_webhooks
 from sync.cursors import LaneCursor
 
@@ -52,10 +53,10 @@ class Status:
         outcome is unknown (someone must look in Exact)."""
         return (
             any(c["needs_consent"] or c["attention"] for c in self.connections)
-            or any(s["silent"] or s["state"] == "failed" for s in self.subscriptions)
+            or any(s["silent"] or s["state"] == SubscriptionState.FAILED for s in self.subscriptions)
             or bool(self.dead_letters.get("count"))
             or bool(self.dead_letters.get("stopped_targets"))
-            or bool(self.commands.get("unknown"))
+            or bool(self.commands.get(CommandState.UNKNOWN))
             or any(c["stuck"] for c in self.commands_to_check)
         )
 
@@ -65,12 +66,27 @@ class Status:
 
 def collect(settings: Settings, session: Session, client: redis.Redis, now: datetime | None = None) -> Status:
     now = now or datetime.now(UTC)
-    status = Status()
     connections = list(session.scalars(select(Connection).order_by(Connection.id)))
+    divisions = _divisions(session)
+    return Status(
+        connections=_connections(settings, connections),
+        divisions=divisions,
+        subscriptions=_subscriptions(settings, session, client, now),
+        queues=_queues(settings, client),
+        budgets=_budgets(settings, client, connections, divisions),
+        dead_letters=_dead_letters(settings, session, client),
+        cursors=_cursors(session, now),
+        commands=_commands(session),
+        commands_to_check=_commands_to_check(settings, session, now),
+    )
+
+
+def _connections(settings: Settings, connections: list[Connection]) -> list[dict[str, Any]]:
     cipher = _cipher(settings)
+    shown = []
     for c in connections:
         tokens_readable = None if cipher is None else readable(cipher, c)
-        status.connections.append(
+        shown.append(
             {
                 "id": c.id,
                 "user": c.user_name or c.user_id,
@@ -84,71 +100,95 @@ def collect(settings: Settings, session: Session, client: redis.Redis, now: date
                 "attention": _attention(c, tokens_readable),
             }
         )
-    for d in session.scalars(select(Division).order_by(Division.connection_id, Division.code)):
-        status.divisions.append(
-            {
-                "connection": d.connection_id,
-                "code": d.code,
-                "description": d.description,
-                "status": {0: "inactive", 1: "active", 2: "archived"}.get(d.status, str(d.status)),
-                "granted": d.granted,
-            }
-        )
+    return shown
+
+
+def _divisions(session: Session) -> list[dict[str, Any]]:
+    return [
+        {
+            "connection": d.connection_id,
+            "code": d.code,
+            "description": d.description,
+            "status": DivisionStatus.label(d.status),
+            "granted": d.granted,
+        }
+        for d in session.scalars(select(Division).order_by(Division.connection_id, Division.code))
+    ]
+
+
+def _subscriptions(settings: Settings, session: Session, client: redis.Redis, now: datetime) -> list[dict[str, Any]]:
     seen = last_webhooks(client, settings.redis_prefix)
-    for s in session.scalars(
-        select(Subscription).order_by(Subscription.connection_id, Subscription.division, Subscription.topic)
-    ):
-        status.subscriptions.append(
-            {
-                "connection": s.connection_id,
-                "division": s.division,
-                "topic": s.topic,
-                "state": s.state,
-                "exact_id": s.exact_id,
-                "last_webhook_at": _iso(last_webhook(s, seen)),
-                "silent": is_silent(s, settings.silent_subscription_hours, now, seen),
-                "last_error": s.last_error,
-            }
-        )
-    status.queues = {
+    query = select(Subscription).order_by(Subscription.connection_id, Subscription.division, Subscription.topic)
+    return [
+        {
+            "connection": s.connection_id,
+            "division": s.division,
+            "topic": s.topic,
+            "state": s.state,
+            "exact_id": s.exact_id,
+            "last_webhook_at": _iso(last_webhook(s, seen)),
+            "silent": is_silent(s, settings.silent_subscription_hours, now, seen),
+            "last_error": s.last_error,
+        }
+        for s in session.scalars(query)
+    ]
+
+
+def _queues(settings: Settings, client: redis.Redis) -> dict[str, int]:
+    return {
         EVENTS_QUEUE: int(client.llen(settings.redis_prefix + EVENTS_QUEUE)),
         DELIVERIES_QUEUE: int(client.llen(settings.redis_prefix + DELIVERIES_QUEUE)),
         "unacked": int(client.hlen(settings.redis_prefix + "unacked")),
     }
+
+
+def _budgets(
+    settings: Settings, client: redis.Redis, connections: list[Connection], divisions: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    budgets = []
     for c in connections:
         limiter = limiter_from_settings(settings, client, client_id=c.client_id)
-        codes = sorted({d["code"] for d in status.divisions if d["connection"] == c.id})
+        codes = sorted({d["code"] for d in divisions if d["connection"] == c.id})
         for code in codes:
             usage = limiter.usage(code)
-            status.budgets.append({"connection": c.id, **asdict(usage)})
-    dead = session.execute(select(func.count(), func.min(Delivery.updated_at)).where(Delivery.state == "dead")).one()
-    pending = session.scalar(select(func.count()).where(Delivery.state.in_(("pending", "sending"))))
-    status.dead_letters = {
+            budgets.append({"connection": c.id, **asdict(usage)})
+    return budgets
+
+
+def _dead_letters(settings: Settings, session: Session, client: redis.Redis) -> dict[str, Any]:
+    dead = session.execute(
+        select(func.count(), func.min(Delivery.updated_at)).where(Delivery.state == DeliveryState.DEAD)
+    ).one()
+    pending = session.scalar(select(func.count()).where(Delivery.state.in_(LIVE_STATES)))
+    return {
         "count": int(dead[0] or 0),
         "oldest": _iso(dead[1]),
         "pending_deliveries": int(pending or 0),
         "stopped_targets": stopped_targets(client, settings.redis_prefix),
     }
-    for cursor in session.scalars(
-        select(LaneCursor).order_by(LaneCursor.connection_id, LaneCursor.division, LaneCursor.topic)
-    ):
-        status.cursors.append(
-            {
-                "connection": cursor.connection_id,
-                "division": cursor.division,
-                "topic": cursor.topic,
-                "timestamp": cursor.timestamp,
-                "modified_ms": cursor.modified_ms,
-                "deleted_timestamp": cursor.deleted_timestamp,
-                "last_advanced_at": _iso(cursor.updated_at),
-                "lag_seconds": round((now - stored_utc(cursor.updated_at)).total_seconds(), 1),
-            }
-        )
+
+
+def _cursors(session: Session, now: datetime) -> list[dict[str, Any]]:
+    query = select(LaneCursor).order_by(LaneCursor.connection_id, LaneCursor.division, LaneCursor.topic)
+    return [
+        {
+            "connection": cursor.connection_id,
+            "division": cursor.division,
+            "topic": cursor.topic,
+            "timestamp": cursor.timestamp,
+            "modified_ms": cursor.modified_ms,
+            "deleted_timestamp": cursor.deleted_timestamp,
+            "last_advanced_at": _iso(cursor.updated_at),
+            "lag_seconds": round((now - stored_utc(cursor.updated_at)).total_seconds(), 1),
+        }
+        for cursor in session.scalars(query)
+    ]
+
+
+def _commands(session: Session) -> dict[str, int]:
     by_state = select(CommandRecord.status, func.count()).group_by(CommandRecord.status)
     counted = {str(state): int(count) for state, count in session.execute(by_state).all()}
-    status.commands = {state: int(counted.get(state, 0)) for state in COMMAND_STATES}
-    status.commands_to_check = _commands_to_check(settings, session, now)
-    return status
+    return {state: int(counted.get(state, 0)) for state in COMMAND_STATES}
 
 
 def _commands_to_check(settings: Settings, session: Session, now: datetime, limit: int = 20) -> list[dict[str, Any]]:
@@ -159,8 +199,8 @@ def _commands_to_check(settings: Settings, session: Session, now: datetime, limi
         select(CommandRecord)
         .where(
             or_(
-                CommandRecord.status == "unknown",
-                and_(CommandRecord.status == "running", CommandRecord.updated_at < now - run_limit),
+                CommandRecord.status == CommandState.UNKNOWN,
+                and_(CommandRecord.status == CommandState.RUNNING, CommandRecord.updated_at < now - run_limit),
             )
         )
         .order_by(CommandRecord.updated_at.desc())
@@ -170,7 +210,7 @@ def _commands_to_check(settings: Settings, session: Session, now: datetime, limi
         {
             "key": r.key,
             "status": r.status,
-            "stuck": r.status == "running",
+            "stuck": r.status == CommandState.RUNNING,
             "division": r.division,
             "entity": r.entity,
             "exact_id": (r.result or {}).get("exact_id"),
@@ -198,6 +238,15 @@ def _attention(c: Connection, tokens_readable: bool | None) -> str | None:
 
 
 def render(status: Status, console: Console) -> None:
+    _render_connections(status, console)
+    _render_divisions(status, console)
+    _render_subscriptions(status, console)
+    _render_cursors(status, console)
+    _render_deliveries(status, console)
+    _render_commands(status, console)
+
+
+def _render_connections(status: Status, console: Console) -> None:
     table = Table("id", "user", "access token expires", "last refresh", "state", title="Connections")
     for c in status.connections:
         state = (
@@ -211,6 +260,9 @@ def render(status: Status, console: Console) -> None:
     console.print(table if status.connections else "No connections: run `exact-pipeline connect`.")
     if unreadable := [str(c["id"]) for c in status.connections if c["attention"] == UNDECRYPTABLE]:
         console.print(f"[red]Undecryptable[/red] connection(s) {', '.join(unreadable)}: {UNDECRYPTABLE}")
+
+
+def _render_divisions(status: Status, console: Console) -> None:
     table = Table(
         "connection", "division", "description", "status", "granted", "budget (minute, day)", title="Divisions"
     )
@@ -227,6 +279,9 @@ def render(status: Status, console: Console) -> None:
             budget,
         )
     console.print(table)
+
+
+def _render_subscriptions(status: Status, console: Console) -> None:
     table = Table("connection", "division", "topic", "state", "last webhook", "last error", title="Subscriptions")
     for s in status.subscriptions:
         state = s["state"] + (" [yellow](silent)[/yellow]" if s["silent"] else "")
@@ -239,6 +294,9 @@ def render(status: Status, console: Console) -> None:
             s["last_error"] or "",
         )
     console.print(table)
+
+
+def _render_cursors(status: Status, console: Console) -> None:
     table = Table("connection", "division", "topic", "sync timestamp", "last advanced", "lag", title="Delta sync")
     for c in status.cursors:
         table.add_row(
@@ -250,6 +308,9 @@ def render(status: Status, console: Console) -> None:
             f"{c['lag_seconds']:.0f}s",
         )
     console.print(table)
+
+
+def _render_deliveries(status: Status, console: Console) -> None:
     queues = ", ".join(f"{name} {depth}" for name, depth in status.queues.items())
     dead = status.dead_letters
     console.print(f"Queues: {queues}")
@@ -261,8 +322,13 @@ def render(status: Status, console: Console) -> None:
             f"its deliveries wait. Fix the target or PUSH_URL, then `exact-pipeline deadletters resume "
             f"--sink {t['sink']}`"
         )
+
+
+def _render_commands(status: Status, console: Console) -> None:
     commands = ", ".join(f"{count} {state}" for state, count in status.commands.items())
-    unknown = " ([red]unknown[/red]: check Exact, `GET /commands/{key}`)" if status.commands.get("unknown") else ""
+    unknown = (
+        " ([red]unknown[/red]: check Exact, `GET /commands/{key}`)" if status.commands.get(CommandState.UNKNOWN) else ""
+    )
     console.print(f"Commands: {commands}{unknown}")
     for c in status.commands_to_check:
         found = f", Exact ID {c['exact_id']}" if c["exact_id"] else ""
@@ -278,4 +344,5 @@ def _budget(b: dict[str, Any]) -> str:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else stored_utc(moment).isoformat(timespec="seconds").replace("+00:00", "Z")
+    # Seconds: the status JSON has always shown them, and scripts read it.
+    return None if moment is None else iso_utc(moment, timespec="seconds")

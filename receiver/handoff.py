@@ -27,7 +27,7 @@ from redis.exceptions import NoScriptError
 
 from runtime.contracts import EVENTS_QUEUE, HANDLE_EVENT, LAST_WEBHOOK_KEY
 
-__all__ = ["Handoff", "HandoffFailed", "build_message", "event_id"]
+__all__ = ["Handoff", "HandoffFailed", "build_message", "webhook_key"]
 
 _DEDUPE_AND_PUSH = """
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
@@ -44,8 +44,11 @@ class HandoffFailed(Exception):
     """Redis did not take the event (down, timed out, refused): nothing was written, Exact must retry."""
 
 
-def event_id(division: int, topic: str, key: str, action: str, event_created_on: str | None) -> str:
-    """Stable for one change: Exact's duplicates and retries of it map to the same id."""
+def webhook_key(division: int, topic: str, key: str, action: str, event_created_on: str | None) -> str:
+    """The webhook's dedupe key, stable for one change: Exact's duplicates and retries of it map to the same key.
+
+    It travels as the handed-on event's `event_id` field and is stored as `dedupe:<key>`; it is not the delivery's
+    event id (`delivery.changes.event_id_of`, the push's `webhook-id`)."""
     raw = f"{division}|{topic.lower()}|{key.lower()}|{action}|{event_created_on or ''}"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
@@ -114,10 +117,6 @@ class Handoff:
         self._waiting: list[_Pending] = []
         self._sender: asyncio.Task[None] | None = None
         self._loaded = False
-
-    @property
-    def queue_key(self) -> str:
-        return self._queue_key
 
     async def submit(self, event: dict[str, Any]) -> bool:
         keys = [f"{self._prefix}dedupe:{event['event_id']}", self._queue_key, f"{self._prefix}{LAST_WEBHOOK_KEY}"]

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from receiver.handoff import HandoffFailed, event_id
+from receiver.handoff import HandoffFailed, webhook_key
 from receiver.schemas import KNOWN_ACTIONS, WebhookContent
 from receiver.signature import InvalidSignature, verify
 from receiver.tracking import TrackingUnavailable
@@ -117,7 +117,7 @@ def _parse(body: bytes, secret: str) -> WebhookContent | Outcome:
 
 async def _hand_on(state: State, content: WebhookContent) -> Outcome:
     event = {
-        "event_id": event_id(content.Division, content.Topic, content.Key, content.Action, content.EventCreatedOn),
+        "event_id": webhook_key(content.Division, content.Topic, content.Key, content.Action, content.EventCreatedOn),
         "division": content.Division,
         "topic": content.Topic,
         "key": content.Key,

@@ -19,13 +19,12 @@ import asyncio
 import logging
 import time
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from runtime.logging import log_event
-from subscriptions.models import Subscription
+from subscriptions.queries import tracked_pairs
 
 __all__ = ["TrackedPairs", "TrackingUnavailable"]
 
@@ -38,7 +37,8 @@ class TrackingUnavailable(Exception):
 
 
 class TrackedPairs:
-    """The pairs of every subscription whose state is not "removed"; topics compare case-insensitively.
+    """The pairs of every subscription not removed (`subscriptions.queries.tracked_pairs`); topics compare
+    case-insensitively.
 
     Usage:
         tracked = TrackedPairs(engine)
@@ -92,9 +92,8 @@ class TrackedPairs:
         self._loaded_from = started
 
     def _load(self) -> frozenset[Pair]:
-        query = select(Subscription.division, Subscription.topic).where(Subscription.state != "removed")
         try:
             with self._engine.connect() as conn:
-                return frozenset((int(d), str(t).lower()) for d, t in conn.execute(query))
+                return tracked_pairs(conn)
         except SQLAlchemyError as exc:
             raise TrackingUnavailable(type(exc).__name__) from exc

@@ -56,8 +56,9 @@ LAST_WEBHOOK_KEY = "last-webhook"
 
 
 class WebhookEvent(TypedDict):
-    """One accepted webhook as the receiver hands it on. `event_id` is stable for the same (division, topic, key,
-    action, event time), so Exact's retries of one event are one event."""
+    """One accepted webhook as the receiver hands it on. `event_id` is the webhook's dedupe key
+    (`receiver.handoff.webhook_key`), stable for the same (division, topic, key, action, event time), so Exact's
+    retries of one event are one event; the delivery's event id is another thing (`delivery.changes.event_id_of`)."""
 
     event_id: str
     division: int

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from connections.factory import client_from_settings
+from connections.queries import connection_ids
 from runtime.db import make_engine, make_session_factory
 from runtime.redis import sync_client
 from runtime.settings import get_settings
@@ -36,7 +37,7 @@ def _service(connection_id: int | None) -> SubscriptionService:
     settings.require("exact_client_id", "exact_client_secret", "token_encryption_key")
     sessions = make_session_factory(make_engine(settings.database_url))
     with sessions() as session:
-        ids = repo.connection_ids(session)
+        ids = connection_ids(session)
     if connection_id is None:
         if len(ids) != 1:
             raise typer.BadParameter(
@@ -115,7 +116,7 @@ def list_(connection: int | None = typer.Option(None, "--connection", help="Only
     seen = last_webhooks(sync_client(settings.redis_url), settings.redis_prefix)
     table = Table("connection", "division", "topic", "state", "Exact ID", "last webhook", "last error")
     with sessions() as session:
-        ids = [connection] if connection is not None else repo.connection_ids(session)
+        ids = [connection] if connection is not None else connection_ids(session)
         for connection_id in ids:
             for row in repo.rows(session, connection_id):
                 silent = is_silent(row, settings.silent_subscription_hours, seen=seen)

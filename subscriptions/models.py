@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from runtime.db import Base, utc_now
 
-__all__ = ["Subscription"]
+__all__ = ["Subscription", "SubscriptionState"]
+
+
+class SubscriptionState(StrEnum):
+    """A subscription's `state`, stored as its value."""
+
+    PENDING = "pending"  # wanted, not yet in Exact (new, wanted again, or Exact lost it)
+    ACTIVE = "active"  # Exact holds it (`exact_id`)
+    FAILED = "failed"  # Exact refused it, or the division cannot have it (`last_error` says why)
+    REMOVED = "removed"  # no longer wanted; reconcile deletes it in Exact
 
 
 class Subscription(Base):
@@ -23,8 +33,7 @@ class Subscription(Base):
     division: Mapped[int] = mapped_column(Integer)
     topic: Mapped[str] = mapped_column(String(100))
     callback_url: Mapped[str] = mapped_column(String(500))
-    # pending (not yet in Exact), active, failed, removed
-    state: Mapped[str] = mapped_column(String(20), default="pending")
+    state: Mapped[str] = mapped_column(String(20), default=SubscriptionState.PENDING)
     exact_id: Mapped[str | None] = mapped_column(String(64))
     last_reconciled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)

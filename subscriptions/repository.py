@@ -10,11 +10,10 @@ from sqlalchemy.orm import Session
 
 from connections.models import Connection, Division
 from runtime.db import stored_utc
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, SubscriptionState
 from subscriptions.plan import Desired
 
 __all__ = [
-    "connection_ids",
     "current_division",
     "desired",
     "division_states",
@@ -25,13 +24,6 @@ __all__ = [
     "set_last_webhooks",
     "want",
 ]
-
-
-def connection_ids(session: Session, *, consented_only: bool = False) -> list[int]:
-    query = select(Connection.id).order_by(Connection.id)
-    if consented_only:
-        query = query.where(Connection.needs_consent.is_(False))
-    return list(session.scalars(query))
 
 
 def current_division(session: Session, connection_id: int) -> int | None:
@@ -63,11 +55,11 @@ def desired(subscriptions: Iterable[Subscription], callback_url: str) -> list[De
             r.division,
             r.topic,
             callback_url,
-            r.exact_id if r.state == "active" else None,
-            r.last_error if r.state == "failed" else None,
+            r.exact_id if r.state == SubscriptionState.ACTIVE else None,
+            r.last_error if r.state == SubscriptionState.FAILED else None,
         )
         for r in subscriptions
-        if r.state != "removed"
+        if r.state != SubscriptionState.REMOVED
     ]
 
 
@@ -77,13 +69,17 @@ def want(session: Session, connection_id: int, division: int, topic: str, callba
     if row is None:
         session.add(
             Subscription(
-                connection_id=connection_id, division=division, topic=topic, callback_url=callback_url, state="pending"
+                connection_id=connection_id,
+                division=division,
+                topic=topic,
+                callback_url=callback_url,
+                state=SubscriptionState.PENDING,
             )
         )
         session.flush()
         return True
-    if row.state == "removed":
-        row.state, row.last_error = "pending", None
+    if row.state == SubscriptionState.REMOVED:
+        row.state, row.last_error = SubscriptionState.PENDING, None
         return True
     return False
 
@@ -93,8 +89,8 @@ def mark_removed(session: Session, connection_id: int, division: int, topics: It
     names = None if topics is None else {t.lower() for t in topics}
     changed = 0
     for row in rows(session, connection_id, [division]):
-        if row.state != "removed" and (names is None or row.topic.lower() in names):
-            row.state = "removed"
+        if row.state != SubscriptionState.REMOVED and (names is None or row.topic.lower() in names):
+            row.state = SubscriptionState.REMOVED
             changed += 1
     return changed
 
@@ -105,7 +101,7 @@ def record(
     division: int,
     topic: str,
     *,
-    state: str,
+    state: SubscriptionState,
     exact_id: str | None,
     error: str | None,
     callback_url: str,
@@ -113,7 +109,7 @@ def record(
 ) -> None:
     """Store the outcome of an action on a tracked pair (a pair we do not track has no row to update)."""
     row = _pair(session, connection_id, division, topic)
-    if row is None or row.state == "removed":
+    if row is None or row.state == SubscriptionState.REMOVED:
         return
     row.state, row.exact_id, row.last_error = state, exact_id, error
     row.callback_url, row.last_reconciled_at = callback_url, now
@@ -124,8 +120,8 @@ def forget(session: Session, connection_id: int, division: int, exact_id: str, n
     for row in rows(session, connection_id, [division]):
         if row.exact_id == exact_id:
             row.exact_id, row.last_reconciled_at = None, now
-            if row.state == "active":
-                row.state = "pending"
+            if row.state == SubscriptionState.ACTIVE:
+                row.state = SubscriptionState.PENDING
 
 
 def set_last_webhooks(session: Session, seen: Mapping[tuple[int, str], datetime]) -> int:

@@ -16,12 +16,14 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from connections.models import DivisionStatus
 from connections.store import save_divisions
 from exact import CallbackRejected, DataAlreadyExists, ExactClient, ExactError, Forbidden, NotFound
 from runtime.db import session_scope
 from runtime.logging import log_event
 from runtime.settings import Settings
 from subscriptions import repository as repo
+from subscriptions.models import SubscriptionState
 from subscriptions.plan import Action, Observed, plan
 from subscriptions.silence import last_webhooks
 
@@ -85,7 +87,7 @@ class SubscriptionService:
         self._refresh_divisions()
         with self.sessions() as session:
             states = repo.division_states(session, self.connection_id)
-        return sorted(code for code, (status, granted) in states.items() if status == 1 and granted)
+        return sorted(code for code, (status, granted) in states.items() if status == DivisionStatus.ACTIVE and granted)
 
     def reconcile(self, *, dry_run: bool = False, divisions: Sequence[int] | None = None) -> Report:
         """GET Exact's list per division (every division the connection has or wants, or `divisions`) and plan;
@@ -123,7 +125,9 @@ class SubscriptionService:
     def _scope(self, only: Sequence[int] | None) -> _Scope:
         with self.sessions() as session:
             states = repo.division_states(session, self.connection_id)
-            wanted = {r.division for r in repo.rows(session, self.connection_id) if r.state != "removed"}
+            wanted = {
+                r.division for r in repo.rows(session, self.connection_id) if r.state != SubscriptionState.REMOVED
+            }
         divisions = sorted(set(only) if only is not None else set(states) | wanted)
         inactive = {code for code in divisions if code in states and states[code][0] != 1}
         # A division Exact does not list for the user is one the app may not touch.
@@ -145,11 +149,11 @@ class SubscriptionService:
             if action.kind in ("delete", "recreate"):
                 self._delete(action)
             if action.kind in ("create", "recreate"):
-                self._record(action, "active", self._create(action), None)
+                self._record(action, SubscriptionState.ACTIVE, self._create(action), None)
             elif action.kind == "adopt":
-                self._record(action, "active", action.exact_id, None)
+                self._record(action, SubscriptionState.ACTIVE, action.exact_id, None)
             elif action.kind in ("suspend", "unreachable"):
-                self._record(action, "failed", None, action.reason)
+                self._record(action, SubscriptionState.FAILED, None, action.reason)
         except CallbackRejected as exc:
             self._fail(action, report, self._callback_message(exc.message))
         except DataAlreadyExists as exc:
@@ -167,7 +171,7 @@ class SubscriptionService:
         )
 
     def _fail(self, action: Action, report: Report, message: str) -> None:
-        self._record(action, "failed", None, message)
+        self._record(action, SubscriptionState.FAILED, None, message)
         report.errors.append(f"division {action.division} {action.topic}: {message}")
 
     def _create(self, action: Action) -> str:
@@ -191,7 +195,7 @@ class SubscriptionService:
         with session_scope(self.sessions) as session:
             repo.forget(session, self.connection_id, action.division, action.exact_id, datetime.now(UTC))
 
-    def _record(self, action: Action, state: str, exact_id: str | None, error: str | None) -> None:
+    def _record(self, action: Action, state: SubscriptionState, exact_id: str | None, error: str | None) -> None:
         with session_scope(self.sessions) as session:
             repo.record(
                 session,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from runtime.contracts import LAST_WEBHOOK_KEY
 from runtime.db import stored_utc
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, SubscriptionState
 
 __all__ = ["SilentPair", "is_silent", "last_webhook", "last_webhooks", "silent_subscriptions"]
 
@@ -39,7 +39,7 @@ def is_silent(
     seen: dict[tuple[int, str], datetime] | None = None,
 ) -> bool:
     """An active pair with no webhook for longer than `hours` (counted from its creation when none ever came)."""
-    if row.state != "active":
+    if row.state != SubscriptionState.ACTIVE:
         return False
     last = last_webhook(row, seen) or stored_utc(row.created_at)
     return (now or datetime.now(UTC)) - last > timedelta(hours=hours)
@@ -61,7 +61,7 @@ def silent_subscriptions(
 ) -> list[SilentPair]:
     """Every silent pair of every connection, for `exact-pipeline status`."""
     found = []
-    for row in session.scalars(select(Subscription).where(Subscription.state == "active")):
+    for row in session.scalars(select(Subscription).where(Subscription.state == SubscriptionState.ACTIVE)):
         if is_silent(row, hours, now, seen):
             since = last_webhook(row, seen) or stored_utc(row.created_at)
             found.append(SilentPair(row.connection_id, row.division, row.topic, since))

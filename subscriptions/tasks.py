@@ -7,12 +7,12 @@ import logging
 from celery import shared_task
 
 from connections.factory import client_from_settings
+from connections.queries import connection_ids
 from exact import ExactError
 from runtime.db import make_engine, make_session_factory
 from runtime.logging import log_event
 from runtime.redis import sync_client
 from runtime.settings import Settings, get_settings
-from subscriptions import repository as repo
 from subscriptions.service import SubscriptionService
 
 __all__ = ["reconcile_all"]
@@ -27,7 +27,7 @@ def reconcile_all(settings: Settings) -> dict[int, int]:
     redis_client = sync_client(settings.redis_url)
     try:
         with sessions() as session:
-            ids = repo.connection_ids(session, consented_only=True)
+            ids = connection_ids(session, consented_only=True)
         done: dict[int, int] = {}
         for connection_id in ids:
             client = client_from_settings(settings, sessions, connection_id)

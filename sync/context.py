@@ -6,11 +6,8 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
-from sqlalchemy import select
-
 from connections.context import ConnectionContext, connection_context
-from connections.models import Connection
-from subscriptions.models import Subscription
+from subscriptions.queries import live_lanes
 from sync.coalesce import Coalescer, Lane
 from sync.cursors import CursorStore
 from sync.delta_sync import LaneSync, Progress
@@ -42,23 +39,15 @@ class WorkerContext(ConnectionContext):
         )
 
     def connection_for(self, division: int, topic: str) -> int | None:
-        """The connection whose subscription covers this division and topic (None: we do not track it)."""
+        """The connection whose live subscription covers this division and topic (None: no lane takes it)."""
         wanted = (division, topic.lower())
         if time.monotonic() - self._loaded_at > SUBSCRIPTIONS_TTL_SECONDS or wanted not in self._lanes:
             self._load()
         return self._lanes.get(wanted)
 
     def _load(self) -> None:
-        query = (
-            select(Subscription.division, Subscription.topic, Subscription.connection_id)
-            .join(Connection, Connection.id == Subscription.connection_id)
-            .where(Subscription.state.in_(("active", "pending")), Connection.needs_consent.is_(False))
-            .order_by(Subscription.id)
-        )
         with self.sessions() as session:
-            rows = session.execute(query).all()
-        # When two connections cover one pair (two users of one company), the newest subscription wins.
-        self._lanes = {(int(d), str(t).lower()): int(c) for d, t, c in rows}
+            self._lanes = live_lanes(session)
         self._loaded_at = time.monotonic()
 
 

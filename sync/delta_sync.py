@@ -31,7 +31,7 @@ Progress = Callable[[int], object]
 
 
 class UnknownTopic(ValueError):
-    """No fetch rules for this topic (workers/topics.py)."""
+    """No fetch rules for this topic (sync/topics.py)."""
 
 
 @dataclass
@@ -144,8 +144,8 @@ class LaneSync:
         """The sinks accept `changes` in one transaction; after the commit their pushes go out."""
         if changes:
             with session_scope(self.sessions) as session:
-                delivery.accept(session, changes, self.settings)
-            delivery.dispatch_pending(self.settings, [c.event_id for c in changes])
+                accepted = delivery.accept(session, changes, self.settings)
+            delivery.dispatch_lanes(self.settings, accepted.lanes)
             self.coalescer.mark_seen(self.lane, seen)
         if self.on_page is not None:
             self.on_page(len(changes))

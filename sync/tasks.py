@@ -15,22 +15,21 @@ stay in `processing` meanwhile, so its retry fetches them without a new webhook.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task, shared_task
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from connections.factory import token_manager_from_settings
-from connections.models import Connection
+from connections.queries import connection_ids
 from exact import ExactError, ExactUnavailable, NeedsConsent, RateLimited
 from runtime.contracts import DELTA_SYNC, DELTA_SYNC_ALL, EVENTS_QUEUE, FLUSH, HANDLE_EVENT, KEEP_ALIVE
 from runtime.logging import log_event
-from subscriptions.models import Subscription
+from runtime.retry import retry_countdown
+from subscriptions.queries import synced_lanes
 from sync.coalesce import Lane
 from sync.context import WorkerContext, process_context
 from sync.fetch import epoch_ms
@@ -56,7 +55,8 @@ log = logging.getLogger(__name__)
 # the redelivery can fail: a SIGKILL between kombu's BRPOP and its unacked write loses the message, and the lane
 # then waits out the TTL (tests/workers/test_kill_stream.py met it with 300 s here).
 LANE_LOCK_TTL_SECONDS = 30.0
-MAX_BACKOFF_SECONDS = 300.0
+# Usually a lane's holder finishes within a window; a dead holder's lock only goes when it expires.
+BUSY_CAP_SECONDS = 30.0
 
 
 class LaneBusy(RuntimeError):
@@ -120,15 +120,10 @@ def sync_lane(
 
 
 def fan_out(ctx: WorkerContext, start: Callable[[Lane, bool], None]) -> int:
-    """Start one delta sync per subscribed lane; a lane whose division moved starts as a full resync."""
-    query = (
-        select(Subscription.connection_id, Subscription.division, Subscription.topic)
-        .join(Connection, Connection.id == Subscription.connection_id)
-        .where(Subscription.state != "removed", Connection.needs_consent.is_(False))
-        .order_by(Subscription.connection_id, Subscription.division, Subscription.topic)
-    )
+    """Start one delta sync per synced lane (`subscriptions.queries.synced_lanes`); a lane whose division moved starts
+    as a full resync."""
     with ctx.sessions() as session:
-        lanes = [Lane(c, d, spec.topic) for c, d, t in session.execute(query) if (spec := spec_of(t))]
+        lanes = [Lane(c, d, spec.topic) for c, d, t in synced_lanes(session) if (spec := spec_of(t))]
     moves = _move_dates(ctx, lanes)
     for lane in lanes:
         moved = lane.division in moves.get(lane.connection_id, {}) and ctx.cursors.note_move_date(
@@ -159,7 +154,7 @@ def _move_dates(ctx: WorkerContext, lanes: list[Lane]) -> dict[int, dict[int, st
 def keep_alive_all(ctx: WorkerContext) -> int:
     """Refresh connections idle for 25 days, before Exact's 30 days expire their refresh tokens."""
     with ctx.sessions() as session:
-        ids = list(session.scalars(select(Connection.id).where(Connection.needs_consent.is_(False))))
+        ids = connection_ids(session, consented_only=True)
     refreshed = 0
     for connection_id in ids:
         try:
@@ -170,10 +165,12 @@ def keep_alive_all(ctx: WorkerContext) -> int:
 
 
 def _event_ms(event: dict[str, Any]) -> int:
+    """When the change happened, in epoch ms: Exact's EventCreatedOn (ISO text), else when the receiver took it
+    (`received_at`, epoch seconds, or ISO text), else now."""
     for name in ("event_created_on", "received_at"):
         value = event.get(name)
-        if isinstance(value, int | float):
-            return int(value * 1000) if value < 10**11 else int(value)
+        if name == "received_at" and isinstance(value, int | float):
+            return int(value * 1000)
         if isinstance(value, str) and value:
             try:
                 return epoch_ms(value)
@@ -186,34 +183,24 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _backoff(retries: int) -> float:
-    return min(MAX_BACKOFF_SECONDS, 2.0 ** min(retries, 8)) * (0.5 + random.random() / 2)
-
-
-def _busy_wait(ctx: WorkerContext, retries: int) -> float:
-    # Usually the holder finishes within a window; a dead holder's lock only goes when it expires.
-    return min(max(ctx.settings.coalesce_window_seconds, 1.0) * 2.0 ** min(retries, 5), 30.0)
-
-
-def _wait_for(exc: RateLimited) -> float:
-    # Keep the countdown short: an ETA task waits unacked in the worker, and must stay under the visibility timeout.
-    return min(max(exc.retry_at - time.time(), 1.0), MAX_BACKOFF_SECONDS) + random.random()
+def _countdown(ctx: WorkerContext, retries: int, exc: Exception) -> float:
+    """The retry's countdown for what stopped the flush or walk (`runtime.retry`: under the visibility timeout)."""
+    visibility = ctx.settings.broker_visibility_timeout
+    if isinstance(exc, LaneBusy):
+        base = max(ctx.settings.coalesce_window_seconds, 1.0)
+        return retry_countdown(retries, visibility, base=base, cap=BUSY_CAP_SECONDS)
+    if isinstance(exc, RateLimited):
+        return retry_countdown(retries, visibility, wish=exc.retry_at - time.time())
+    return retry_countdown(retries, visibility)
 
 
 def _database_wait(ctx: WorkerContext, lane: Lane, exc: SQLAlchemyError, retries: int) -> float:
     """The countdown after a database error, logged by class only: SQLAlchemy's text can quote records' values."""
-    countdown = _under_visibility(ctx, _backoff(retries))
+    countdown = _countdown(ctx, retries, exc)
     cause = type(getattr(exc, "orig", None) or exc).__name__  # the driver's class: LockNotAvailable, ...
     fields = {"division": lane.division, "topic": lane.topic, "error": cause, "retry_in": round(countdown, 1)}
     log_event(log, "workers.lane.database_error", logging.WARNING, **fields)
     return countdown
-
-
-def _under_visibility(ctx: WorkerContext, countdown: float) -> float:
-    """A retry's countdown, capped at half the broker's visibility timeout. A task waiting for its ETA sits
-    unacknowledged in the worker; past the timeout Redis hands it out again while the first copy still waits, and
-    each copy's retry doubles again: with a 10 s timeout, one busy lane's 30 s retries became thousands of copies."""
-    return min(countdown, ctx.settings.broker_visibility_timeout / 2)
 
 
 # -- the Celery tasks
@@ -243,12 +230,8 @@ def flush(self: Task, connection_id: int, division: int, topic: str) -> int:
     lane = Lane(connection_id, division, topic)
     try:
         return flush_lane(ctx, lane, owner=str(self.request.id))
-    except LaneBusy as exc:
-        raise self.retry(countdown=_under_visibility(ctx, _busy_wait(ctx, self.request.retries))) from exc
-    except RateLimited as exc:
-        raise self.retry(countdown=_under_visibility(ctx, _wait_for(exc))) from exc
-    except ExactUnavailable as exc:
-        raise self.retry(countdown=_under_visibility(ctx, _backoff(self.request.retries))) from exc
+    except (LaneBusy, RateLimited, ExactUnavailable) as exc:
+        raise self.retry(countdown=_countdown(ctx, self.request.retries, exc)) from exc
     except SQLAlchemyError as exc:
         raise self.retry(countdown=_database_wait(ctx, lane, exc, self.request.retries)) from exc
     except NeedsConsent:
@@ -264,10 +247,8 @@ def delta_sync(self: Task, connection_id: int, division: int, topic: str, full: 
     lane = Lane(connection_id, division, topic)
     try:
         return sync_lane(ctx, lane, owner=str(self.request.id), full=full)
-    except LaneBusy as exc:
-        raise self.retry(countdown=_under_visibility(ctx, _busy_wait(ctx, self.request.retries))) from exc
-    except RateLimited as exc:
-        raise self.retry(countdown=_under_visibility(ctx, _wait_for(exc))) from exc
+    except (LaneBusy, RateLimited) as exc:
+        raise self.retry(countdown=_countdown(ctx, self.request.retries, exc)) from exc
     except SQLAlchemyError as exc:
         raise self.retry(countdown=_database_wait(ctx, lane, exc, self.request.retries)) from exc
     except ExactError as exc:

@@ -68,7 +68,7 @@ class Sink(Protocol):
 
 @runtime_checkable
 class PushSink(Sink, Protocol):
-    """A sink that delivers outside the transaction: its `accept` writes the delivery log (`workers.sinks.outbox`),
+    """A sink that delivers outside the transaction: its `accept` writes the delivery log (`delivery.sinks.outbox`),
     and the delivery tasks call `push` for each logged change, one at a time per key, in version order."""
 
     def push(self, outgoing: Outgoing) -> None:

@@ -21,14 +21,10 @@ from delivery.changes import ChangeRecord
 from delivery.sinks.base import Outgoing, PushFailed, SinkError, TargetGone
 from delivery.sinks.outbox import record_pending
 from delivery.sinks.urls import masked_url, url_secrets
-from runtime.db import stored_utc
+from runtime.dates import iso_utc
 from runtime.settings import Settings
 
-__all__ = ["HttpSink", "body_of", "iso_utc", "retry_after", "sign"]
-
-
-def iso_utc(moment: datetime) -> str:
-    return stored_utc(moment).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+__all__ = ["HttpSink", "body_of", "retry_after", "sign"]
 
 
 def body_of(outgoing: Outgoing) -> bytes:

@@ -8,7 +8,7 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from delivery.changes import ChangeRecord
-from delivery.models import Delivery
+from delivery.models import Delivery, DeliveryState
 from runtime.db import upsert, utc_now
 
 __all__ = ["record_pending"]
@@ -30,7 +30,7 @@ def record_pending(session: Session, sink: str, changes: Sequence[ChangeRecord])
             "version": change.version,
             "action": change.action,
             "record": change.record,
-            "state": "pending",
+            "state": DeliveryState.PENDING,
             "attempts": 0,
             "due_at": now,
             "created_at": now,

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from receiver.handoff import build_message, event_id
+from receiver.handoff import build_message, webhook_key
 from runtime.contracts import EVENTS_QUEUE, HANDLE_EVENT
 from runtime.settings import Settings
 from tests.receiver.builders import signed_webhook
@@ -67,7 +67,7 @@ def test_a_real_worker_runs_the_handed_on_event(receiver: Receiver, settings: Se
     assert received["queue"] == EVENTS_QUEUE
     event = received["event"]
     assert {k: v for k, v in event.items() if k != "received_at"} == {
-        "event_id": event_id(101, "Accounts", KEY, "Update", "2020-01-06T16:26:08.587"),
+        "event_id": webhook_key(101, "Accounts", KEY, "Update", "2020-01-06T16:26:08.587"),
         "division": 101,
         "topic": "Accounts",
         "key": KEY,

@@ -66,8 +66,8 @@ def test_a_dead_letter_is_listed_and_replay_delivers_it(
     try:
         target.down = True
         with session_factory() as session, session.begin():
-            delivery.accept(session, [change], push)
-        delivery.dispatch_pending(push, [change.event_id])
+            accepted = delivery.accept(session, [change], push)
+        delivery.dispatch_lanes(push, accepted.lanes)
         await_true(
             lambda: state_of(session_factory, key) == ("dead", 3), timeout=60, what="the dead letter", detail=worker.log
         )
@@ -119,8 +119,8 @@ def test_replay_all_and_unknown_ids(
 
 def accept_and_dispatch(settings: Settings, sessions: sessionmaker[Session], changes: list[ChangeRecord]) -> None:
     with sessions() as session, session.begin():
-        delivery.accept(session, changes, settings)
-    delivery.dispatch_pending(settings, [c.event_id for c in changes])
+        accepted = delivery.accept(session, changes, settings)
+    delivery.dispatch_lanes(settings, accepted.lanes)
 
 
 def test_a_410_stops_the_target_flags_it_and_resume_sends_again(

@@ -12,10 +12,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from delivery import outbox as delivery
+from delivery import push as lane_push
 from delivery.changes import ChangeRecord
 from delivery.deadletters import replay
 from delivery.models import Delivery
-from delivery.outbox import DeliveryContext, LaneOutcome, PushLane, backoff_seconds, deliver_lane, sweep_lanes
+from delivery.outbox import PushLane, sweep_lanes
+from delivery.push import DeliveryContext, LaneOutcome, backoff_seconds, deliver_lane
 from runtime.db import utc_now
 from runtime.locks import LaneLock
 from runtime.settings import Settings
@@ -164,7 +166,7 @@ def test_a_row_left_sending_by_a_crash_goes_out_again_under_the_same_id(
     sink = ctx.push_sinks["http"]
     with ctx.sessions() as session:
         row = session.scalars(select(Delivery).where(Delivery.key == key)).one()
-        attempt = delivery._start(session, row)  # what deliver_lane does before the POST
+        attempt = lane_push._start(session, row)  # what deliver_lane does before the POST
     assert attempt is not None
     sink.push(attempt)  # the POST succeeds, and the worker dies before it records that
     assert rows(ctx, key) == [(1, "sending", 1)]

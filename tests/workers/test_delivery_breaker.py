@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from delivery import outbox as delivery
 from delivery.changes import ChangeRecord
 from delivery.models import Delivery
-from delivery.outbox import DeliveryContext, LaneOutcome, PushLane, deliver_lane
+from delivery.outbox import PushLane
+from delivery.push import DeliveryContext, LaneOutcome, deliver_lane
 from runtime.db import utc_now
 from runtime.settings import Settings
 from tests.conftest import ServerThread

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from delivery import outbox as delivery
 from delivery.changes import ChangeRecord
 from delivery.models import Delivery
-from delivery.outbox import DeliveryContext, LaneOutcome, PushLane, deliver_lane
+from delivery.outbox import PushLane
+from delivery.push import DeliveryContext, LaneOutcome, deliver_lane
 from delivery.retention import prune_deliveries
 from runtime.contracts import DELIVERIES_QUEUE, PRUNE_DELIVERIES
 from runtime.db import utc_now

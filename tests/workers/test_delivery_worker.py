@@ -21,8 +21,8 @@ DIVISION = 5150
 def accept_and_dispatch(settings: Settings, sessions: sessionmaker[Session], changes: list[ChangeRecord]) -> int:
     """What the fetching side does: accept in its transaction, commit, then dispatch."""
     with sessions() as session, session.begin():
-        delivery.accept(session, changes, settings)
-    return delivery.dispatch_pending(settings, [c.event_id for c in changes])
+        accepted = delivery.accept(session, changes, settings)
+    return delivery.dispatch_lanes(settings, accepted.lanes)
 
 
 def states(sessions: sessionmaker[Session], keys: list[str]) -> dict[str, list[tuple[int, str]]]:
