@@ -1,15 +1,14 @@
 """Hands an accepted event to the workers: dedupe and enqueue in one atomic Redis round trip.
 
-The message is a genuine Celery task message (protocol 2, JSON) for `workers.handle_event`, pushed onto the
-queue's Redis list the way kombu's Redis transport does (LPUSH; workers BRPOP). Building it here costs a few
-microseconds; Celery's own `apply_async` costs ~0.6 ms of CPU and would block the event loop
-(reliability.md §6.2). Dedupe key and message are written together or not at all, so a failed handoff leaves
-no dedupe key behind and Exact's retry is accepted. The script also stamps the pair's last-webhook time, which
-subscriptions uses to flag pairs that went silent.
+The message is a genuine Celery task message (protocol 2, JSON) for `workers.handle_event`, pushed onto the queue's
+Redis list the way kombu's Redis transport does (LPUSH; workers BRPOP). Building it here costs a few microseconds;
+Celery's own `apply_async` costs ~0.6 ms of CPU and would block the event loop. Dedupe key and message are written
+together or not at all, so a failed handoff leaves no dedupe key behind and Exact's retry is accepted. The script also
+stamps the pair's last-webhook time, which subscriptions uses to flag pairs that went silent.
 
-Per accepted event this is one Redis round trip (EVALSHA; after a Redis restart redis-py reloads the script once).
-If the reply is lost after the script ran, Exact's retry finds the dedupe key and is answered as a duplicate, which
-is right: the message is already on the queue.
+Per accepted event this is one Redis round trip (EVALSHA; after a Redis restart redis-py reloads the script once). If
+the reply is lost after the script ran, Exact's retry finds the dedupe key and is answered as a duplicate, which is
+right: the message is already on the queue.
 """
 
 from __future__ import annotations

@@ -19,12 +19,12 @@ class SandboxConfig:
     webhook_secret: str = "sandbox-webhook-secret"
     # Empty: any redirect URI is accepted.
     redirect_uris: tuple[str, ...] = ()
-    # OAuth (exact-api.md §2)
+    # OAuth
     access_token_lifetime: float = 600.0
     refresh_min_age: float = 570.0
     token_calls_per_day: int = 200
     refresh_token_idle_days: float = 30.0
-    # Rate limits per app and division (§3)
+    # Rate limits per app and division
     minute_limit: int = 60
     # Length of the "minute" window; tests and benchmarks scale it down (e.g. 2.0) to keep runs short.
     # Windows are fixed and aligned on multiples of this length of the sandbox clock, like Exact's whole minutes.
@@ -32,10 +32,10 @@ class SandboxConfig:
     day_limit: int = 5000
     error_block_threshold: int = 10
     error_block_seconds: float = 3600.0
-    # OData (§4, §5)
+    # OData
     page_size: int = 60
     sync_page_size: int = 1000
-    # Webhooks (§1)
+    # Webhooks
     webhook_delivery: bool = True
     webhook_duplicates: bool = False
     webhook_late_seconds: float = 0.0

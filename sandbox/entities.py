@@ -14,7 +14,7 @@ class Entity:
     fields: tuple[str, ...]
     topic: str | None = None
     sync_path: str | None = None
-    entity_type: int | None = None  # code in sync/Deleted (exact-api.md §5)
+    entity_type: int | None = None  # code in sync/Deleted
     mandatory_filter: bool = False
     lines: str | None = None  # name of the nested lines collection on the header
     line_path: str | None = None

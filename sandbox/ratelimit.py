@@ -24,7 +24,7 @@ from sandbox.config import SandboxConfig
 
 __all__ = ["RateDecision", "RateLimiter", "routes"]
 
-# Exact counts these answers against the error budget (exact-api.md §3).
+# Exact counts these answers against the error budget.
 _ERROR_STATUSES = frozenset({400, 401, 403, 404})
 _DAY = 86400.0
 _HOUR = 3600.0

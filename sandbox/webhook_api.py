@@ -32,7 +32,7 @@ _INVALID = "Error 500: Invalid: Post to callback URL endpoint returns"
 _UNREACHABLE = f"{_INVALID} 500 An error occurred while sending the request."
 _NOT_ALLOWED = "The requested method is not allowed for this resource"
 _KEYED = re.compile(r"^WebhookSubscriptions\(guid'(?P<key>[^']*)'\)$", re.IGNORECASE)
-# The only topic that may be instant (exact-api.md §1.6).
+# The only topic that may be instant.
 _INSTANT_TOPIC = "GoodsDeliveries"
 
 
@@ -98,7 +98,7 @@ class _SubscriptionsApi:
         is_instant = bool(body.get("IsInstant"))
         if is_instant and topic.lower() != _INSTANT_TOPIC.lower():
             return error_response(400, f"IsInstant is only supported for topic '{_INSTANT_TOPIC}'")
-        # One per app, topic and division, whatever the CallbackURL (exact-api.md §1.7).
+        # One per app, topic and division, whatever the CallbackURL.
         if self._duplicate(ctx, topic):
             return error_response(500, "Data already exists")
         if (failure := await _validate_callback(callback, self.state.config.webhook_timeout)) is not None:
@@ -144,5 +144,5 @@ async def _validate_callback(url: str, timeout: float) -> str | None:
 
 
 async def _not_found(request: Request, ctx: CallContext) -> Response:
-    # Exact has no other webhooks resource: `webhooks/WebhookTopics` is a 404 (exact-api.md §1.6).
+    # Exact has no other webhooks resource: `webhooks/WebhookTopics` is a 404.
     return error_response(404, "Not found: unknown resource")

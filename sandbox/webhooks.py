@@ -222,7 +222,7 @@ class WebhookHub:
 
     def payload(self, subscription: Subscription, change: Change) -> bytes:
         """Exact's body for this change: keys in production's order, compact, signed over the Content bytes."""
-        # Exact's `.fff`: whole milliseconds, no zone (exact-api.md §1.1).
+        # Exact's `.fff`: whole milliseconds, no zone.
         ms = round(change.created_at * 1000)
         created = f"{datetime.fromtimestamp(ms // 1000, UTC):%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}"
         endpoint = f"{subscription.base_url}/api/v1/{change.division}/{change.resource_path}(guid'{change.key}')"
