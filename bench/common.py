@@ -20,7 +20,7 @@ import redis
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
-from connections.cli import finish_connect
+from connections.consent import finish_connect
 from connections.factory import oauth_from_settings
 from connections.models import Connection
 from ops.children import Children

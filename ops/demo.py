@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.live import Live
 
 from commands.models import CommandState
-from connections.cli import finish_connect, wait_for_code
+from connections.consent import finish_connect, wait_for_code
 from connections.factory import client_from_settings, limiter_from_settings, oauth_from_settings
 from ops.children import Children, private_redis
 from ops.demo_summary import DIVISIONS, TOPICS, DemoStack, DemoSummary, await_level, live_view, measure

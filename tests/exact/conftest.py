@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from connections.cli import finish_connect
+from connections.consent import finish_connect
 from connections.factory import client_from_settings
 from exact import ExactClient, OAuthApp
 from runtime.settings import Settings
