@@ -26,7 +26,7 @@ from exact import (
 from sandbox.entities import GL_ACCOUNTS, SALES_INVOICES
 from tests.conftest import ServerThread
 from tests.exact.conftest import Connected
-from tests.workers.push_support import await_true
+from tests.pipeline.push_support import await_true
 
 INVOICE, ORDER = SPECS["SalesInvoice"], SPECS["PurchaseOrder"]
 ACCOUNT, TIME = SPECS["Account"], SPECS["TimeTransaction"]

@@ -28,7 +28,7 @@ from subscriptions.models import Subscription
 from sync.cursors import CursorStore
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
-from tests.workers import fresh_db
+from tests.pipeline import fresh_db
 
 # A database of its own: status counts every row there is.
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory

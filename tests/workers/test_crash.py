@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers import fresh_db
-from tests.workers.conftest import Pipeline
+from tests.pipeline import fresh_db
+from tests.pipeline.harness import Pipeline
 
 pytestmark = pytest.mark.slow
 # A database of its own: every sandbox makes the same keys, so an earlier test's versions would shadow these.

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from tests.workers import fresh_db
-from tests.workers.conftest import Pipeline
+from tests.pipeline import fresh_db
+from tests.pipeline.harness import Pipeline
 
 # A database of its own: every sandbox makes the same keys, so an earlier test's versions would shadow these.
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory

@@ -23,10 +23,10 @@ import redis
 from connections.factory import client_from_settings
 from exact import ErrorBudget
 from runtime.redis import clear_prefix
-from tests.workers import fresh_db, run_counter
-from tests.workers.conftest import Pipeline
-from tests.workers.push_support import await_true
-from tests.workers.stream_support import ChangeStream, await_settled, delivery_states, out_of_order, sandbox_errors
+from tests.pipeline import fresh_db, run_counter
+from tests.pipeline.harness import Pipeline
+from tests.pipeline.push_support import await_true
+from tests.pipeline.stream_support import ChangeStream, await_settled, delivery_states, out_of_order, sandbox_errors
 
 pytestmark = pytest.mark.slow
 # A database of its own: every sandbox makes the same keys, so an earlier test's versions would shadow these.

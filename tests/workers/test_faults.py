@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.workers.conftest import Pipeline
+from tests.pipeline.harness import Pipeline
 
 
 @pytest.mark.slow

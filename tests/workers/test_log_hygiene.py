@@ -9,8 +9,8 @@ import pytest
 
 from connections.models import Connection
 from runtime.crypto import TokenCipher
-from tests.workers import fresh_db
-from tests.workers.conftest import Pipeline
+from tests.pipeline import fresh_db
+from tests.pipeline.harness import Pipeline
 
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory
 

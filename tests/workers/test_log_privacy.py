@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.workers import fresh_db
-from tests.workers.conftest import Pipeline
+from tests.pipeline import fresh_db
+from tests.pipeline.harness import Pipeline
 
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory
 

@@ -13,10 +13,10 @@ import redis
 
 from runtime.contracts import DELIVERIES_QUEUE, EVENTS_QUEUE
 from runtime.redis import clear_prefix
-from tests.workers import fresh_db
-from tests.workers.conftest import Pipeline
-from tests.workers.push_support import await_true
-from tests.workers.stream_support import ChangeStream, await_settled, delivery_states, out_of_order
+from tests.pipeline import fresh_db
+from tests.pipeline.harness import Pipeline
+from tests.pipeline.push_support import await_true
+from tests.pipeline.stream_support import ChangeStream, await_settled, delivery_states, out_of_order
 
 pytestmark = pytest.mark.slow
 # A database of its own: every sandbox makes the same keys, so an earlier test's versions would shadow these.

@@ -19,7 +19,7 @@ from runtime.contracts import DELIVERIES_QUEUE, PRUNE_DELIVERIES
 from runtime.db import utc_now
 from runtime.settings import Settings
 from tests.conftest import ServerThread
-from tests.workers.push_support import PushTarget, push_settings
+from tests.pipeline.push_support import PushTarget, push_settings
 from workers.celery_app import make_celery
 
 DIVISION = 9191

@@ -14,7 +14,7 @@ import redis
 from runtime.locks import LaneLock
 from runtime.settings import Settings
 from sync.tasks import LANE_LOCK_TTL_SECONDS
-from tests.workers.push_support import await_true
+from tests.pipeline.push_support import await_true
 
 
 def test_a_kept_lock_outlives_its_ttl_and_lapses_once_its_holder_stops(

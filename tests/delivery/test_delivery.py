@@ -22,7 +22,7 @@ from runtime.db import utc_now
 from runtime.locks import LaneLock
 from runtime.settings import Settings
 from tests.conftest import ServerThread
-from tests.workers.push_support import PushTarget, push_settings
+from tests.pipeline.push_support import PushTarget, push_settings
 
 DIVISION = 777
 

@@ -21,8 +21,8 @@ from commands.tasks import COMMANDS_TOPIC, change_key, enqueue
 from delivery.models import MirrorRecord
 from receiver.app import create_app
 from tests.conftest import ServerThread
-from tests.workers.conftest import Pipeline
-from tests.workers.push_support import await_true
+from tests.pipeline.harness import Pipeline
+from tests.pipeline.push_support import await_true
 
 TOKEN = "commands-token-e2e"
 INVOICES = "salesinvoice/SalesInvoices"

@@ -13,7 +13,7 @@ from delivery import outbox as delivery
 from delivery.changes import ChangeRecord
 from delivery.models import Delivery, MirrorRecord
 from runtime.settings import Settings
-from tests.workers.push_support import push_settings
+from tests.pipeline.push_support import push_settings
 
 DIVISION = 4242
 

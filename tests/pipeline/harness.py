@@ -29,7 +29,7 @@ from sync.cursors import LaneCursor
 from sync.topics import spec_of
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
-from tests.workers.push_support import PUSH_SECRET, PushTarget, serve_push_target
+from tests.pipeline.push_support import PUSH_SECRET, PushTarget, serve_push_target
 
 
 @dataclass
@@ -116,7 +116,7 @@ def _fields(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
 
 @pytest.fixture
 def target() -> PushTarget:
-    """A verifying push target (tests/workers/push_support.py) that a test can make fail, slow or down."""
+    """A verifying push target (tests/pipeline/push_support.py) that a test can make fail, slow or down."""
     return PushTarget()
 
 

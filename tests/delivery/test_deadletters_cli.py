@@ -19,8 +19,8 @@ from delivery.changes import ChangeRecord
 from delivery.models import Delivery
 from runtime.settings import Settings, get_settings
 from tests.conftest import ServerThread
-from tests.workers.push_support import PushTarget, Worker, await_true, push_settings
-from tests.workers.target_support import ScriptedTarget, serve_scripted
+from tests.pipeline.push_support import PushTarget, Worker, await_true, push_settings
+from tests.pipeline.target_support import ScriptedTarget, serve_scripted
 
 runner = CliRunner()
 DIVISION = 6060

@@ -22,8 +22,8 @@ import httpx
 from sqlalchemy import func, select
 
 from delivery.models import Delivery
-from tests.workers.conftest import Pipeline
-from tests.workers.push_support import await_true
+from tests.pipeline.harness import Pipeline
+from tests.pipeline.push_support import await_true
 
 __all__ = ["PATHS", "ChangeStream", "await_settled", "delivery_states", "out_of_order", "sandbox_errors"]
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from runtime.settings import Settings
-from tests.workers.conftest import Pipeline
-from tests.workers.push_support import await_true
-from tests.workers.target_support import hanging_target
+from tests.pipeline.harness import Pipeline
+from tests.pipeline.push_support import await_true
+from tests.pipeline.target_support import hanging_target
 
 PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 

@@ -14,10 +14,10 @@ from sqlalchemy import delete
 from commands import clients
 from commands.models import CommandClient, CommandRecord
 from receiver.app import create_app
+from tests.commands.test_commands import TOKEN, invoice
 from tests.conftest import ServerThread
-from tests.workers.conftest import Pipeline
-from tests.workers.push_support import await_true
-from tests.workers.test_commands import TOKEN, invoice
+from tests.pipeline.harness import Pipeline
+from tests.pipeline.push_support import await_true
 
 pytestmark = pytest.mark.timeout(180)
 

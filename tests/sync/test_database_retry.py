@@ -18,9 +18,9 @@ from sqlalchemy.engine import make_url
 
 from runtime.contracts import DELTA_SYNC, EVENTS_QUEUE
 from sync.coalesce import Lane
-from tests.workers import fresh_db
-from tests.workers.conftest import Pipeline
-from tests.workers.push_support import await_true
+from tests.pipeline import fresh_db
+from tests.pipeline.harness import Pipeline
+from tests.pipeline.push_support import await_true
 from workers.celery_app import make_celery
 
 # A database of its own: every sandbox makes the same keys, so an earlier test's versions would shadow these.

@@ -22,7 +22,7 @@ from runtime.settings import get_settings
 
 __all__ = ["EXACT_TASKS", "INCLUDE", "runs"]
 
-INCLUDE = "tests.workers.run_counter"
+INCLUDE = "tests.pipeline.run_counter"
 EXACT_TASKS = (FLUSH, DELTA_SYNC, DELTA_SYNC_ALL)
 
 

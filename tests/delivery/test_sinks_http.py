@@ -15,8 +15,8 @@ from delivery.sinks import Outgoing, PushFailed, SinkError, TargetGone
 from delivery.sinks.http import HttpSink, retry_after
 from runtime.settings import Settings
 from tests.conftest import ServerThread, free_port
-from tests.workers.push_support import PushTarget, push_settings
-from tests.workers.target_support import ScriptedTarget, serve_scripted
+from tests.pipeline.push_support import PushTarget, push_settings
+from tests.pipeline.target_support import ScriptedTarget, serve_scripted
 
 KEY = "0f0e0d0c-0000-4000-8000-000000000001"
 ACCEPTED_AT = datetime(2026, 3, 4, 5, 6, 7, 89000, tzinfo=UTC)

@@ -35,7 +35,7 @@ from sandbox.entities import ACCOUNTS
 from sync.context import WorkerContext
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
-from tests.workers.push_support import await_true
+from tests.pipeline.push_support import await_true
 
 
 @pytest.fixture

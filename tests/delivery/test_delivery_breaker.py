@@ -19,8 +19,8 @@ from delivery.push import DeliveryContext, LaneOutcome, deliver_lane
 from runtime.db import utc_now
 from runtime.settings import Settings
 from tests.conftest import ServerThread
-from tests.workers.push_support import push_settings
-from tests.workers.target_support import ScriptedTarget, serve_scripted
+from tests.pipeline.push_support import push_settings
+from tests.pipeline.target_support import ScriptedTarget, serve_scripted
 
 DIVISION = 4242
 LANES = 6

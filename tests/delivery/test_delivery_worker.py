@@ -13,7 +13,7 @@ from delivery.changes import ChangeRecord
 from delivery.models import Delivery
 from runtime.settings import Settings
 from tests.conftest import ServerThread
-from tests.workers.push_support import PushTarget, Worker, await_true, push_settings
+from tests.pipeline.push_support import PushTarget, Worker, await_true, push_settings
 
 DIVISION = 5150
 

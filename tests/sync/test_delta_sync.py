@@ -27,7 +27,7 @@ from sync.tasks import fan_out
 from sync.topics import spec_of
 from tests.conftest import ServerThread
 from tests.exact.conftest import connect_to
-from tests.workers import fresh_db
+from tests.pipeline import fresh_db
 
 PAGE = 100
 # A database of its own per test (see fresh_db).
