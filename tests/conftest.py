@@ -24,8 +24,9 @@ from sandbox.config import SandboxConfig
 
 __all__ = ["PG_URL", "REDIS_URL", "RUN_ID", "ServerThread", "free_port"]
 
-# The whole pipeline (sandbox, receiver, a real worker, a push target) for every test directory that needs it.
-pytest_plugins = ["tests.pipeline.harness"]
+# A sandbox connection made through the real OAuth flow, and the whole pipeline (sandbox, receiver, a real worker,
+# a push target), for every test directory that needs them.
+pytest_plugins = ["tests.pipeline.connected", "tests.pipeline.harness"]
 
 RUN_ID = uuid.uuid4().hex[:10]
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

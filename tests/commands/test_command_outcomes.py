@@ -34,7 +34,7 @@ from runtime.settings import Settings
 from sandbox.entities import ACCOUNTS
 from sync.context import WorkerContext
 from tests.conftest import ServerThread
-from tests.exact.conftest import connect_to
+from tests.pipeline.connected import connect_to
 from tests.pipeline.push_support import await_true
 
 

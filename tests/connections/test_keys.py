@@ -22,8 +22,8 @@ from connections.tokens import SqlTokenStore
 from exact import NeedsConsent, TokenSet
 from runtime.crypto import TokenCipher, generate_key
 from runtime.settings import Settings, get_settings
-from tests.exact.conftest import Connected
 from tests.pipeline import fresh_db
+from tests.pipeline.connected import Connected
 
 # A database of its own: rotating re-encrypts every connection there is.
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory

@@ -15,7 +15,7 @@ from exact import (
     string_literal,
 )
 from tests.conftest import ServerThread
-from tests.exact.conftest import Connected
+from tests.pipeline.connected import Connected
 
 
 def calls(sandbox: ServerThread, **filters: object) -> int:

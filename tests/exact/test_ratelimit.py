@@ -10,8 +10,8 @@ import redis
 from exact import RateLimiter
 from sandbox.config import SandboxConfig
 from tests.conftest import ServerThread
-from tests.exact.conftest import Connected
 from tests.exact.test_tokens import run, settings_json
+from tests.pipeline.connected import Connected
 
 WINDOW = 2.0
 LIMIT = 10

@@ -18,7 +18,7 @@ from exact import NeedsConsent
 from runtime.crypto import TokenCipher, generate_key
 from runtime.settings import Settings
 from tests.conftest import ServerThread
-from tests.exact.conftest import Connected
+from tests.pipeline.connected import Connected
 
 
 def oauth_stats(sandbox: ServerThread) -> dict[str, object]:

@@ -25,7 +25,7 @@ from exact import (
 )
 from sandbox.entities import GL_ACCOUNTS, SALES_INVOICES
 from tests.conftest import ServerThread
-from tests.exact.conftest import Connected
+from tests.pipeline.connected import Connected
 from tests.pipeline.push_support import await_true
 
 INVOICE, ORDER = SPECS["SalesInvoice"], SPECS["PurchaseOrder"]

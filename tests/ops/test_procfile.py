@@ -24,16 +24,18 @@ from runtime.serving import free_port
 from runtime.settings import Settings
 from subscriptions.service import SubscriptionService
 from tests.conftest import ServerThread
-from tests.exact.conftest import connect_to
+from tests.pipeline.connected import connect_to
 
 PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float, honcho: subprocess.Popen[bytes]) -> None:
+def _wait(
+    what: str, check: Callable[[], bool], timeout: float, honcho: subprocess.Popen[bytes], logged: Callable[[], str]
+) -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        assert honcho.poll() is None, f"honcho exited while waiting for {what}"
-        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f}s"
+        assert honcho.poll() is None, f"honcho exited while waiting for {what}:\n{logged()[-4000:]}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f}s:\n{logged()[-4000:]}"
         time.sleep(0.2)
 
 
@@ -65,6 +67,12 @@ def test_honcho_runs_web_worker_pusher_and_beat_end_to_end(
     env = settings.child_environment(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PORT", None)
+    log_path = tmp_path / "honcho.log"
+    log = log_path.open("wb")
+
+    def logged() -> str:
+        return log_path.read_text(errors="replace")
+
     honcho = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "honcho"),
@@ -78,12 +86,14 @@ def test_honcho_runs_web_worker_pusher_and_beat_end_to_end(
         ],
         env=env,
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
+        # A file, not a pipe: nobody reads a pipe while the test waits, and four processes' logs would fill it and
+        # block them mid-write.
+        stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
-        _wait("receiver", lambda: _answers(f"http://127.0.0.1:{port}/readyz"), 60, honcho)
+        _wait("receiver", lambda: _answers(f"http://127.0.0.1:{port}/readyz"), 60, honcho, logged)
         client = client_from_settings(settings, session_factory, connection_id)
         service = SubscriptionService(settings, session_factory, client, connection_id, redis_client)
         service.register([101], ["Contacts"])  # Exact checks the callback: that is honcho's web
@@ -96,11 +106,12 @@ def test_honcho_runs_web_worker_pusher_and_beat_end_to_end(
                 row = session.scalar(select(MirrorRecord).where(MirrorRecord.key == key))
                 return row is not None and (row.record or {}).get("LastName") == name
 
-        _wait("mirrored record", mirrored, 90, honcho)
+        _wait("mirrored record", mirrored, 90, honcho, logged)
     finally:
         honcho.send_signal(signal.SIGINT)  # what Ctrl-C does in a terminal
-        output, _ = honcho.communicate(timeout=60)
-    text = output.decode(errors="replace")
+        honcho.wait(timeout=60)
+        log.close()
+    text = logged()
     for process in ("web", "worker", "pusher", "beat"):
         assert f"{process}.1" in text, text
     assert not _answers(f"http://127.0.0.1:{port}/readyz"), "web still answers after honcho stopped"

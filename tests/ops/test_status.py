@@ -27,8 +27,8 @@ from runtime.settings import Settings, get_settings
 from subscriptions.models import Subscription
 from sync.cursors import CursorStore
 from tests.conftest import ServerThread
-from tests.exact.conftest import connect_to
 from tests.pipeline import fresh_db
+from tests.pipeline.connected import connect_to
 
 # A database of its own: status counts every row there is.
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory

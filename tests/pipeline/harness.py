@@ -28,7 +28,7 @@ from subscriptions.service import SubscriptionService
 from sync.cursors import LaneCursor
 from sync.topics import spec_of
 from tests.conftest import ServerThread
-from tests.exact.conftest import connect_to
+from tests.pipeline.connected import connect_to
 from tests.pipeline.push_support import PUSH_SECRET, PushTarget, serve_push_target
 
 

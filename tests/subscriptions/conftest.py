@@ -14,7 +14,7 @@ from receiver.app import create_app
 from runtime.settings import Settings, get_settings
 from subscriptions.service import SubscriptionService
 from tests.conftest import ServerThread
-from tests.exact.conftest import Connected, connect_to
+from tests.pipeline.connected import Connected, connect_to
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from subscriptions.models import Subscription
 from subscriptions.plan import INACTIVE, UNGRANTED, Action
 from subscriptions.service import RegistrationFailed, Report, SubscriptionService
 from tests.conftest import ServerThread
-from tests.exact.conftest import Connected
+from tests.pipeline.connected import Connected
 from tests.subscriptions.conftest import calls, held, plant, set_division
 
 TOPICS = ["Accounts", "Contacts", "SalesInvoices"]

@@ -16,8 +16,8 @@ from sync.coalesce import Lane
 from sync.context import WorkerContext
 from sync.tasks import handle
 from tests.conftest import ServerThread
-from tests.exact.conftest import connect_to
 from tests.pipeline import fresh_db
+from tests.pipeline.connected import connect_to
 
 # A database of its own: subscriptions other tests left behind would make an untracked pair tracked.
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory

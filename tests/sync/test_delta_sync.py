@@ -26,8 +26,8 @@ from sync.context import WorkerContext
 from sync.tasks import fan_out
 from sync.topics import spec_of
 from tests.conftest import ServerThread
-from tests.exact.conftest import connect_to
 from tests.pipeline import fresh_db
+from tests.pipeline.connected import connect_to
 
 PAGE = 100
 # A database of its own per test (see fresh_db).

@@ -23,8 +23,8 @@ from sync.coalesce import Lane
 from sync.context import WorkerContext
 from sync.cursors import CursorStore
 from tests.conftest import ServerThread
-from tests.exact.conftest import connect_to
 from tests.pipeline import fresh_db
+from tests.pipeline.connected import connect_to
 
 # A database of its own: every sandbox makes the same keys, so an earlier test's versions would shadow these.
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from runtime.settings import Settings
 from sync.cursors import Cursor, CursorStore
 from tests.conftest import ServerThread
-from tests.exact.conftest import connect_to
+from tests.pipeline.connected import connect_to
 
 _topics = (f"Topic{n}" for n in itertools.count())
 

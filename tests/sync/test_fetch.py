@@ -16,7 +16,7 @@ from sandbox.config import SandboxConfig
 from sync.fetch import KEYS_PER_CALL, by_keys, deleted_walk, epoch_ms, modified_walk, sync_walk
 from sync.topics import spec_of
 from tests.conftest import ServerThread
-from tests.exact.conftest import connect_to
+from tests.pipeline.connected import connect_to
 
 
 @pytest.fixture
