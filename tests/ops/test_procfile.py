@@ -24,8 +24,12 @@ from runtime.serving import free_port
 from runtime.settings import Settings
 from subscriptions.service import SubscriptionService
 from tests.conftest import ServerThread
+from tests.pipeline import fresh_db
 from tests.pipeline.connected import connect_to
 
+# A database of its own: beat's sweepers and delta sync would otherwise pick up the commands and subscriptions other
+# tests left in the shared one, and spend the sandbox's budget on them while this test waits for its one change.
+database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory
 PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 
 

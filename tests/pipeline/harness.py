@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from commands.models import CommandRecord
 from delivery.models import Delivery, MirrorRecord
 from exact import normalize_record
 from receiver.app import create_app
@@ -134,9 +135,10 @@ def pipeline(
     redis_client: redis.Redis,
     tmp_path: Path,
 ) -> Iterator[Pipeline]:
-    # Each test has a fresh sandbox; the run shares one database, so the worker tables start empty.
+    # Each test has a fresh sandbox; the run shares one database, so the worker tables start empty (commands too:
+    # beat's sweeper would run another test's leftovers against this sandbox).
     with session_factory() as session, session.begin():
-        for table in (MirrorRecord, Delivery, LaneCursor, Subscription):
+        for table in (MirrorRecord, Delivery, LaneCursor, Subscription, CommandRecord):
             session.execute(delete(table))
     push = PushTarget()
     workers: list[subprocess.Popen[bytes]] = []
