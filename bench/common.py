@@ -33,6 +33,7 @@ from runtime.redis import clear_prefix, sync_client
 from runtime.settings import Settings
 from subscriptions.models import Subscription, SubscriptionState
 from workers.celery_app import make_celery
+from workers.cli import worker_argv
 
 __all__ = [
     "BenchEnv",
@@ -179,18 +180,8 @@ def start_worker(children: Children, settings: Settings, concurrency: int = 2) -
         "celery",
         "-A",
         "workers.celery_app",
-        "worker",
-        "--pool",
-        "prefork",
-        "-c",
-        str(concurrency),
-        "-Q",
-        f"{EVENTS_QUEUE},{DELIVERIES_QUEUE}",
-        "--loglevel",
-        "WARNING",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
+        *worker_argv(concurrency, [EVENTS_QUEUE, DELIVERIES_QUEUE], "--loglevel", "WARNING"),
+        *("--without-gossip", "--without-mingle", "--without-heartbeat"),
     ]
     worker = children.start("worker", argv, environment(settings))
     control = make_celery(settings).control

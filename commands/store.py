@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from commands.models import DEFAULT_CLIENT, FINAL_STATES, CommandRecord, CommandState
 from commands.schema import Command, CommandView
@@ -146,23 +146,22 @@ def finish(
 
 def stale_queued(session: Session, older_than_seconds: float, limit: int = 500) -> list[str]:
     """Keys queued for longer than a worker takes to start one: their task was lost (Redis emptied, say)."""
-    cutoff = utc_now() - timedelta(seconds=older_than_seconds)
-    query = (
-        select(CommandRecord.key)
-        .where(CommandRecord.status == CommandState.QUEUED, CommandRecord.updated_at < cutoff)
-        .order_by(CommandRecord.created_at)
-        .limit(limit)
-    )
-    return list(session.scalars(query))
+    return _stale(session, CommandState.QUEUED, older_than_seconds, CommandRecord.created_at, limit)
 
 
 def stale_running(session: Session, older_than_seconds: float, limit: int = 500) -> list[str]:
     """Keys claimed longer ago than a run may last: their worker died, or could not record the outcome."""
+    return _stale(session, CommandState.RUNNING, older_than_seconds, CommandRecord.updated_at, limit)
+
+
+def _stale(
+    session: Session, state: CommandState, older_than_seconds: float, order: InstrumentedAttribute[datetime], limit: int
+) -> list[str]:
     cutoff = utc_now() - timedelta(seconds=older_than_seconds)
     query = (
         select(CommandRecord.key)
-        .where(CommandRecord.status == CommandState.RUNNING, CommandRecord.updated_at < cutoff)
-        .order_by(CommandRecord.updated_at)
+        .where(CommandRecord.status == state, CommandRecord.updated_at < cutoff)
+        .order_by(order)
         .limit(limit)
     )
     return list(session.scalars(query))

@@ -129,7 +129,7 @@ class SubscriptionService:
                 r.division for r in repo.rows(session, self.connection_id) if r.state != SubscriptionState.REMOVED
             }
         divisions = sorted(set(only) if only is not None else set(states) | wanted)
-        inactive = {code for code in divisions if code in states and states[code][0] != 1}
+        inactive = {code for code in divisions if code in states and states[code][0] != DivisionStatus.ACTIVE}
         # A division Exact does not list for the user is one the app may not touch.
         ungranted = {code for code in divisions if code not in states or not states[code][1]}
         return _Scope(divisions, inactive, ungranted)

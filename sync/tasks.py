@@ -194,11 +194,11 @@ def _countdown(ctx: WorkerContext, retries: int, exc: Exception) -> float:
     return retry_countdown(retries, visibility)
 
 
-def _database_wait(ctx: WorkerContext, lane: Lane, exc: SQLAlchemyError, retries: int) -> float:
+def _database_wait(ctx: WorkerContext, division: int, topic: str, exc: SQLAlchemyError, retries: int) -> float:
     """The countdown after a database error, logged by class only: SQLAlchemy's text can quote records' values."""
     countdown = _countdown(ctx, retries, exc)
     cause = type(getattr(exc, "orig", None) or exc).__name__  # the driver's class: LockNotAvailable, ...
-    fields = {"division": lane.division, "topic": lane.topic, "error": cause, "retry_in": round(countdown, 1)}
+    fields = {"division": division, "topic": topic, "error": cause, "retry_in": round(countdown, 1)}
     log_event(log, "workers.lane.database_error", logging.WARNING, **fields)
     return countdown
 
@@ -217,8 +217,8 @@ def handle_event(self: Task, event: dict[str, Any]) -> str:
         outcome = handle(ctx, event, schedule)
     except SQLAlchemyError as exc:
         # The lane's connection is looked up in the database; acking here would leave the change to the delta sync.
-        lane = Lane(0, int(event["division"]), str(event["topic"]))
-        raise self.retry(countdown=_database_wait(ctx, lane, exc, self.request.retries)) from exc
+        wait = _database_wait(ctx, int(event["division"]), str(event["topic"]), exc, self.request.retries)
+        raise self.retry(countdown=wait) from exc
     if outcome in ("unknown-topic", "untracked"):
         log_event(log, f"workers.event.{outcome}", division=event.get("division"), topic=event.get("topic"))
     return outcome
@@ -233,7 +233,7 @@ def flush(self: Task, connection_id: int, division: int, topic: str) -> int:
     except (LaneBusy, RateLimited, ExactUnavailable) as exc:
         raise self.retry(countdown=_countdown(ctx, self.request.retries, exc)) from exc
     except SQLAlchemyError as exc:
-        raise self.retry(countdown=_database_wait(ctx, lane, exc, self.request.retries)) from exc
+        raise self.retry(countdown=_database_wait(ctx, division, topic, exc, self.request.retries)) from exc
     except NeedsConsent:
         # The events stay in `processing`; after a new `connect` the delta sync walks the cursor anyway.
         log_event(log, "workers.flush.needs_consent", logging.ERROR, connection=connection_id)
@@ -250,7 +250,7 @@ def delta_sync(self: Task, connection_id: int, division: int, topic: str, full: 
     except (LaneBusy, RateLimited) as exc:
         raise self.retry(countdown=_countdown(ctx, self.request.retries, exc)) from exc
     except SQLAlchemyError as exc:
-        raise self.retry(countdown=_database_wait(ctx, lane, exc, self.request.retries)) from exc
+        raise self.retry(countdown=_database_wait(ctx, division, topic, exc, self.request.retries)) from exc
     except ExactError as exc:
         # The next scheduled run starts again from the same cursor.
         log_event(log, "workers.delta_sync.failed", logging.WARNING, division=division, topic=topic, error=exc.message)

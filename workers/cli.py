@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 
 import typer
 
 from runtime.contracts import QUEUES
 
-__all__ = ["beat", "worker"]
+__all__ = ["beat", "worker", "worker_argv"]
 
 
 def _celery(*args: str) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.celery_app", *args])
+
+
+def worker_argv(concurrency: int, queues: Sequence[str], *extra: str) -> list[str]:
+    """The Celery worker command (prefork, on `queues`) after `celery -A workers.celery_app`: what `worker` runs,
+    and what tests and benchmarks start as a real process."""
+    return ["worker", "--pool", "prefork", "-c", str(concurrency), "-Q", ",".join(queues), *extra]
 
 
 def worker(
@@ -37,18 +44,7 @@ def worker(
         raise typer.BadParameter(f"unknown queue {', '.join(unknown) or '(none)'}; the queues are {', '.join(QUEUES)}")
     # A node name per queue, so that two workers on one host (`worker` and `pusher`) do not share one.
     node = [] if len(names) == len(QUEUES) else ["-n", f"{'+'.join(names)}@%h"]
-    _celery(
-        "worker",
-        "--pool",
-        "prefork",
-        "-c",
-        str(concurrency),
-        "-Q",
-        ",".join(names),
-        *node,
-        "--without-gossip",
-        "--without-mingle",
-    )
+    _celery(*worker_argv(concurrency, names, *node, "--without-gossip", "--without-mingle"))
 
 
 def beat(

@@ -5,20 +5,15 @@ that refuses the outcome for a while loses nothing; and commands' 4xx never paus
 from __future__ import annotations
 
 import logging
-import sqlite3
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import redis
-from sqlalchemy import create_engine, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,12 +24,13 @@ from commands.tasks import COMMANDS_TOPIC, Retry, change_key, execute, settle_st
 from connections.models import Connection
 from delivery.models import MirrorRecord
 from exact import ErrorBudget, Query, guid_literal
-from runtime.db import make_session_factory, utc_now
+from runtime.db import make_engine, make_session_factory, utc_now
 from runtime.settings import Settings
 from sandbox.entities import ACCOUNTS
 from sync.context import WorkerContext
 from tests.conftest import ServerThread
 from tests.pipeline.connected import connect_to
+from tests.pipeline.db_locks import impatient, locked
 from tests.pipeline.push_support import await_true
 
 
@@ -182,33 +178,9 @@ def test_commands_refused_by_exact_pause_only_their_own_share(ctx: WorkerContext
 
 # -- a database that refuses the outcome after the write landed
 def _impatient(settings: Settings) -> WorkerContext:
-    """A worker whose database gives up on a lock after 0.2 s (SQLite's busy timeout, PostgreSQL's lock_timeout)."""
-    url = settings.database_url
-    args = {"timeout": 0.2} if url.startswith("sqlite") else {"options": "-c lock_timeout=200"}
-    engine = create_engine(url, connect_args=args)
+    """A worker whose database gives up on a lock after 0.2 s."""
+    engine = make_engine(impatient(settings.database_url, 0.2))
     return WorkerContext(settings, make_session_factory(engine), redis.Redis.from_url(settings.redis_url))
-
-
-@contextmanager
-def commands_locked(database_url: str) -> Iterator[None]:
-    """Another process's transaction holding the `commands` table: SQLite's write lock on the file, or
-    PostgreSQL's ACCESS EXCLUSIVE lock on the table."""
-    if database_url.startswith("sqlite"):
-        con = sqlite3.connect(make_url(database_url).database or "", isolation_level=None)
-        con.execute("BEGIN EXCLUSIVE")
-        try:
-            yield
-        finally:
-            con.execute("ROLLBACK")
-            con.close()
-        return
-    plain = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(plain) as pg:
-        pg.execute("LOCK TABLE commands IN ACCESS EXCLUSIVE MODE")
-        try:
-            yield
-        finally:
-            pg.rollback()
 
 
 def _run_with_lock_after_the_write(ctx: WorkerContext, sandbox: ServerThread, key: str, name: str) -> Future[str]:
@@ -230,7 +202,7 @@ def test_an_outcome_the_database_refuses_for_a_while_is_recorded_once_it_takes_i
     name = f"locked-{uuid.uuid4().hex[:8]}"
     key = kept(ctx.sessions, fields={"Code": "4712", "Name": name})
     running = _run_with_lock_after_the_write(ctx, sandbox, key, name)
-    with commands_locked(worker_settings.database_url):
+    with locked(worker_settings.database_url, "commands"):
         await_true(lambda: "workers.command.finish_retry" in caplog.messages or running.done(), what="a refusal")
     assert running.result(timeout=60) == "succeeded"
     [created] = accounts_named(sandbox, name)
@@ -246,7 +218,7 @@ def test_an_outcome_the_database_refuses_for_longer_is_recorded_by_the_sweeper_w
     name = f"locked-{uuid.uuid4().hex[:8]}"
     key = kept(ctx.sessions, fields={"Code": "4713", "Name": name})
     running = _run_with_lock_after_the_write(ctx, sandbox, key, name)
-    with commands_locked(settings.database_url):
+    with locked(settings.database_url, "commands"):
         with pytest.raises(OperationalError):
             running.result(timeout=60)
     assert row(ctx.sessions, key).status == "running"

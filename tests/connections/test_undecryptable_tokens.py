@@ -3,14 +3,13 @@ instead of failing every task of it."""
 
 from __future__ import annotations
 
-import time
-
 from pydantic import SecretStr
 
 from connections.models import Connection
 from runtime.crypto import generate_key
 from tests.pipeline import fresh_db
 from tests.pipeline.harness import Pipeline
+from tests.pipeline.push_support import await_true
 
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory
 
@@ -34,11 +33,13 @@ def test_a_worker_without_the_key_parks_the_connection_with_a_logged_error(pipel
     pipeline.settings = pipeline.settings.model_copy(update={"token_encryption_key": SecretStr(generate_key())})
     worker = pipeline.start_worker()
     pipeline.control("POST", "records/101/crm/Contacts", json={"LastName": "Jansen"})
-    deadline = time.monotonic() + 60
-    while "exact.token.undecryptable" not in _logs(pipeline) and not any(c in _logs(pipeline) for c in CRASHED):
-        assert worker.poll() is None, _logs(pipeline)[-3000:]
-        assert time.monotonic() < deadline, f"the flush never ran: {_logs(pipeline)[-3000:]}"
-        time.sleep(0.5)
+    await_true(
+        lambda: "exact.token.undecryptable" in _logs(pipeline) or any(c in _logs(pipeline) for c in CRASHED),
+        timeout=60,
+        what="the flush",
+        detail=lambda: _logs(pipeline)[-3000:],
+    )
+    assert worker.poll() is None, _logs(pipeline)[-3000:]
     logs = _logs(pipeline)
     assert not [c for c in CRASHED if c in logs], logs[-3000:]
     assert '"level": "error"' in next(line for line in logs.splitlines() if "exact.token.undecryptable" in line)

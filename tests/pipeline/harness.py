@@ -31,6 +31,7 @@ from sync.topics import spec_of
 from tests.conftest import ServerThread
 from tests.pipeline.connected import connect_to
 from tests.pipeline.push_support import PUSH_SECRET, PushTarget, serve_push_target
+from workers.cli import worker_argv
 
 
 @dataclass
@@ -168,18 +169,8 @@ def pipeline(
                     str(celery),
                     "-A",
                     "workers.celery_app",
-                    "worker",
-                    "--pool",
-                    "prefork",
-                    "-c",
-                    "2",
-                    "-Q",
-                    f"{EVENTS_QUEUE},{DELIVERIES_QUEUE}",
-                    "--loglevel",
-                    "WARNING",
-                    "--without-heartbeat",
-                    "--without-mingle",
-                    "--without-gossip",
+                    *worker_argv(2, [EVENTS_QUEUE, DELIVERIES_QUEUE], "--loglevel", "WARNING"),
+                    *("--without-heartbeat", "--without-mingle", "--without-gossip"),
                 ]
                 if beat:
                     command += ["--beat", "--schedule", str(tmp_path / "beat-schedule")]

@@ -29,6 +29,7 @@ from starlette.routing import Route
 from runtime.contracts import DELIVERIES_QUEUE
 from runtime.settings import Settings
 from tests.conftest import ServerThread
+from workers.cli import worker_argv
 
 PUSH_SECRET = "whsec_" + base64.b64encode(b"push-target-secret-0123456789ab").decode()
 
@@ -137,18 +138,8 @@ class Worker:
             str(celery),
             "-A",
             "workers.celery_app",
-            "worker",
-            "--pool",
-            "prefork",
-            "-c",
-            "1",
-            "-Q",
-            DELIVERIES_QUEUE,
-            "--loglevel",
-            "INFO",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
+            *worker_argv(1, [DELIVERIES_QUEUE], "--loglevel", "INFO"),
+            *("--without-heartbeat", "--without-mingle", "--without-gossip"),
         ]
         self.log_path = log_path
         self._log = open(log_path, "ab")

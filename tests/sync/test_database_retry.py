@@ -7,18 +7,17 @@ The worker waits half a second for a lock (SQLite's busy timeout from the URL's 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import redis
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from runtime.contracts import DELTA_SYNC, EVENTS_QUEUE
 from sync.coalesce import Lane
 from tests.pipeline import fresh_db
+from tests.pipeline.db_locks import impatient, locked
 from tests.pipeline.harness import Pipeline
 from tests.pipeline.push_support import await_true
 from workers.celery_app import make_celery
@@ -27,42 +26,13 @@ from workers.celery_app import make_celery
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory
 
 
-def impatient(url: str) -> str:
-    """`url` for a process that gives up on a held lock after half a second."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return parsed.update_query_dict({"timeout": "0.5"}).render_as_string(hide_password=False)
-    return parsed.update_query_dict({"options": "-c lock_timeout=500"}).render_as_string(hide_password=False)
-
-
-@contextmanager
-def locked(url: str) -> Iterator[None]:
-    """Hold the database so that no one else writes the mirror: SQLite's `BEGIN EXCLUSIVE`, or PostgreSQL's
-    `ACCESS EXCLUSIVE` lock on the mirror table."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        holding = sqlite3.connect(str(parsed.database), timeout=30, isolation_level=None)
-        holding.execute("BEGIN EXCLUSIVE")
-        try:
-            yield
-        finally:
-            holding.execute("ROLLBACK")
-            holding.close()
-        return
-    holder = create_engine(parsed)
-    try:
-        with holder.connect() as connection:
-            connection.execute(text("LOCK TABLE mirror_records IN ACCESS EXCLUSIVE MODE"))
-            yield
-            connection.rollback()
-    finally:
-        holder.dispose()
+LOCK_SECONDS = 0.5
 
 
 def test_a_flush_that_meets_a_locked_database_is_retried(pipeline: Pipeline, redis_client: redis.Redis) -> None:
     pipeline.service.register([101], ["Contacts"])
     store_url = pipeline.settings.database_url
-    pipeline.settings = pipeline.settings.model_copy(update={"database_url": impatient(store_url)})
+    pipeline.settings = pipeline.settings.model_copy(update={"database_url": impatient(store_url, LOCK_SECONDS)})
     pipeline.start_worker()  # no beat: no delta sync
     lane = Lane(pipeline.connection_id, 101, "Contacts")
     processing, lock = (lane.key(pipeline.settings.redis_prefix, part) for part in ("processing", "lock"))
@@ -71,7 +41,7 @@ def test_a_flush_that_meets_a_locked_database_is_retried(pipeline: Pipeline, red
         # The flush took the event (it sits in `processing`) and let go of the lane without finishing.
         return bool(redis_client.exists(processing)) and not redis_client.exists(lock)
 
-    with locked(store_url):
+    with locked(store_url, "mirror_records"):
         made = pipeline.control("POST", "records/101/crm/Contacts", json={"LastName": "while-locked"})
         assert made.status_code == 201
         await_true(gave_up, timeout=90, what="a flush meeting the locked database")
@@ -87,7 +57,7 @@ def test_a_delta_sync_that_meets_a_locked_database_is_retried(pipeline: Pipeline
     pipeline.service.register([101], ["Contacts"])
     pipeline.control("POST", "webhooks/config", json={"delivery": False})
     store_url = pipeline.settings.database_url
-    pipeline.settings = pipeline.settings.model_copy(update={"database_url": impatient(store_url)})
+    pipeline.settings = pipeline.settings.model_copy(update={"database_url": impatient(store_url, LOCK_SECONDS)})
     pipeline.start_worker()
     lock = Lane(pipeline.connection_id, 101, "Contacts").key(pipeline.settings.redis_prefix, "lock")
     held: list[bool] = []
@@ -101,7 +71,7 @@ def test_a_delta_sync_that_meets_a_locked_database_is_retried(pipeline: Pipeline
 
     celery = make_celery(pipeline.settings)
     try:
-        with locked(store_url):
+        with locked(store_url, "mirror_records"):
             pipeline.control("POST", "records/101/crm/Contacts", json={"LastName": "while-locked"})
             celery.send_task(DELTA_SYNC, args=[pipeline.connection_id, 101, "Contacts"], queue=EVENTS_QUEUE)
             await_true(gave_up, timeout=90, what="a delta sync meeting the locked database")
@@ -122,13 +92,9 @@ def unreadable(url: str, tmp_path: Path) -> Iterator[tuple[str, Callable[[], Non
         gone = tmp_path / "not-yet"
         yield parsed.set(database=str(gone / real.name)).render_as_string(), lambda: gone.symlink_to(real.parent)
         return
-    holder = create_engine(parsed)
-    try:
-        with holder.connect() as connection:
-            connection.execute(text("LOCK TABLE connections IN ACCESS EXCLUSIVE MODE"))
-            yield impatient(url), connection.rollback
-    finally:
-        holder.dispose()
+    with ExitStack() as held:
+        held.enter_context(locked(url, "connections"))
+        yield impatient(url, LOCK_SECONDS), held.close
 
 
 def test_an_event_that_cannot_read_the_database_is_retried_not_dropped(pipeline: Pipeline, tmp_path: Path) -> None:
