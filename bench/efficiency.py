@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import redis
@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from bench.common import bench_env, connect, enqueue_events, peak_rss_mb, print_table, start_worker
 from connections.factory import client_from_settings
 from delivery.models import MirrorRecord
+from exact import CATALOGUE
 from ops.children import Children
 from runtime.db import make_engine, make_session_factory, session_scope
 from runtime.serving import ServerThread
@@ -32,7 +33,6 @@ from subscriptions.models import Subscription, SubscriptionState
 from sync.coalesce import Lane
 from sync.context import WorkerContext
 from sync.tasks import sync_lane
-from sync.topics import spec_of
 
 SPREAD = [(d, t) for d in (101, 202) for t in ("Accounts", "Contacts", "Items", "SalesInvoices", "PurchaseOrders")]
 
@@ -82,9 +82,12 @@ class Run:
         """`size` creates in the sandbox spread evenly over `pairs`: (division, topic, path, new ids) per pair."""
         for n, (division, topic) in enumerate(pairs):
             count = size // len(pairs) + (1 if n < size % len(pairs) else 0)
-            spec = spec_of(topic)
+            spec = CATALOGUE.get(topic)
             assert spec is not None
-            ids = self.http.post(f"/records/{division}/{spec.path}/bulk", json={"count": count}).json()["ids"]
+            assert spec.path is not None
+            fields = {spec.lines.name: [{"Description": "bench", "Quantity": 1}]} if spec.lines else {}
+            body = {"count": count, "fields": fields}
+            ids = self.http.post(f"/records/{division}/{spec.path}/bulk", json=body).json()["ids"]
             yield division, topic, spec.path, ids
 
     def burst(self, pairs: list[tuple[int, str]], size: int, timeout: float = 240.0) -> tuple[int, int, float]:
@@ -98,6 +101,47 @@ class Run:
                 raise RuntimeError(f"only {self.mirrored(pairs)} of {expected} mirrored after {timeout}s")
             time.sleep(0.2)
         return self.calls() - before, self.calls(status=429) - before_429, time.monotonic() - started
+
+    def line_burst(self, division: int, documents: int, lines: int, timeout: float = 240.0) -> tuple[int, int, float]:
+        """`documents` invoices of `lines` lines each, then one edit of every line, one webhook event per edit;
+        returns (Exact calls, 429s, seconds until every edited document is mirrored whole)."""
+        entity = CATALOGUE.require("SalesInvoices")
+        assert entity.lines is not None
+        assert entity.path is not None
+        body = {"count": documents, "fields": {entity.lines.name: [{"Quantity": n + 1} for n in range(lines)]}}
+        keys = set(self.http.post(f"/records/{division}/{entity.path}/bulk", json=body).json()["ids"])
+        enqueue_events(self.settings, self.redis, division, entity.topic, sorted(keys))
+        self._await(lambda: self._edited(division, keys, "") == len(keys), timeout)  # created, not yet measured
+        rows = self.http.get(f"/records/{division}/{entity.lines.path}").json()["records"]
+        mine = [r for r in rows if r[entity.key] in keys]
+        before, before_429, started = self.calls(), self.calls(status=429), time.monotonic()
+        edits = [{"id": r["ID"], "fields": {"Description": "edited"}} for r in mine]
+        self.http.post(f"/records/{division}/{entity.lines.path}/bulk-edit", json={"changes": edits})
+        enqueue_events(self.settings, self.redis, division, entity.topic, [r[entity.key] for r in mine])
+        self._await(lambda: self._edited(division, keys, "edited") == len(keys), timeout)
+        return self.calls() - before, self.calls(status=429) - before_429, time.monotonic() - started
+
+    def _edited(self, division: int, keys: set[str], description: str) -> int:
+        """Documents among `keys` mirrored with every line's Description starting with `description`."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(MirrorRecord).where(MirrorRecord.division == division, MirrorRecord.topic == "SalesInvoices")
+            )
+            return sum(
+                1
+                for r in rows
+                if r.key in keys
+                and r.record
+                and all(str(x.get("Description") or "").startswith(description) for x in r.record["lines"])
+            )
+
+    @staticmethod
+    def _await(done: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not mirrored after {timeout}s")
+            time.sleep(0.2)
 
     def naive(self, pairs: list[tuple[int, str]], size: int) -> int:
         """The baseline: one GET per changed record (limits lifted), as an integration without coalescing does."""
@@ -141,6 +185,9 @@ def main() -> None:
                         continue
                     calls, limited, seconds = run.burst(pairs, size)
                     rows.append([label, f"{size:,}", calls, f"{calls / size:.4f}", limited, f"{seconds:.1f}"])
+            calls, limited, seconds = run.line_burst(101, 100, 10)
+            label = "line rows: 1 division, 100 invoices x 10 lines, every line edited"
+            rows.append([label, "1,000", calls, f"{calls / 1000:.4f}", limited, f"{seconds:.1f}"])
             worker_rss = peak_rss_mb(worker.pid)
         baseline = [run.naive(one, size) / size for size in sizes if size <= 1000]
         print_table(

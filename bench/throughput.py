@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench.common import bench_env, connect, enqueue_events, peak_rss_mb, print_table, start_worker
 from delivery.models import LIVE_STATES, Delivery, DeliveryState, MirrorRecord
+from exact import CATALOGUE
 from ops.children import Children
 from ops.push_target import PushTarget
 from runtime.db import make_engine, make_session_factory, session_scope
@@ -36,7 +37,6 @@ from subscriptions.models import Subscription, SubscriptionState
 from sync.coalesce import Lane
 from sync.context import WorkerContext
 from sync.tasks import sync_lane
-from sync.topics import spec_of
 
 DIVISION = 101
 TOPICS = ("Accounts", "Contacts", "SalesInvoices")
@@ -54,11 +54,14 @@ def run(settings: Settings, sandbox_url: str, seconds: float, rate: float, done:
         due = int(rate * (elapsed + tick)) - offered
         for n, topic in enumerate(TOPICS):
             count = due // len(TOPICS) + (1 if n < due % len(TOPICS) else 0)
-            spec = spec_of(topic)
+            spec = CATALOGUE.get(topic)
             assert spec is not None
             if not count:
                 continue
-            ids = http.post(f"/records/{DIVISION}/{spec.path}/bulk", json={"count": count}).json()["ids"]
+            # A document needs a line: Exact's line-row sync resource shows none without.
+            fields = {spec.lines.name: [{"Description": "bench", "Quantity": 1}]} if spec.lines else {}
+            created = http.post(f"/records/{DIVISION}/{spec.path}/bulk", json={"count": count, "fields": fields})
+            ids = created.json()["ids"]
             enqueue_events(settings, client, DIVISION, topic, ids)
         offered += due
         time.sleep(max(0.0, started + (offered / rate) - time.monotonic()))

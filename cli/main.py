@@ -33,6 +33,7 @@ def _safe_url(url: str) -> str:
 
 
 def _mount() -> None:
+    from cli.topics import topics
     from commands.cli import write
     from commands.clients_cli import app as clients_app
     from connections.cli import connect, divisions
@@ -51,6 +52,7 @@ def _mount() -> None:
     app.command("rotate-key")(rotate_key)
     app.command("receiver")(receiver)
     app.add_typer(subscriptions_app, name="subscriptions")
+    app.command("topics")(topics)
     app.command("sync")(sync)
     app.command("worker")(worker)
     app.command("beat")(beat)

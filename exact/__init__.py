@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+from exact._catalogue import (
+    CATALOGUE,
+    Catalogue,
+    Entity,
+    Kind,
+    Lines,
+    LineSpec,
+    ReferenceSpec,
+    UnsupportedTopic,
+    WriteSpec,
+    account_code,
+)
 from exact._client import ExactClient, SyncPage
 from exact._dates import format_date, normalize_record, parse_date
 from exact._envelope import Page, unwrap, unwrap_page
@@ -35,22 +47,25 @@ from exact._odata import (
     string_literal,
 )
 from exact._ratelimit import BudgetUsage, ErrorBudget, RateLimiter
-from exact._references import References, account_code
+from exact._references import References
 from exact._tokens import REFRESH_MIN_AGE, UNDECRYPTABLE, StoredTokens, TokenManager, TokenStore
 from exact._values import check_values, write_date
-from exact._writes import SPECS, LineSpec, WriteProgress, Writer, WriteResult, WriteSpec, check_writable
+from exact._writes import SPECS, WriteProgress, Writer, WriteResult, check_writable
 
 __all__ = [
     "account_code",
     "ApiError",
     "AuthError",
     "BudgetUsage",
+    "CATALOGUE",
+    "Catalogue",
     "CallbackRejected",
     "check_values",
     "check_writable",
     "DataAlreadyExists",
     "datetime_literal",
     "EndpointBlocked",
+    "Entity",
     "ErrorBudget",
     "ExactClient",
     "ExactError",
@@ -62,6 +77,8 @@ __all__ = [
     "guid_literal",
     "int64_literal",
     "key_filters",
+    "Kind",
+    "Lines",
     "LineSpec",
     "MAX_URL_LENGTH",
     "NeedsConsent",
@@ -74,6 +91,7 @@ __all__ = [
     "RateLimited",
     "RateLimiter",
     "References",
+    "ReferenceSpec",
     "REFRESH_MIN_AGE",
     "SPECS",
     "StoredTokens",
@@ -86,6 +104,7 @@ __all__ = [
     "UNDECRYPTABLE",
     "UnknownReference",
     "unwrap",
+    "UnsupportedTopic",
     "unwrap_page",
     "ValidationError",
     "write_date",

@@ -7,7 +7,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,10 +180,13 @@ class ExactClient:
             cursor = max([cursor, *(int(r["Timestamp"]) for r in records)])
             yield SyncPage(records, cursor)
 
-    def deleted(self, division: int, cursor: int, entity_type: int | None = None) -> Iterator[SyncPage]:
+    def deleted(self, division: int, cursor: int, entity_type: int | Sequence[int] | None = None) -> Iterator[SyncPage]:
+        """Walk `sync/Deleted` from `cursor`, of one EntityType or several (one walk: `… or …`), or of all."""
         flt = f"Timestamp gt {int64_literal(cursor)}"
-        if entity_type is not None:
-            flt += f" and EntityType eq {int(entity_type)}"
+        types = [entity_type] if isinstance(entity_type, int) else list(entity_type or ())
+        if types:
+            either = " or ".join(f"EntityType eq {int(t)}" for t in types)
+            flt += f" and ({either})" if len(types) > 1 else f" and {either}"
         query = Query(filter=flt, select=["Timestamp", "EntityKey", "EntityType", "Division", "DeletedDate"])
         for records in self.iter_pages(division, "sync/Deleted", query):
             cursor = max([cursor, *(int(r["Timestamp"]) for r in records)])

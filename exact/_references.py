@@ -6,39 +6,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from exact._catalogue import CATALOGUE, Kind, account_code
 from exact._exceptions import UnknownReference
 from exact._odata import Query, guid_literal, string_literal
 
 if TYPE_CHECKING:
     from exact._client import ExactClient
 
-__all__ = ["Kind", "References", "account_code", "is_guid"]
-
-Kind = Literal["account", "currency", "gl_account", "item", "vat_code"]
-
-
-@dataclass(frozen=True)
-class _Lookup:
-    path: str
-    # What the write carries: the record's ID (a GUID link) or its Code (VAT codes and currencies are written as codes).
-    writes: Literal["ID", "Code"]
-
-
-_LOOKUPS: dict[Kind, _Lookup] = {
-    "account": _Lookup("crm/Accounts", "ID"),
-    "currency": _Lookup("system/Currencies", "Code"),
-    "gl_account": _Lookup("financial/GLAccounts", "ID"),
-    "item": _Lookup("logistics/Items", "ID"),
-    "vat_code": _Lookup("vat/VATCodes", "Code"),
-}
-
-
-def account_code(code: str) -> str:
-    """Exact stores account codes right-aligned in 18 characters; `1001` is `'              1001'`."""
-    return code.strip().rjust(18)
+__all__ = ["References", "is_guid"]
 
 
 class References:
@@ -67,22 +44,24 @@ class References:
             return hit[1]
         resolved = self._lookup(division, kind, text)
         if resolved is None:
-            raise UnknownReference(field=field, value=text, division=division, entity=_LOOKUPS[kind].path)
+            raise UnknownReference(field=field, value=text, division=division, entity=CATALOGUE.references[kind].path)
         with self._lock:
             self._cache[cache_key] = (now, resolved)
         return resolved
 
     def _lookup(self, division: int, kind: Kind, text: str) -> str | None:
-        lookup = _LOOKUPS[kind]
-        if lookup.writes == "ID" and is_guid(text):
-            flt = f"ID eq {guid_literal(text)}"
+        lookup = CATALOGUE.references[kind]
+        if lookup.writes != lookup.match and is_guid(text):
+            flt = f"{lookup.writes} eq {guid_literal(text)}"
         else:
             code = account_code(text) if kind == "account" else text
-            flt = f"Code eq {string_literal(code)}"
-        rows = list(self._client.iter_records(division, lookup.path, Query(filter=flt, select=["ID", "Code"])))
+            flt = f"{lookup.match} eq {string_literal(code)}"
+        select = list(dict.fromkeys([lookup.writes, lookup.match]))
+        rows = list(self._client.iter_records(division, lookup.path, Query(filter=flt, select=select)))
         if not rows:
             return None
-        return str(rows[0][lookup.writes]).lower() if lookup.writes == "ID" else str(rows[0]["Code"])
+        value = str(rows[0][lookup.writes])
+        return value.lower() if is_guid(value) else value
 
 
 def is_guid(text: str) -> bool:

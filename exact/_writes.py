@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from exact._catalogue import CATALOGUE, Kind, LineSpec, WriteSpec
 from exact._dates import format_date, parse_date
 from exact._exceptions import (
     ExactUnavailable,
@@ -23,7 +24,7 @@ from exact._exceptions import (
     WriteOutcomeUnknown,
 )
 from exact._odata import Query, guid_literal
-from exact._references import Kind, References, account_code, is_guid
+from exact._references import References, is_guid
 from exact._values import check_values, write_date
 
 if TYPE_CHECKING:
@@ -44,88 +45,8 @@ _SYSTEM = frozenset({"ID", "Division", "Created", "Creator", "Modified", "Modifi
 _ABSENT = "<absent>"
 
 
-@dataclass(frozen=True)
-class LineSpec:
-    """The lines collection of a header entity (`SalesInvoiceLines`), written inside the header's body."""
-
-    name: str
-    fields: frozenset[str]
-    references: Mapping[str, Kind] = field(default_factory=dict)
-    read_only: frozenset[str] = frozenset()
-    read_names: Mapping[str, str] = field(default_factory=dict)  # write name → read name (gotcha 5)
-    numbers: frozenset[str] = frozenset()
-    dates: frozenset[str] = frozenset()
-    flags: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class WriteSpec:
-    """One writable entity: the fields a command may set, which of them are references, what Exact computes."""
-
-    name: str  # as commands name it: "SalesInvoice"
-    path: str
-    fields: frozenset[str]
-    references: Mapping[str, Kind] = field(default_factory=dict)
-    read_only: frozenset[str] = frozenset()  # computed by Exact: dropped from a PUT body, never compared
-    dates: frozenset[str] = frozenset()
-    transforms: Mapping[str, Callable[[str], str]] = field(default_factory=dict)
-    numbers: frozenset[str] = frozenset()
-    flags: frozenset[str] = frozenset()  # booleans
-    lines: LineSpec | None = None
-
-
-_LINE_FIELDS = frozenset({"Item", "Description", "Quantity", "UnitPrice", "GLAccount", "VATCode", "LineNumber"})
-_LINE_REFERENCES: dict[str, Kind] = {"Item": "item", "GLAccount": "gl_account", "VATCode": "vat_code"}
-_LINE_NUMBERS = frozenset({"Quantity", "UnitPrice", "LineNumber"})
-
-SALES_INVOICE = WriteSpec(
-    "SalesInvoice",
-    "salesinvoice/SalesInvoices",
-    frozenset({"InvoiceTo", "OrderedBy", "Currency", "InvoiceDate", "Description", "YourRef"}),
-    references={"InvoiceTo": "account", "OrderedBy": "account", "Currency": "currency"},
-    read_only=frozenset({"InvoiceID", "InvoiceToName", "AmountDC"}),
-    dates=frozenset({"InvoiceDate"}),
-    lines=LineSpec(
-        "SalesInvoiceLines",
-        _LINE_FIELDS,
-        _LINE_REFERENCES,
-        frozenset({"InvoiceID", "ItemCode", "AmountDC"}),
-        numbers=_LINE_NUMBERS,
-    ),
-)
-PURCHASE_ORDER = WriteSpec(
-    "PurchaseOrder",
-    "purchaseorder/PurchaseOrders",
-    frozenset({"Supplier", "Currency", "OrderDate", "Description", "YourRef"}),
-    references={"Supplier": "account", "Currency": "currency"},
-    read_only=frozenset({"PurchaseOrderID", "SupplierCode", "SupplierName", "AmountDC"}),
-    dates=frozenset({"OrderDate"}),
-    lines=LineSpec(
-        "PurchaseOrderLines",
-        _LINE_FIELDS,
-        _LINE_REFERENCES,
-        frozenset({"PurchaseOrderID", "ItemCode", "AmountDC", "QuantityOrdered"}),
-        read_names={"Quantity": "QuantityOrdered"},
-        numbers=_LINE_NUMBERS,
-    ),
-)
-ACCOUNT = WriteSpec(
-    "Account",
-    "crm/Accounts",
-    frozenset({"Code", "Name", "Email", "City", "Country", "Phone", "VATNumber", "IsSupplier", "IsCustomer", "Status"}),
-    transforms={"Code": account_code},
-    flags=frozenset({"IsSupplier", "IsCustomer"}),
-)
-TIME_TRANSACTION = WriteSpec(
-    "TimeTransaction",
-    "project/TimeTransactions",
-    frozenset({"Account", "Item", "Quantity", "Date", "Notes"}),
-    references={"Account": "account", "Item": "item"},
-    read_only=frozenset({"AccountName", "ItemCode"}),
-    dates=frozenset({"Date"}),
-    numbers=frozenset({"Quantity"}),
-)
-SPECS: dict[str, WriteSpec] = {s.name: s for s in (SALES_INVOICE, PURCHASE_ORDER, ACCOUNT, TIME_TRANSACTION)}
+# The writable entities, by the name commands use ("SalesInvoice"): exact/catalogue.toml's `[entity.write]` tables.
+SPECS: dict[str, WriteSpec] = CATALOGUE.writes
 
 
 @dataclass(frozen=True)
@@ -187,7 +108,7 @@ class Writer:
                 "so it was not sent again: look for it in Exact before writing it anew",
                 status=exc.status,
             ) from exc
-        key = str(created["ID"]).lower()
+        key = str(created[spec.key]).lower()
         progress.landed, progress.key = True, key
         return self._verify(division, spec, key, "create", body, new_lines)
 
@@ -262,7 +183,7 @@ class Writer:
         return value
 
     def _existing(self, division: int, spec: WriteSpec, key: str) -> dict[str, Any]:
-        rows = list(self._client.iter_records(division, spec.path, Query(filter=f"ID eq {guid_literal(key)}")))
+        rows = list(self._client.iter_records(division, spec.path, Query(filter=f"{spec.key} eq {guid_literal(key)}")))
         if not rows:
             raise UnknownReference(field="id", value=key, division=division, entity=spec.path)
         return dict(rows[0])
@@ -310,7 +231,7 @@ def check_writable(what: str, allowed: frozenset[str], given: Mapping[str, Any])
 
 
 def _sendable(spec: WriteSpec, name: str, value: Any) -> bool:
-    if name.startswith("__") or name in _SYSTEM or name in spec.read_only:
+    if name.startswith("__") or name in _SYSTEM or name in spec.read_only or name == spec.key:
         return False
     if spec.lines is not None and name == spec.lines.name:
         return False  # lines are replaced only when the command gives them

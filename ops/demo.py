@@ -31,8 +31,10 @@ from rich.live import Live
 from commands.models import CommandState
 from connections.consent import finish_connect, wait_for_code
 from connections.factory import client_from_settings, limiter_from_settings, oauth_from_settings
+from exact import CATALOGUE
 from ops.children import Children, private_redis
 from ops.demo_summary import DIVISIONS, TOPICS, DemoStack, DemoSummary, await_level, live_view, measure
+from ops.levels import control_path
 from ops.push_target import PushTarget
 from runtime.contracts import DELIVERIES_QUEUE, EVENTS_QUEUE
 from runtime.db import make_engine, make_session_factory
@@ -42,7 +44,6 @@ from runtime.serving import ServerThread, free_port
 from runtime.settings import Settings
 from sandbox.config import SandboxConfig
 from subscriptions.service import SubscriptionService
-from sync.topics import spec_of
 
 __all__ = ["DemoOptions", "DemoSummary", "run_demo"]
 
@@ -273,17 +274,22 @@ def _stream(
             key = keys.pop(rng.randrange(len(keys)))
             stack.control("DELETE", f"records/{division}/{path}/{key}")
         elif keys and roll < 0.55:
-            fields = {"Name": f"renamed {n}", "Email": f"u{n}@example.nl", "LastName": f"L{n}", "Description": f"d{n}"}
-            stack.control("PUT", f"records/{division}/{path}/{rng.choice(keys)}", json=fields)
+            edit = {"Name": f"renamed {n}", "Email": f"u{n}@example.nl", "LastName": f"L{n}", "YourRef": f"r{n}"}
+            stack.control("PUT", f"records/{division}/{path}/{rng.choice(keys)}", json=edit)
         else:
-            fields = {
+            entity = CATALOGUE.require(topic)
+            fields: dict[str, object] = {
                 "Name": f"Klant {n}",
                 "FirstName": f"F{n}",
                 "LastName": f"L{n}",
                 "Description": f"order {n}",
+                "YourRef": f"ref {n}",
                 "Currency": "EUR",
             }
-            keys.append(stack.control("POST", f"records/{division}/{path}", json=fields).json()["record"]["ID"])
+            if entity.lines is not None:  # a document: one line at least, or no sync resource shows it
+                fields[entity.lines.name] = [{"Description": f"line {n}", "Quantity": 1 + n % 4, "UnitPrice": 9.95}]
+            record = stack.control("POST", f"records/{division}/{path}", json=fields).json()["record"]
+            keys.append(record[entity.key])
         summary.changes += 1
         time.sleep(1.0 / rate)
         if time.monotonic() - last_shown > 0.5:
@@ -292,6 +298,4 @@ def _stream(
 
 
 def _path(topic: str) -> str:
-    spec = spec_of(topic)
-    assert spec is not None
-    return spec.path
+    return control_path(CATALOGUE.require(topic))

@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from delivery.models import LIVE_STATES, Delivery, DeliveryState, MirrorRecord
-from exact import RateLimiter, normalize_record
+from exact import CATALOGUE, Entity, RateLimiter
+from ops.levels import control_path, sandbox_view, view
 from ops.push_target import PushTarget
 from runtime.settings import Settings
-from sync.topics import spec_of
 
 __all__ = ["DIVISIONS", "TOPICS", "DemoStack", "DemoSummary", "await_level", "live_view", "measure"]
 
@@ -107,6 +107,12 @@ def _receiver_events(stack: DemoStack) -> int:
     return 0
 
 
+def _sandbox(stack: DemoStack, division: int, entity: Entity) -> dict[str, dict[str, Any]]:
+    rows = stack.control("GET", f"records/{division}/{control_path(entity)}").json()["records"]
+    lines = stack.control("GET", f"records/{division}/{entity.lines.path}").json()["records"] if entity.lines else []
+    return sandbox_view(entity, rows, lines)
+
+
 def _differences(stack: DemoStack) -> list[str]:
     pushed = stack.push.snapshot()
     with stack.sessions() as session:
@@ -116,19 +122,19 @@ def _differences(stack: DemoStack) -> list[str]:
     found = [f"{pending} deliveries pending"] if pending else []
     for division in DIVISIONS:
         for topic in TOPICS:
-            spec = spec_of(topic)
-            assert spec is not None
-            rows = stack.control("GET", f"records/{division}/{spec.path}").json()["records"]
-            want = {r["ID"]: _fields(normalize_record(r), spec.fields) for r in rows}
+            entity = CATALOGUE.require(topic)
+            want = _sandbox(stack, division, entity)
             with stack.sessions() as session:
                 query = select(MirrorRecord).where(
-                    MirrorRecord.division == division, MirrorRecord.topic == spec.topic, MirrorRecord.deleted.is_(False)
+                    MirrorRecord.division == division,
+                    MirrorRecord.topic == entity.topic,
+                    MirrorRecord.deleted.is_(False),
                 )
-                mirror = {r.key: _fields(r.record or {}, spec.fields) for r in session.scalars(query)}
+                mirror = {r.key: view(entity, r.record or {}) for r in session.scalars(query)}
             push = {
-                k: _fields(v, spec.fields)
+                k: view(entity, v)
                 for (d, t, k), v in pushed.items()
-                if d == division and t == spec.topic and v is not None
+                if d == division and t == entity.topic and v is not None
             }
             for name, have in (("mirror", mirror), ("push", push)):
                 if have != want:
@@ -137,10 +143,6 @@ def _differences(stack: DemoStack) -> list[str]:
                     stale = sum(1 for k in set(want) & set(have) if want[k] != have[k])
                     found.append(f"{name} {division}/{topic}: {missing} missing, {extra} extra, {stale} stale")
     return found
-
-
-def _fields(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    return {name: record.get(name) for name in fields}
 
 
 def live_view(stack: DemoStack, summary: DemoSummary, phase: str) -> Table:

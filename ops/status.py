@@ -1,7 +1,8 @@
 """`exact-pipeline status`: what an operator needs at a glance, read from the database and Redis (no Exact calls).
 
-Connections (token expiry, needs consent), divisions, subscriptions (last webhook, silent ones), queue depth, the
-call budget per division, dead letters, the delta-sync cursors with their lag, and commands by state.
+Connections (token expiry, needs consent), divisions, subscriptions (last webhook, silent ones, sync-only lanes, a
+topic the catalogue does not support), webhooks received for unknown topics, queue depth, the call budget per
+division, dead letters, the delta-sync cursors with their lag, and commands by state.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import redis
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -22,6 +24,8 @@ from connections.keys import UNDECRYPTABLE, readable
 from connections.models import Connection, Division, DivisionStatus
 from delivery.breaker import stopped_targets
 from delivery.models import LIVE_STATES, Delivery, DeliveryState
+from exact import CATALOGUE
+from receiver.unknown_topics import unknown_topic_counts
 from runtime.contracts import DELIVERIES_QUEUE, EVENTS_QUEUE
 from runtime.crypto import InvalidKey, TokenCipher
 from runtime.dates import iso_utc
@@ -39,6 +43,8 @@ class Status:
     connections: list[dict[str, Any]] = field(default_factory=list)
     divisions: list[dict[str, Any]] = field(default_factory=list)
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    # Signed webhooks the receiver answered but did not hand on: topic → count, since the Redis hash began.
+    unknown_topics: dict[str, int] = field(default_factory=dict)
     queues: dict[str, int] = field(default_factory=dict)
     budgets: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: dict[str, Any] = field(default_factory=dict)
@@ -49,11 +55,11 @@ class Status:
 
     @property
     def needs_attention(self) -> bool:
-        """A connection needs consent, a subscription is silent or failed, a dead letter waits, or a command's
-        outcome is unknown (someone must look in Exact)."""
+        """A connection needs consent, a subscription is silent or failed or of a topic the catalogue does not
+        support, a dead letter waits, or a command's outcome is unknown (someone must look in Exact)."""
         return (
             any(c["needs_consent"] or c["attention"] for c in self.connections)
-            or any(s["silent"] or s["state"] == SubscriptionState.FAILED for s in self.subscriptions)
+            or any(s["silent"] or s["attention"] or s["state"] == SubscriptionState.FAILED for s in self.subscriptions)
             or bool(self.dead_letters.get("count"))
             or bool(self.dead_letters.get("stopped_targets"))
             or bool(self.commands.get(CommandState.UNKNOWN))
@@ -72,6 +78,7 @@ def collect(settings: Settings, session: Session, client: redis.Redis, now: date
         connections=_connections(settings, connections),
         divisions=divisions,
         subscriptions=_subscriptions(settings, session, client, now),
+        unknown_topics=unknown_topic_counts(client, settings.redis_prefix),
         queues=_queues(settings, client),
         budgets=_budgets(settings, client, connections, divisions),
         dead_letters=_dead_letters(settings, session, client),
@@ -128,10 +135,24 @@ def _subscriptions(settings: Settings, session: Session, client: redis.Redis, no
             "exact_id": s.exact_id,
             "last_webhook_at": _iso(last_webhook(s, seen)),
             "silent": is_silent(s, settings.silent_subscription_hours, now, seen),
+            "sync_only": s.state == SubscriptionState.SYNC_ONLY,
+            "supported": CATALOGUE.get(s.topic) is not None,
+            "attention": _unsupported(s),
             "last_error": s.last_error,
         }
         for s in session.scalars(query)
     ]
+
+
+def _unsupported(s: Subscription) -> str | None:
+    """What to do about a tracked pair whose topic the catalogue does not support: its webhooks are never fetched."""
+    if s.state == SubscriptionState.REMOVED or CATALOGUE.get(s.topic) is not None:
+        return None
+    remove = f"--connection {s.connection_id} --division {s.division} --topic {s.topic}"
+    return (
+        f"topic {s.topic} is not supported (`exact-pipeline topics`): its changes are never read; "
+        f"remove it: `exact-pipeline subscriptions remove {remove}`"
+    )
 
 
 def _queues(settings: Settings, client: redis.Redis) -> dict[str, int]:
@@ -285,6 +306,10 @@ def _render_subscriptions(status: Status, console: Console) -> None:
     table = Table("connection", "division", "topic", "state", "last webhook", "last error", title="Subscriptions")
     for s in status.subscriptions:
         state = s["state"] + (" [yellow](silent)[/yellow]" if s["silent"] else "")
+        if s["sync_only"]:
+            state = "sync only (delta sync; no webhooks)"
+        if s["attention"]:
+            state += " [red](unsupported topic)[/red]"
         table.add_row(
             str(s["connection"]),
             str(s["division"]),
@@ -294,6 +319,18 @@ def _render_subscriptions(status: Status, console: Console) -> None:
             s["last_error"] or "",
         )
     console.print(table)
+    for s in status.subscriptions:
+        if s["attention"]:
+            console.print(
+                f"[red]Needs attention[/red]: connection {s['connection']}, division {s['division']}: "
+                + escape(s["attention"])
+            )
+    if status.unknown_topics:
+        counts = ", ".join(f"{escape(topic)} {count}" for topic, count in status.unknown_topics.items())
+        console.print(
+            f"[yellow]Webhooks for unknown topics[/yellow] (answered, not read): {counts}. A subscription in Exact "
+            "we do not support: `exact-pipeline subscriptions reconcile` deletes the ones we do not track."
+        )
 
 
 def _render_cursors(status: Status, console: Console) -> None:

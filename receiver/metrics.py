@@ -18,6 +18,7 @@ class ReceiverMetrics:
     enqueued: Counter
     duplicates: Counter
     unknown_actions: Counter
+    unknown_topics: Counter
     latency: Histogram
 
     @classmethod
@@ -30,6 +31,12 @@ class ReceiverMetrics:
             duplicates=Counter("exact_webhook_duplicates", "Duplicate deliveries answered 200", registry=registry),
             unknown_actions=Counter(
                 "exact_webhook_unknown_actions", "Signed events whose Action is not Update or Delete", registry=registry
+            ),
+            unknown_topics=Counter(
+                "exact_webhook_unknown_topics",
+                "Signed events for a topic the catalogue has no webhook entry for (answered 200, not handed on)",
+                ["topic"],
+                registry=registry,
             ),
             latency=Histogram(
                 "exact_webhook_handling_seconds",

@@ -2,7 +2,8 @@
 
 The webhook's path, in order, each step answering as soon as it can:
 size cap (Content-Length, then streamed bytes) → 413; a body slower than the timeout → 408; empty body (Exact's
-validation POST) → 200; HashCode on the raw `Content` bytes → 401; pydantic → 400; tracked pair (in memory) → 200
+validation POST) → 200; HashCode on the raw `Content` bytes → 401; pydantic → 400; a topic the catalogue has no
+webhook entry for (a set lookup) → 200 "unknown_topic", counted (unknown_topics.py); tracked pair (in memory) → 200
 "untracked"; one Redis round trip that dedupes and enqueues → 200 "duplicate" / 200 "enqueued", or 503 when Redis
 did not take it. No database read or write on that path: the tracked pairs are cached (tracking.py) and the event is
 handed on through Redis only.
@@ -28,6 +29,7 @@ from receiver.handoff import HandoffFailed, webhook_key
 from receiver.schemas import KNOWN_ACTIONS, WebhookContent
 from receiver.signature import InvalidSignature, verify
 from receiver.tracking import TrackingUnavailable
+from receiver.unknown_topics import WEBHOOK_TOPICS, count_unknown
 from runtime.bodies import BodyRefused, read_body
 from runtime.logging import log_event
 
@@ -67,7 +69,8 @@ def _log(result: Outcome) -> None:
     if content is None:
         log_event(log, "receiver.webhook", logging.INFO, **fields)
         return
-    level = logging.WARNING if result.status >= 500 or content.Action not in KNOWN_ACTIONS else logging.INFO
+    odd = content.Action not in KNOWN_ACTIONS or result.outcome == "unknown_topic"
+    level = logging.WARNING if result.status >= 500 or odd else logging.INFO
     log_event(
         log,
         "receiver.webhook",
@@ -93,6 +96,8 @@ async def _handle(request: Request, state: State) -> Outcome:
     if content.Action not in KNOWN_ACTIONS:
         # Exact documents Update and Delete only; a new action is handed on for the workers to decide on.
         state["metrics"].unknown_actions.inc()
+    if content.Topic.lower() not in WEBHOOK_TOPICS:
+        return await _unknown_topic(state, content)
     try:
         tracked = await state["tracked"].tracks(content.Division, content.Topic)
     except TrackingUnavailable as exc:
@@ -113,6 +118,18 @@ def _parse(body: bytes, secret: str) -> WebhookContent | Outcome:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "Content"
         return Outcome(400, "malformed", f"{where}: {first.get('msg', 'invalid')}"[:200])
+
+
+async def _unknown_topic(state: State, content: WebhookContent) -> Outcome:
+    """Counted, not handed on: no lane could fetch it. A 200 all the same, even when Redis missed the count, since
+    Exact's retries of it could never be handed on either."""
+    state["metrics"].unknown_topics.labels(content.Topic).inc()
+    detail = "no webhook topic of the catalogue: not handed on"
+    try:
+        await count_unknown(state["redis"], state["settings"].redis_prefix, content.Topic)
+    except (redis.RedisError, OSError) as exc:
+        return Outcome(200, "unknown_topic", detail, content, error=type(exc).__name__)
+    return Outcome(200, "unknown_topic", detail, content)
 
 
 async def _hand_on(state: State, content: WebhookContent) -> Outcome:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
@@ -63,6 +64,9 @@ class Settings(BaseSettings):
     delta_sync_minutes: float = 15.0
     silent_subscription_hours: float = 48.0
     default_topics: str = "Accounts,Contacts,Items,SalesInvoices"
+    # JSON object, topic -> field names: narrows what is read of a topic (its `$select`); keys, versions and line
+    # numbers are always read. Empty: every field. A topic or field the catalogue lacks stops the workers at start.
+    topic_fields: str = ""
     rate_limit_per_minute: int = 60
     rate_limit_per_day: int = 5000
     rate_limit_max_wait_seconds: float = 120.0
@@ -112,6 +116,21 @@ class Settings(BaseSettings):
     @property
     def default_topic_list(self) -> list[str]:
         return [name.strip() for name in self.default_topics.split(",") if name.strip()]
+
+    @property
+    def topic_field_lists(self) -> dict[str, list[str]]:
+        """`topic_fields` parsed; ValueError when it is not a JSON object of lists of field names."""
+        if not self.topic_fields.strip():
+            return {}
+        try:
+            parsed = json.loads(self.topic_fields)
+        except ValueError as exc:
+            raise ValueError(f"TOPIC_FIELDS is not JSON: {exc}") from exc
+        if not isinstance(parsed, dict) or not all(
+            isinstance(names, list) and all(isinstance(n, str) for n in names) for names in parsed.values()
+        ):
+            raise ValueError('TOPIC_FIELDS must be a JSON object of field-name lists: {"Accounts": ["Name"]}')
+        return {str(topic): list(names) for topic, names in parsed.items()}
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,32 +1,47 @@
-"""The `/api/v1` data plane: `current/Me`, `system/Divisions`, entities by collection and key, and `sync/…`."""
+"""The `/api/v1` data plane: `current/Me`, `system/Divisions`, entities by collection and key, and `sync/…`.
+
+    GET    /api/v1/{division}/{service}/{Entity}[?$filter,$select,$expand,$orderby,$top,$skiptoken,$inlinecount]
+    GET    /api/v1/{division}/{service}/{Entity}(guid'{key}')      or ('{code}') for Currencies
+    POST   /api/v1/{division}/{service}/{Entity}                   create (a document with its lines nav property;
+                                                                   a line naming its document by the header key)
+    PUT    /api/v1/{division}/{service}/{Entity}(guid'{key}')      full replace (204)
+    DELETE /api/v1/{division}/{service}/{Entity}(guid'{key}')      (204)
+    GET    /api/v1/{division}/sync/{Service}/{Entity}?$filter=Timestamp gt NL     1,000 a page; line-row resources
+                                                                   return one row per line (see `documents`)
+    GET    /api/v1/{division}/sync/Deleted?$filter=Timestamp gt NL
+A method the resource does not have (the reference's `methods`) is a 405.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox import odata
+from sandbox import documents, odata
 from sandbox.entities import Entity, by_path, by_sync_path
 from sandbox.errors import error_response
 from sandbox.guard import CallContext, guarded
 from sandbox.records import NotFoundError, WriteError
+from sandbox.shapes import Shaper
 
 if TYPE_CHECKING:
     from sandbox.state import SandboxState
 
 __all__ = ["routes"]
 
-_KEYED = re.compile(r"^(?P<path>[A-Za-z]+/[A-Za-z]+)\(guid'(?P<key>[^']*)'\)$")
+_KEYED = re.compile(r"^(?P<path>[A-Za-z]+/[A-Za-z]+)\((?:guid)?'(?P<key>[^']*)'\)$")
 _MANDATORY = (
     "This endpoint has mandatory filtering applied. A GET request for this endpoint must have a $filter parameter "
     "with one of the following fields in the url:ID,Code,Modified"
 )
-_SYNC_FIELDS_DELETED = ("ID", "Timestamp", "EntityKey", "EntityType", "Division", "DeletedDate", "DeletedBy")
+_SYNC_FIELDS_DELETED = ("Timestamp", "DeletedBy", "DeletedDate", "Division", "EntityKey", "EntityType", "ID")
+_DELETED_TYPE = "Exact.Web.Api.Models.SyncDeleted"
 
 
 def routes(state: SandboxState) -> list[BaseRoute]:
@@ -50,15 +65,19 @@ def _resolve(state: SandboxState, path: str, method: str) -> tuple[str, Any]:
     if path.lower() == "sync/deleted":
         return "sync/Deleted", lambda r, ctx: _sync_deleted(state, r, ctx)
     if (sync_entity := by_sync_path(path)) is not None:
+        if method != "GET":
+            return sync_entity.sync_path or path, _method_not_allowed
         return sync_entity.sync_path or path, lambda r, ctx: _sync(state, sync_entity, r, ctx)
     key: str | None = None
     if m := _KEYED.match(path):
         path, key = m.group("path"), m.group("key")
     entity = by_path(path)
-    if entity is None:
+    if entity is None or not entity.service:
         return path, _not_found
     handler: Any
-    if key is None:
+    if method not in entity.methods:
+        handler = _method_not_allowed
+    elif key is None:
         handler = _list if method == "GET" else _create if method == "POST" else _method_not_allowed
     else:
         handler = {"GET": _get, "PUT": _replace, "DELETE": _delete}.get(method, _method_not_allowed)
@@ -96,7 +115,16 @@ async def _divisions(state: SandboxState, request: Request, ctx: CallContext) ->
         return denied
     rows = [state.store.division(code) or {} for code in state.store.user_divisions(ctx.user_id)]
     fields = tuple(rows[0].keys()) if rows else ("Code",)
-    return _collection(state, request, rows, fields, "system/Divisions", "Exact.Web.Api.Models.SystemDivision", "Code")
+    uri = f"{_base(request)}/api/v1/{ctx.division}/system/Divisions"
+
+    def shape(row: dict[str, Any], select: tuple[str, ...] | None) -> dict[str, Any]:
+        record_uri = f"{uri}({row['Code']})"
+        return odata.serialize(row, select=select, uri=record_uri, type_name="Exact.Web.Api.Models.SystemDivision")
+
+    return _collection(state, request, rows, fields, "Code", shape)
+
+
+Shape = Callable[[dict[str, Any], "tuple[str, ...] | None"], dict[str, Any]]
 
 
 def _collection(
@@ -104,13 +132,10 @@ def _collection(
     request: Request,
     rows: list[dict[str, Any]],
     fields: tuple[str, ...],
-    path: str,
-    type_name: str,
     key_field: str,
+    shape: Shape,
     *,
     size: int | None = None,
-    entity: Entity | None = None,
-    division: int | None = None,
 ) -> Response:
     params = dict(request.query_params)
     try:
@@ -118,51 +143,19 @@ def _collection(
         chunk, token = odata.page(rows, options, key_field=key_field, size=size or state.config.page_size)
     except odata.FilterError as exc:
         return error_response(400, str(exc))
-    base = _base(request)
-    records = []
-    for row in chunk:
-        uri = f"{base}/api/v1/{row.get('Division', division)}/{path}(guid'{row.get(key_field)}')"
-        record = odata.serialize(row, select=options.select, uri=uri, type_name=type_name)
-        if entity is not None and division is not None:
-            _attach_lines(state, entity, division, row, record, options, base)
-        records.append(record)
+    records = [shape(row, options.select) for row in chunk]
     if options.top is not None:
         return JSONResponse({"d": records})
     body: dict[str, Any] = {"results": records}
     if options.inlinecount:
         body["__count"] = len(rows)
     if token is not None:
-        body["__next"] = odata.next_url(f"{base}{request.url.path}", params, token)
+        body["__next"] = odata.next_url(f"{_base(request)}{request.url.path}", params, token)
     return JSONResponse({"d": body})
 
 
-def _attach_lines(
-    state: SandboxState,
-    entity: Entity,
-    division: int,
-    row: dict[str, Any],
-    record: dict[str, Any],
-    options: odata.QueryOptions,
-    base: str,
-) -> None:
-    if not entity.lines or (options.select is not None and entity.lines not in options.select):
-        return
-    uri = f"{base}/api/v1/{division}/{entity.path}(guid'{row['ID']}')/{entity.lines}"
-    if entity.lines in options.expand:
-        line_entity = by_path(entity.line_path or "")
-        assert line_entity is not None
-        lines = [
-            odata.serialize(
-                line,
-                select=None,
-                uri=f"{base}/api/v1/{division}/{line_entity.path}(guid'{line['ID']}')",
-                type_name=line_entity.type_name,
-            )
-            for line in state.store.lines_of(division, entity, row["ID"])
-        ]
-        record[entity.lines] = {"results": lines}
-    else:
-        record[entity.lines] = {"__deferred": {"uri": uri}}
+def _expand(request: Request) -> tuple[str, ...]:
+    return tuple(s.strip() for s in request.query_params.get("$expand", "").split(",") if s.strip())
 
 
 async def _list(state: SandboxState, entity: Entity, request: Request, ctx: CallContext, _key: None) -> Response:
@@ -170,11 +163,11 @@ async def _list(state: SandboxState, entity: Entity, request: Request, ctx: Call
         return denied
     if entity.mandatory_filter and "$filter" not in request.query_params:
         return error_response(400, _MANDATORY)
-    division = ctx.division
-    assert division is not None
-    rows = state.store.rows(division, entity)
+    assert ctx.division is not None
+    shaper, expand = Shaper(state.store, ctx.division, _base(request)), _expand(request)
+    rows = state.store.rows(ctx.division, entity)
     return _collection(
-        state, request, rows, entity.fields, entity.path, entity.type_name, "ID", entity=entity, division=division
+        state, request, rows, entity.fields, entity.key, lambda row, sel: shaper.record(entity, row, sel, expand)
     )
 
 
@@ -199,18 +192,9 @@ async def _create(state: SandboxState, entity: Entity, request: Request, ctx: Ca
         row = state.store.create(ctx.division, entity, body)
     except WriteError as exc:
         return error_response(400, str(exc))
-    return JSONResponse({"d": _record(state, entity, ctx.division, row, request, expand=True)}, status_code=201)
-
-
-def _record(
-    state: SandboxState, entity: Entity, division: int, row: dict[str, Any], request: Request, *, expand: bool
-) -> dict[str, Any]:
-    base = _base(request)
-    uri = f"{base}/api/v1/{division}/{entity.path}(guid'{row['ID']}')"
-    record = odata.serialize(row, select=None, uri=uri, type_name=entity.type_name)
-    options = odata.parse_options({"$expand": entity.lines} if expand and entity.lines else {}, entity.fields)
-    _attach_lines(state, entity, division, row, record, options, base)
-    return record
+    shaper = Shaper(state.store, ctx.division, _base(request))
+    expand = (entity.lines,) if entity.lines else ()
+    return JSONResponse({"d": shaper.record(entity, row, None, expand)}, status_code=201)
 
 
 async def _get(state: SandboxState, entity: Entity, request: Request, ctx: CallContext, key: str) -> Response:
@@ -219,14 +203,13 @@ async def _get(state: SandboxState, entity: Entity, request: Request, ctx: CallC
     assert ctx.division is not None
     try:
         row = state.store.get(ctx.division, entity, key)
+        select = odata.parse_options({"$select": request.query_params.get("$select", "")}, entity.fields).select
     except (NotFoundError, WriteError):
         return error_response(404, "Not found")
-    expand = entity.lines is not None and entity.lines in request.query_params.get("$expand", "")
-    record = _record(state, entity, ctx.division, row, request, expand=expand)
-    if select := request.query_params.get("$select"):
-        wanted = {s.strip() for s in select.split(",")}
-        record = {k: v for k, v in record.items() if k in wanted or k == "__metadata"}
-    return JSONResponse({"d": record})
+    except odata.FilterError as exc:
+        return error_response(400, str(exc))
+    shaper = Shaper(state.store, ctx.division, _base(request))
+    return JSONResponse({"d": shaper.record(entity, row, select, _expand(request))})
 
 
 async def _replace(state: SandboxState, entity: Entity, request: Request, ctx: CallContext, key: str) -> Response:
@@ -268,16 +251,17 @@ async def _sync(state: SandboxState, entity: Entity, request: Request, ctx: Call
     if (denied := _forbidden(state, ctx) or _sync_guard(request)) is not None:
         return denied
     assert ctx.division is not None
-    assert entity.sync_path is not None
-    rows = state.store.rows(ctx.division, entity)
+    store, division = state.store, ctx.division
+    with store.lock:
+        rows = documents.sync_rows(store, division, entity) if entity.line_rows else store.rows(division, entity)
+    shaper = Shaper(store, division, _base(request))
     return _collection(
         state,
         request,
         rows,
-        entity.fields,
-        entity.sync_path,
-        entity.type_name,
+        entity.sync_fields,
         "Timestamp",
+        lambda row, sel: shaper.sync_record(entity, row, sel),
         size=state.config.sync_page_size,
     )
 
@@ -287,13 +271,10 @@ async def _sync_deleted(state: SandboxState, request: Request, ctx: CallContext)
         return denied
     assert ctx.division is not None
     rows = state.store.deleted(ctx.division)
-    return _collection(
-        state,
-        request,
-        rows,
-        _SYNC_FIELDS_DELETED,
-        "sync/Deleted",
-        "Exact.Web.Api.Models.Sync.Deleted",
-        "Timestamp",
-        size=state.config.sync_page_size,
-    )
+    uri = f"{_base(request)}/api/v1/{ctx.division}/sync/Deleted"
+
+    def shape(row: dict[str, Any], select: tuple[str, ...] | None) -> dict[str, Any]:
+        fields = select if select is not None else _SYNC_FIELDS_DELETED
+        return odata.serialize(row, select=fields, uri=f"{uri}({row['Timestamp']}L)", type_name=_DELETED_TYPE)
+
+    return _collection(state, request, rows, _SYNC_FIELDS_DELETED, "Timestamp", shape, size=state.config.sync_page_size)

@@ -1,10 +1,23 @@
 """The `/_sandbox` control API for tests, the demo and benchmarks.
 
-    GET    /_sandbox/records/{division}/{path}             every record the sandbox holds (as the API reads them)
-    POST   /_sandbox/records/{division}/{path}             create one (fires a webhook `Update`); body = fields
+    GET    /_sandbox/records/{division}/{path}             every record the sandbox holds: each stored field of the
+                                                           resource and its Timestamp (dates as `/Date(ms)/`)
+    POST   /_sandbox/records/{division}/{path}             create one (fires a webhook `Update`); body = fields.
+                                                           A document with its lines: the lines nav property in the
+                                                           body (`SalesInvoiceLines`, for financialtransaction/
+                                                           Transactions `TransactionLines`). A line: POST to the line
+                                                           resource naming its document by the header key
+                                                           (`{"InvoiceID": …, "Quantity": 2}`); it joins the document
     POST   /_sandbox/records/{division}/{path}/bulk        {"count": N, "fields": {...}}: create N records
-    PUT    /_sandbox/records/{division}/{path}/{id}        merge fields into a record (fires `Update`)
-    DELETE /_sandbox/records/{division}/{path}/{id}        delete one (fires `Delete`, adds a sync/Deleted row)
+    POST   /_sandbox/records/{division}/{path}/bulk-edit   {"changes": [{"id": …, "fields": {...}}, …]}: merge each
+                                                           change into its record, one webhook per change (a burst)
+    PUT    /_sandbox/records/{division}/{path}/{key}       merge fields into a record (fires `Update`)
+    DELETE /_sandbox/records/{division}/{path}/{key}       delete one (fires `Delete`, adds its sync/Deleted rows)
+`{path}` is any resource the sandbox keeps (`entities.ENTITIES`, line resources included); `{key}` its key field
+(a GUID; a Code for general/Currencies). A change to a line (add, merge, delete) changes its document: the header's
+Modified and every row's Timestamp move (see `documents`) and ONE webhook `Update` fires for the document's topic
+with Key = the header key. Resources without a webhook topic (GLAccounts, VATCodes, Currencies) fire none.
+    GET    /_sandbox/records/{division}/{path}/{key}       one record
     GET    /_sandbox/calls?endpoint=&division=&status=     API call counts, by endpoint, division and status
                                                            (&log=1 adds each call's time, endpoint, division, status)
     POST   /_sandbox/calls/reset                           zero the counts
@@ -19,7 +32,6 @@ Faults (`/_sandbox/faults`), OAuth (`/_sandbox/oauth`) and webhooks (`/_sandbox/
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -27,7 +39,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox import odata
-from sandbox.entities import Entity, by_path
+from sandbox.entities import Entity, by_path, header_of
 from sandbox.quirks import READ_ONLY
 from sandbox.records import NotFoundError, WriteError
 
@@ -38,18 +50,17 @@ __all__ = ["routes"]
 
 
 def _split(path: str) -> tuple[Entity | None, str | None]:
-    """`crm/Accounts`, `crm/Accounts/bulk` or `crm/Accounts/<guid>`."""
+    """`crm/Accounts`, `crm/Accounts/bulk`, `…/bulk-edit`, `crm/Accounts/<guid>`, `general/Currencies/EUR`."""
+    if (entity := by_path(path)) is not None:
+        return entity, None
     head, _, last = path.rpartition("/")
-    if last == "bulk":
-        return by_path(head), "bulk"
-    try:
-        return by_path(head), str(uuid.UUID(last))
-    except ValueError:
-        return by_path(path), None
+    return by_path(head), last
 
 
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in odata.serialize(row, select=None, uri="", type_name="").items() if k != "__metadata"}
+def _plain(entity: Entity | None, row: dict[str, Any]) -> dict[str, Any]:
+    """A row with `/Date(ms)/` dates: an entity's stored fields and Timestamp, or every key (a division)."""
+    fields = (*entity.data_fields, "Timestamp") if entity is not None else None
+    return {k: v for k, v in odata.serialize(row, select=fields, uri="", type_name="").items() if k != "__metadata"}
 
 
 def routes(state: SandboxState) -> list[BaseRoute]:
@@ -87,23 +98,36 @@ class _Control:
 
     async def _records(self, request: Request, division: int, entity: Entity, key: str | None) -> Response:
         store = self.store
-        if request.method == "GET":
-            return JSONResponse({"records": [_plain(r) for r in store.rows(division, entity)]})
+        if request.method == "GET" and key is None:
+            return JSONResponse({"records": [_plain(entity, r) for r in store.rows(division, entity)]})
         if request.method == "POST" and key == "bulk":
             body = await request.json()
             fields = body.get("fields", {})
             rows = [store.create(division, entity, dict(fields)) for _ in range(int(body.get("count", 1)))]
-            return JSONResponse({"ids": [r["ID"] for r in rows]}, status_code=201)
+            return JSONResponse({"ids": [r[entity.key] for r in rows]}, status_code=201)
+        if request.method == "POST" and key == "bulk-edit":
+            changes = (await request.json()).get("changes", [])
+            rows = [self._merge(division, entity, str(c["id"]), dict(c.get("fields", {}))) for c in changes]
+            return JSONResponse({"ids": [r[entity.key] for r in rows]})
         if request.method == "POST":
-            return JSONResponse({"record": _plain(store.create(division, entity, await request.json()))}, 201)
+            return JSONResponse({"record": _plain(entity, store.create(division, entity, await request.json()))}, 201)
         if key is None:
-            return JSONResponse({"error": "a record id is required"}, status_code=400)
+            return JSONResponse({"error": "a record key is required"}, status_code=400)
+        if request.method == "GET":
+            return JSONResponse({"record": _plain(entity, store.get(division, entity, key))})
         if request.method == "PUT":
-            current = {k: v for k, v in store.get(division, entity, key).items() if k not in READ_ONLY}
-            row = store.replace(division, entity, key, {**current, **(await request.json())})
-            return JSONResponse({"record": _plain(row)})
+            return JSONResponse({"record": _plain(entity, self._merge(division, entity, key, await request.json()))})
         store.delete(division, entity, key)
         return Response(status_code=204)
+
+    def _merge(self, division: int, entity: Entity, key: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """PUT with the record's current fields under the new ones: only the named fields change."""
+        with self.store.lock:
+            current = self.store.get(division, entity, key)
+            kept = {k: v for k, v in current.items() if k not in READ_ONLY and k in entity.data_fields}
+            if entity.header_path is not None:
+                kept[header_of(entity).key] = current[header_of(entity).key]
+            return self.store.replace(division, entity, key, {**kept, **fields})
 
     async def calls(self, request: Request) -> Response:
         counters, params = self.state.counters, request.query_params
@@ -130,7 +154,7 @@ class _Control:
             store.set_grant(store.default_user_id, code, bool(body["granted"]))
         if body.get("move"):
             store.move_division(code)
-        return JSONResponse(_plain(store.division(code) or {}))
+        return JSONResponse(_plain(None, store.division(code) or {}))
 
     async def advance(self, request: Request) -> Response:
         self.state.clock.advance(float((await request.json())["seconds"]))

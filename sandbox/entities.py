@@ -1,177 +1,306 @@
-"""The entities the sandbox serves: paths, webhook topics, sync endpoints, fields and write quirks."""
+"""The entities the sandbox serves: paths, webhook topics, key fields, sync resources, lines and EntityTypes.
+
+The table is the sandbox's own (it must not share the client's mistakes); the fields of every resource come from
+`resources.json`, the sandbox's trimmed copy of the reference (see `reference_trim`), read on first use.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-__all__ = ["ENTITIES", "Entity", "SYNC_ENTITIES", "by_path", "by_sync_path"]
+__all__ = [
+    "ENTITIES",
+    "RESOURCES",
+    "SYNC_ENTITIES",
+    "SYSTEM_PATHS",
+    "TOPICS",
+    "Entity",
+    "by_path",
+    "by_sync_path",
+    "by_topic",
+    "DOCUMENT_SHARED",
+    "FIELD_REPORTS",
+    "written_as",
+    "fields_of",
+    "header_of",
+    "line_of",
+    "resource",
+    "served_paths",
+]
+
+RESOURCES = Path(__file__).with_name("resources.json")
+_PRIMITIVE = frozenset({"string", "int", "float", "bool"})
+# Served but not entities of the store: their own modules build the answers.
+SYSTEM_PATHS = ("system/Divisions", "current/Me", "sync/Deleted", "webhooks/WebhookSubscriptions")
+
+
+@functools.cache
+def _resources() -> dict[str, dict[str, Any]]:
+    data = json.loads(RESOURCES.read_text(encoding="utf-8"))
+    return {r["url"].lower(): r for r in data["resources"]}
+
+
+def resource(path: str) -> dict[str, Any]:
+    return _resources()[path.lower()]
+
+
+# A document's lines carry the same value of these as the document: an entry's journal, number, period and date, a
+# delivery's date (Exact keeps them once, on the header; a line row repeats them).
+DOCUMENT_SHARED = (
+    "EntryNumber",
+    "JournalCode",
+    "JournalDescription",
+    "FinancialYear",
+    "FinancialPeriod",
+    "Date",
+    "Currency",
+    "DeliveryDate",
+)
+# Where production is reported to differ from the reference: path → {reference name: the name reads return}.
+# Gotcha 5: purchase-order lines take `Quantity` on a write and read it back as `QuantityOrdered`.
+FIELD_REPORTS: dict[str, dict[str, str]] = {
+    "purchaseorder/purchaseorderlines": {"Quantity": "QuantityOrdered"},
+    "sync/purchaseorder/purchaseorders": {"Quantity": "QuantityOrdered"},
+}
+
+
+def written_as(path: str) -> dict[str, str]:
+    """Read name → the name a write gives it, for the fields of `path` that FIELD_REPORTS renames."""
+    return {read: written for written, read in FIELD_REPORTS.get(path.lower(), {}).items()}
+
+
+@functools.cache
+def fields_of(path: str) -> tuple[tuple[str, str], ...]:
+    """(name, type) of every field of the resource as production serves it: the reference's, FIELD_REPORTS applied."""
+    renames = FIELD_REPORTS.get(path.lower(), {})
+    return tuple((renames.get(name, name), type_) for name, type_ in resource(path)["fields"])
 
 
 @dataclass(frozen=True)
 class Entity:
+    """One resource the store keeps. A line resource names its document's path in `header_path`."""
+
     path: str
-    type_name: str
-    fields: tuple[str, ...]
-    topic: str | None = None
+    key: str = "ID"
+    topic: str | None = None  # webhook topic; None: Exact sends no webhook for it
     sync_path: str | None = None
-    entity_type: int | None = None  # code in sync/Deleted
+    entity_type: int | None = None  # sync/Deleted EntityType of a record (of a document's header)
+    line_entity_type: int | None = None  # sync/Deleted EntityType of one line
     mandatory_filter: bool = False
-    lines: str | None = None  # name of the nested lines collection on the header
+    lines: str | None = None  # the lines nav property of a document
     line_path: str | None = None
+    line_rows: bool = False  # the sync resource returns one row per line
+    header_path: str | None = None
+    service: bool = True  # False: only the sync resource exists (StockPositions)
+
+    @functools.cached_property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in fields_of(self.path))
+
+    @functools.cached_property
+    def data_fields(self) -> tuple[str, ...]:
+        """The stored fields: every field but navigation properties."""
+        return tuple(name for name, type_ in fields_of(self.path) if type_ in _PRIMITIVE)
+
+    @functools.cached_property
+    def navs(self) -> frozenset[str]:
+        return frozenset(name for name, type_ in fields_of(self.path) if type_ not in _PRIMITIVE)
+
+    @functools.cached_property
+    def sync_fields(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in fields_of(self.sync_path or self.path))
+
+    @functools.cached_property
+    def sync_navs(self) -> frozenset[str]:
+        return frozenset(name for name, type_ in fields_of(self.sync_path or self.path) if type_ not in _PRIMITIVE)
+
+    @functools.cached_property
+    def sync_type_name(self) -> str:
+        return f"Exact.Web.Api.Models.{resource(self.sync_path or self.path)['class']}"
+
+    @functools.cached_property
+    def methods(self) -> frozenset[str]:
+        return frozenset(resource(self.path)["methods"])
+
+    @functools.cached_property
+    def type_name(self) -> str:
+        return f"Exact.Web.Api.Models.{resource(self.path)['class']}"
+
+    @functools.cached_property
+    def is_document(self) -> bool:
+        return self.line_path is not None
 
 
-_COMMON = ("ID", "Division", "Created", "Modified", "Timestamp")
+def _doc(path: str, key: str, topic: str, lines: str, line_path: str, **kw: Any) -> tuple[Entity, Entity]:
+    header = Entity(path, key, topic, lines=lines, line_path=line_path, **kw)
+    return header, Entity(line_path, header_path=path)
 
-ACCOUNTS = Entity(
-    "crm/Accounts",
-    "Exact.Web.Api.Models.Account",
-    (*_COMMON, "Code", "Name", "Email", "City", "Country", "Phone", "VATNumber", "IsSupplier", "IsCustomer", "Status"),
-    topic="Accounts",
-    sync_path="sync/CRM/Accounts",
-    entity_type=2,
-    mandatory_filter=True,
-)
-CONTACTS = Entity(
-    "crm/Contacts",
-    "Exact.Web.Api.Models.Contact",
-    (*_COMMON, "Account", "FirstName", "LastName", "FullName", "Email", "Phone", "JobTitleDescription"),
-    topic="Contacts",
-    sync_path="sync/CRM/Contacts",
-    entity_type=5,
-)
-ITEMS = Entity(
-    "logistics/Items",
-    "Exact.Web.Api.Models.Logistics.Item",
-    (*_COMMON, "Code", "Description", "CostPriceStandard", "SalesPrice", "Unit", "IsSalesItem", "IsStockItem"),
-    topic="Items",
-    sync_path="sync/Logistics/Items",
-    entity_type=9,
-    mandatory_filter=True,
-)
-GL_ACCOUNTS = Entity(
-    "financial/GLAccounts",
-    "Exact.Web.Api.Models.GLAccount",
-    (*_COMMON, "Code", "Description", "Type", "TypeDescription"),
-    topic="GLAccounts",
-    entity_type=7,
-)
-VAT_CODES = Entity(
-    "vat/VATCodes",
-    "Exact.Web.Api.Models.VATCode",
-    (*_COMMON, "Code", "Description", "Percentage", "IsDefault"),
-)
-CURRENCIES = Entity(
-    "system/Currencies",
-    "Exact.Web.Api.Models.Currency",
-    (*_COMMON, "Code", "Description"),
-)
-_INVOICE_LINE_FIELDS = (
-    "ID",
-    "Division",
-    "InvoiceID",
-    "LineNumber",
-    "Item",
-    "ItemCode",
-    "Description",
-    "Quantity",
-    "UnitPrice",
-    "AmountDC",
-    "GLAccount",
-    "VATCode",
-    "Created",
-    "Modified",
-    "Timestamp",
-)
-SALES_INVOICE_LINES = Entity(
-    "salesinvoice/SalesInvoiceLines", "Exact.Web.Api.Models.SalesInvoiceLine", _INVOICE_LINE_FIELDS
-)
-SALES_INVOICES = Entity(
+
+ACCOUNTS = Entity("crm/Accounts", topic="Accounts", sync_path="sync/CRM/Accounts", entity_type=2, mandatory_filter=True)
+CONTACTS = Entity("crm/Contacts", topic="Contacts", sync_path="sync/CRM/Contacts", entity_type=5)
+ITEMS = Entity("logistics/Items", topic="Items", sync_path="sync/Logistics/Items", entity_type=9, mandatory_filter=True)
+SALES_INVOICES, SALES_INVOICE_LINES = _doc(
     "salesinvoice/SalesInvoices",
-    "Exact.Web.Api.Models.SalesInvoice",
-    (
-        *_COMMON,
-        "InvoiceID",
-        "InvoiceNumber",
-        "InvoiceTo",
-        "InvoiceToName",
-        "OrderedBy",
-        "Currency",
-        "InvoiceDate",
-        "Description",
-        "Status",
-        "AmountDC",
-        "YourRef",
-        "SalesInvoiceLines",
-    ),
-    topic="SalesInvoices",
+    "InvoiceID",
+    "SalesInvoices",
+    "SalesInvoiceLines",
+    "salesinvoice/SalesInvoiceLines",
     sync_path="sync/SalesInvoice/SalesInvoices",
+    line_rows=True,
     entity_type=13,
-    lines="SalesInvoiceLines",
-    line_path="salesinvoice/SalesInvoiceLines",
 )
-_PO_LINE_FIELDS = (
-    "ID",
-    "Division",
-    "PurchaseOrderID",
-    "LineNumber",
-    "Item",
-    "ItemCode",
-    "Description",
-    "QuantityOrdered",
-    "UnitPrice",
-    "AmountDC",
-    "GLAccount",
-    "VATCode",
-    "Created",
-    "Modified",
-    "Timestamp",
-)
-PURCHASE_ORDER_LINES = Entity(
-    "purchaseorder/PurchaseOrderLines", "Exact.Web.Api.Models.PurchaseOrderLine", _PO_LINE_FIELDS
-)
-PURCHASE_ORDERS = Entity(
+PURCHASE_ORDERS, PURCHASE_ORDER_LINES = _doc(
     "purchaseorder/PurchaseOrders",
-    "Exact.Web.Api.Models.PurchaseOrder",
-    (
-        *_COMMON,
-        "PurchaseOrderID",
-        "OrderNumber",
-        "Supplier",
-        "SupplierCode",
-        "SupplierName",
-        "Currency",
-        "OrderDate",
-        "Description",
-        "AmountDC",
-        "YourRef",
-        "PurchaseOrderLines",
-    ),
-    topic="PurchaseOrders",
+    "PurchaseOrderID",
+    "PurchaseOrders",
+    "PurchaseOrderLines",
+    "purchaseorder/PurchaseOrderLines",
+    sync_path="sync/PurchaseOrder/PurchaseOrders",
+    line_rows=True,
     entity_type=22,
-    lines="PurchaseOrderLines",
-    line_path="purchaseorder/PurchaseOrderLines",
 )
-
-TIME_TRANSACTIONS = Entity(
-    "project/TimeTransactions",
-    "Exact.Web.Api.Models.TimeTransaction",
-    (*_COMMON, "Account", "AccountName", "Item", "ItemCode", "Quantity", "Date", "Notes"),
+SALES_ORDERS, SALES_ORDER_LINES = _doc(
+    "salesorder/SalesOrders",
+    "OrderID",
+    "SalesOrders",
+    "SalesOrderLines",
+    "salesorder/SalesOrderLines",
+    sync_path="sync/SalesOrder/SalesOrders",
+    line_rows=True,
+    entity_type=32,
+    line_entity_type=33,
 )
+QUOTATIONS, QUOTATION_LINES = _doc(
+    "crm/Quotations",
+    "QuotationID",
+    "Quotations",
+    "QuotationLines",
+    "crm/QuotationLines",
+    sync_path="sync/CRM/Quotations",
+    line_rows=True,
+    entity_type=34,
+    line_entity_type=35,
+)
+GOODS_DELIVERIES, GOODS_DELIVERY_LINES = _doc(
+    "salesorder/GoodsDeliveries",
+    "EntryID",
+    "GoodsDeliveries",
+    "GoodsDeliveryLines",
+    "salesorder/GoodsDeliveryLines",
+    sync_path="sync/SalesOrder/GoodsDeliveryLines",
+    line_rows=True,
+    entity_type=16,
+    line_entity_type=17,
+)
+TRANSACTIONS, TRANSACTION_LINES = _doc(
+    "financialtransaction/Transactions",
+    "EntryID",
+    "FinancialTransactions",
+    "TransactionLines",
+    "financialtransaction/TransactionLines",
+    sync_path="sync/Financial/TransactionLines",
+    line_rows=True,
+    line_entity_type=1,
+)
+STOCK_POSITIONS = Entity(
+    "sync/Inventory/StockPositions",
+    topic="StockPositions",
+    sync_path="sync/Inventory/StockPositions",
+    entity_type=15,
+    service=False,
+)
+PROJECTS = Entity("project/Projects", topic="Projects", sync_path="sync/Project/Projects", entity_type=21)
+DOCUMENTS = Entity("documents/Documents", topic="Documents", sync_path="sync/Documents/Documents", entity_type=6)
+SALES_ITEM_PRICES = Entity(
+    "logistics/SalesItemPrices", topic="SalesItemPrices", sync_path="sync/Logistics/SalesItemPrices", entity_type=8
+)
+SUBSCRIPTIONS = Entity(
+    "subscription/Subscriptions",
+    "EntryID",
+    "Subscriptions",
+    sync_path="sync/Subscription/Subscriptions",
+    entity_type=23,
+)
+TIME_TRANSACTIONS = Entity("project/TimeTransactions", topic="TimeTransactions")
+COST_TRANSACTIONS = Entity("project/CostTransactions", topic="CostTransactions")
+GENERAL_JOURNAL_ENTRIES, GENERAL_JOURNAL_ENTRY_LINES = _doc(
+    "generaljournalentry/GeneralJournalEntries",
+    "EntryID",
+    "GeneralJournalEntries",
+    "GeneralJournalEntryLines",
+    "generaljournalentry/GeneralJournalEntryLines",
+)
+BANK_ENTRIES, BANK_ENTRY_LINES = _doc(
+    "financialtransaction/BankEntries",
+    "EntryID",
+    "BankEntries",
+    "BankEntryLines",
+    "financialtransaction/BankEntryLines",
+)
+CASH_ENTRIES, CASH_ENTRY_LINES = _doc(
+    "financialtransaction/CashEntries",
+    "EntryID",
+    "CashEntries",
+    "CashEntryLines",
+    "financialtransaction/CashEntryLines",
+)
+PURCHASE_ENTRIES, PURCHASE_ENTRY_LINES = _doc(
+    "purchaseentry/PurchaseEntries",
+    "EntryID",
+    "PurchaseEntries",
+    "PurchaseEntryLines",
+    "purchaseentry/PurchaseEntryLines",
+)
+BANK_ACCOUNTS = Entity("crm/BankAccounts", topic="BankAccounts")
+OPPORTUNITIES = Entity("crm/Opportunities", topic="Opportunities")
+# Read-only lanes: Exact sends no webhook for these three.
+GL_ACCOUNTS = Entity("financial/GLAccounts", sync_path="sync/Financial/GLAccounts", entity_type=7)
+VAT_CODES = Entity("vat/VATCodes")
+CURRENCIES = Entity("general/Currencies", "Code")
 
 ENTITIES: tuple[Entity, ...] = (
     ACCOUNTS,
     CONTACTS,
     ITEMS,
-    GL_ACCOUNTS,
-    VAT_CODES,
-    CURRENCIES,
     SALES_INVOICES,
     SALES_INVOICE_LINES,
     PURCHASE_ORDERS,
     PURCHASE_ORDER_LINES,
+    SALES_ORDERS,
+    SALES_ORDER_LINES,
+    QUOTATIONS,
+    QUOTATION_LINES,
+    GOODS_DELIVERIES,
+    GOODS_DELIVERY_LINES,
+    TRANSACTIONS,
+    TRANSACTION_LINES,
+    STOCK_POSITIONS,
+    PROJECTS,
+    DOCUMENTS,
+    SALES_ITEM_PRICES,
+    SUBSCRIPTIONS,
     TIME_TRANSACTIONS,
+    COST_TRANSACTIONS,
+    GENERAL_JOURNAL_ENTRIES,
+    GENERAL_JOURNAL_ENTRY_LINES,
+    BANK_ENTRIES,
+    BANK_ENTRY_LINES,
+    CASH_ENTRIES,
+    CASH_ENTRY_LINES,
+    PURCHASE_ENTRIES,
+    PURCHASE_ENTRY_LINES,
+    BANK_ACCOUNTS,
+    OPPORTUNITIES,
+    GL_ACCOUNTS,
+    VAT_CODES,
+    CURRENCIES,
 )
 SYNC_ENTITIES: tuple[Entity, ...] = tuple(e for e in ENTITIES if e.sync_path)
+TOPICS: dict[str, Entity] = {e.topic.lower(): e for e in ENTITIES if e.topic}
 _BY_PATH = {e.path.lower(): e for e in ENTITIES}
 _BY_SYNC = {e.sync_path.lower(): e for e in SYNC_ENTITIES if e.sync_path}
 
@@ -183,3 +312,26 @@ def by_path(path: str) -> Entity | None:
 
 def by_sync_path(path: str) -> Entity | None:
     return _BY_SYNC.get(path.lower())
+
+
+def by_topic(topic: str) -> Entity | None:
+    """The entity of a webhook topic (topics are case-insensitive), or None for a topic Exact does not send."""
+    return TOPICS.get(topic.lower())
+
+
+def header_of(line: Entity) -> Entity:
+    header = by_path(line.header_path or "")
+    assert header is not None, line.path
+    return header
+
+
+def line_of(header: Entity) -> Entity:
+    line = by_path(header.line_path or "")
+    assert line is not None, header.path
+    return line
+
+
+def served_paths() -> tuple[str, ...]:
+    """Every resource the sandbox serves: entities, their sync resources and the system resources."""
+    paths = [e.path for e in ENTITIES] + [e.sync_path for e in SYNC_ENTITIES if e.sync_path]
+    return tuple(dict.fromkeys([*paths, *SYSTEM_PATHS]))

@@ -110,7 +110,12 @@ def _norm_key(value: Any) -> Any:
 
 
 def _token_literal(value: Any) -> str:
-    return f"{value}L" if isinstance(value, int) else f"guid'{value}'"
+    if isinstance(value, int):
+        return f"{value}L"
+    try:
+        return f"guid'{uuid.UUID(str(value))}'"
+    except ValueError:
+        return "'" + str(value).replace("'", "''") + "'"  # a Code key (Currencies)
 
 
 def _token_value(token: str) -> Any:
@@ -119,6 +124,8 @@ def _token_value(token: str) -> Any:
         return int(token[:-1])
     if token.startswith("guid'") and token.endswith("'"):
         return str(uuid.UUID(token[5:-1].strip()))
+    if len(token) > 1 and token.startswith("'") and token.endswith("'"):
+        return token[1:-1].replace("''", "'").lower()
     raise FilterError(f"bad $skiptoken: {token}")
 
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from sandbox.entities import Entity, by_path
 from sandbox.records import WriteError
 
-__all__ = ["READ_ONLY", "Records", "apply_header", "apply_line", "header_ref", "parse_write_date"]
+__all__ = ["READ_ONLY", "Records", "apply_header", "apply_line", "default_vat_code", "derived", "parse_write_date"]
 
 # Filled by Exact on read; a value sent for these is ignored.
 READ_ONLY = frozenset(
@@ -28,11 +28,14 @@ READ_ONLY = frozenset(
         "TypeDescription",
         "InvoiceID",
         "PurchaseOrderID",
-        "QuantityOrdered",
         "AccountName",
+        "Creator",
+        "CreatorFullName",
+        "Modifier",
+        "ModifierFullName",
     }
 )
-_DATE_FIELDS = frozenset({"InvoiceDate", "OrderDate", "Date"})
+_MS_DATE_SUFFIXES = ("Date", "Time")
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
 
@@ -46,8 +49,14 @@ class Records(Protocol):
     def division(self, code: int) -> dict[str, Any] | None: ...
 
 
-def header_ref(entity: Entity) -> str:
-    return "InvoiceID" if entity.path == "salesinvoice/SalesInvoices" else "PurchaseOrderID"
+def derived(old: dict[str, Any]) -> dict[str, Any]:
+    """What a replace keeps of the old row: the fields Exact fills itself (a write rule may fill them again)."""
+    return {k: v for k, v in old.items() if k in READ_ONLY or k.startswith("_")}
+
+
+def default_vat_code(rows: list[dict[str, Any]]) -> str | None:
+    """The division's default VAT code: the seed marks it with the hidden `_default` (Exact keeps it in settings)."""
+    return next((v["Code"] for v in rows if v.get("_default")), None)
 
 
 def parse_write_date(value: Any) -> datetime | None:
@@ -73,25 +82,34 @@ def _find(store: Records, division: int, path: str, key: Any) -> dict[str, Any] 
     return store.table(division, path).get(guid) if guid else None
 
 
+def _dates(row: dict[str, Any]) -> None:
+    for name, value in row.items():
+        if isinstance(value, str) and (name.endswith(_MS_DATE_SUFFIXES) or name == "Date"):
+            try:
+                row[name] = parse_write_date(value)
+            except ValueError as exc:
+                raise WriteError(f"{name}: not a date: {value}") from exc
+
+
 def apply_header(store: Records, division: int, entity: Entity, row: dict[str, Any]) -> dict[str, Any]:
-    for name in _DATE_FIELDS & row.keys():
-        row[name] = parse_write_date(row[name])
-    if "Currency" in entity.fields:
-        codes = {c["Code"] for c in store.rows(division, _entity("system/Currencies"))}
+    _dates(row)
+    if "Currency" in entity.data_fields:
+        codes = {c["Code"] for c in store.rows(division, _entity("general/Currencies"))}
         if row.get("Currency") not in codes:
             # Gotcha 3: an unsupported currency becomes the division's, with no conversion.
             row["Currency"] = store.division(division)["Currency"]  # type: ignore[index]
     if entity.path == "crm/Accounts" and row.get("Code") is not None:
         row["Code"] = str(row["Code"]).strip().rjust(18)
     if entity.path == "crm/Contacts":
-        row["FullName"] = " ".join(p for p in (row.get("FirstName"), row.get("LastName")) if p) or None
+        parts = (row.get("FirstName"), row.get("MiddleName"), row.get("LastName"))
+        row["FullName"] = " ".join(p for p in parts if p) or None
     if entity.path == "purchaseorder/PurchaseOrders":
         supplier = _find(store, division, "crm/Accounts", row.get("Supplier"))
         row["Supplier"] = supplier["ID"] if supplier else None
         row["SupplierCode"] = supplier["Code"] if supplier else None
         row["SupplierName"] = supplier["Name"] if supplier else None
     if entity.path == "project/TimeTransactions":
-        _link_item(store, division, row, row.get("Item"))
+        _link_item(store, division, row, row.get("Item"), entity.data_fields)
         account = _find(store, division, "crm/Accounts", row.get("Account"))
         row["Account"] = account["ID"] if account else None
         row["AccountName"] = account["Name"] if account else None
@@ -104,33 +122,38 @@ def apply_header(store: Records, division: int, entity: Entity, row: dict[str, A
     return row
 
 
-def apply_line(store: Records, division: int, entity: Entity, line: dict[str, Any]) -> dict[str, Any]:
-    row = {f: line.get(f) for f in entity.fields if f not in READ_ONLY}
-    gl = _find(store, division, "financial/GLAccounts", row.get("GLAccount"))
-    # Gotcha 1: a GL account of another division is written as null, and the answer is still 201.
-    row["GLAccount"] = gl["ID"] if gl else None
-    vat_codes = store.rows(division, _entity("vat/VATCodes"))
-    if row.get("VATCode") not in {v["Code"] for v in vat_codes}:
-        # Gotcha 2: an unknown VAT code silently becomes the division's default.
-        row["VATCode"] = next((v["Code"] for v in vat_codes if v["IsDefault"]), None)
-    _link_item(store, division, row, line.get("Item"))
-    if "QuantityOrdered" in entity.fields:
-        # Gotcha 5: purchase-order lines take Quantity and read back QuantityOrdered.
-        row["QuantityOrdered"] = line.get("Quantity")
+def apply_line(store: Records, division: int, entity: Entity, row: dict[str, Any]) -> dict[str, Any]:
+    """`row`: the writable fields of a line body."""
+    _dates(row)
+    fields = entity.data_fields
+    if "GLAccount" in fields:
+        gl = _find(store, division, "financial/GLAccounts", row.get("GLAccount"))
+        # Gotcha 1: a GL account of another division is written as null, and the answer is still 201.
+        row["GLAccount"] = gl["ID"] if gl else None
+    if "VATCode" in fields:
+        vat_codes = store.rows(division, _entity("vat/VATCodes"))
+        if row.get("VATCode") not in {v["Code"] for v in vat_codes}:
+            # Gotcha 2: an unknown VAT code silently becomes the division's default.
+            row["VATCode"] = default_vat_code(vat_codes)
+    if "Item" in fields:
+        _link_item(store, division, row, row.get("Item"), fields)
+    # Gotcha 5: a purchase-order line keeps `Quantity` as `QuantityOrdered` (entities.FIELD_REPORTS).
     quantity, price = row.get("Quantity", row.get("QuantityOrdered")), row.get("UnitPrice")
-    if isinstance(quantity, int | float) and isinstance(price, int | float):
+    if "AmountDC" in fields and isinstance(quantity, int | float) and isinstance(price, int | float):
         row["AmountDC"] = round(quantity * price, 2)
     return row
 
 
-def _link_item(store: Records, division: int, row: dict[str, Any], item_ref: Any) -> None:
+def _link_item(store: Records, division: int, row: dict[str, Any], item_ref: Any, fields: tuple[str, ...]) -> None:
     if item_ref is not None and _guid(item_ref) is None:
         # Gotcha 6: Item takes a GUID; a code is refused.
         raise WriteError(f"Item: '{item_ref}' is not a valid GUID")
     # An Item of another division is a phantom link: written as null, answered 201.
     item = _find(store, division, "logistics/Items", item_ref)
     row["Item"] = item["ID"] if item else None
-    row["ItemCode"] = item["Code"] if item else None
+    for companion, source in (("ItemCode", "Code"), ("ItemDescription", "Description")):
+        if companion in fields:
+            row[companion] = item[source] if item else None
 
 
 def _entity(path: str) -> Entity:

@@ -1,50 +1,33 @@
-"""Deterministic seed data: three divisions, one user, reference data and a few hundred records."""
+"""Deterministic seed data: three divisions, one user, reference data, accounts, contacts, items, then every topic.
+
+Divisions 101 and 202 hold records of every topic (`seed_flat`, `seed_docs`); 303 is archived and holds what it
+always held (reference data, accounts, contacts, items, a few invoices and purchase orders). Every record has a
+value for every field of its resource (`values`), linked to real records where a field names one.
+"""
 
 from __future__ import annotations
 
-import random
-from typing import Any, Protocol
+from typing import Any
 
-from sandbox.entities import (
-    ACCOUNTS,
-    CONTACTS,
-    CURRENCIES,
-    GL_ACCOUNTS,
-    ITEMS,
-    PURCHASE_ORDERS,
-    SALES_INVOICES,
-    VAT_CODES,
-    Entity,
-)
+from sandbox import seed_docs, seed_flat, values
+from sandbox.entities import ACCOUNTS, CONTACTS, CURRENCIES, GL_ACCOUNTS, ITEMS, VAT_CODES
+from sandbox.seed_pool import Pool, SeedTarget
 
 __all__ = ["SeedTarget", "seed_store"]
 
-_CITIES = ("Amsterdam", "Rotterdam", "Utrecht", "Arnhem", "Gent", "Antwerpen", "Zwolle", "Leuven")
-_NAMES = ("Bakker", "Jansen", "de Vries", "Peeters", "Visser", "Smit", "Maes", "O'Brien", "Müller & Zn", "Dubois")
 _VAT = {
-    101: (("1", "BTW 21% incl.", 21.0, False), ("2", "BTW 21%", 21.0, True), ("5", "BTW 9%", 9.0, False)),
-    202: (("2", "BTW 21%", 21.0, True), ("5", "BTW 9%", 9.0, False)),
+    101: (("1", "BTW 21% incl.", 0.21, False), ("2", "BTW 21%", 0.21, True), ("5", "BTW 9%", 0.09, False)),
+    202: (("2", "BTW 21%", 0.21, True), ("5", "BTW 9%", 0.09, False)),
 }
-_CURRENCIES = {101: ("EUR", "USD"), 202: ("EUR",), 303: ("EUR",)}
-_GL = (("8000", "Omzet", 110), ("1300", "Debiteuren", 20), ("4000", "Inkoop", 111), ("1600", "Crediteuren", 22))
-
-
-Row = dict[str, Any]
-
-
-class SeedTarget(Protocol):
-    """The store's writes the seed needs (a protocol, so the store can seed itself without an import cycle)."""
-
-    rng: random.Random
-    default_user_id: str
-
-    def add_division(self, code: int, **fields: Any) -> None: ...
-
-    def add_user(self, user_id: str, granted: set[int], **fields: Any) -> None: ...
-
-    def create(self, division: int, entity: Entity, body: Row, *, emit: bool = True) -> Row: ...
-
-    def rows(self, division: int, entity: Entity) -> list[Row]: ...
+_CURRENCIES = {101: (("EUR", "Euro"), ("USD", "Amerikaanse dollar")), 202: (("EUR", "Euro"),), 303: (("EUR", "Euro"),)}
+_GL = (
+    ("8000", "Omzet", 110, "Opbrengsten"),
+    ("1300", "Debiteuren", 20, "Debiteuren"),
+    ("4000", "Inkoop", 111, "Kostprijs omzet"),
+    ("1600", "Crediteuren", 22, "Crediteuren"),
+    ("1100", "Bank", 12, "Bank"),
+    ("1000", "Kas", 10, "Kas"),
+)
 
 
 def seed_store(store: SeedTarget) -> None:
@@ -64,103 +47,86 @@ def seed_store(store: SeedTarget) -> None:
         ServerUtcOffset=3600,
     )
     for division in (101, 202, 303):
-        _seed_division(store, division)
+        # Order matters: every record draws its values from the seeded `store.rng`.
+        pool = Pool(store, division)
+        _seed_reference(pool)
+        _seed_accounts(pool)
+        _seed_contacts(pool)
+        _backfill(pool)
+        _seed_items(pool)
+        if division == 303:
+            seed_docs.seed_archived(pool)
+            continue
+        seed_flat.seed(pool)
+        seed_docs.seed(pool)
 
 
-def _seed_division(store: SeedTarget, division: int) -> None:
-    # Order matters: every record draws its ID from the seeded `store.rng`.
-    _seed_reference(store, division)
-    accounts = _seed_accounts(store, division)
-    _seed_contacts(store, division, accounts)
-    items = _seed_items(store, division)
-    _seed_invoices(store, division, accounts, items)
-    _seed_orders(store, division, accounts, items)
+def _seed_reference(pool: Pool) -> None:
+    for code, description in _CURRENCIES[pool.division]:
+        pool.add(CURRENCIES, 0, Code=code, Description=description, AmountPrecision=0.01, PricePrecision=0.0001)
+    for n, (code, description, percentage, is_default) in enumerate(_VAT.get(pool.division, _VAT[202])):
+        row = pool.add(VAT_CODES, n, Code=code, Description=description, Percentage=percentage, IsBlocked=False)
+        row["_default"] = is_default  # hidden: not a field of the resource (see quirks.default_vat_code)
+        pool.vat[code] = row
+    for n, (code, description, type_, type_description) in enumerate(_GL):
+        fields: dict[str, Any] = {"Code": code, "Description": description, "Type": type_}
+        fields["TypeDescription"] = type_description
+        pool.gl[code] = pool.add(GL_ACCOUNTS, n, BalanceSide="C" if type_ >= 100 else "D", **fields)
 
 
-def _seed_reference(store: SeedTarget, division: int) -> None:
-    for code in _CURRENCIES[division]:
-        store.create(division, CURRENCIES, {"Code": code, "Description": code}, emit=False)
-    for code, description, percentage, is_default in _VAT.get(division, _VAT[202]):
-        body = {"Code": code, "Description": description, "Percentage": percentage, "IsDefault": is_default}
-        store.create(division, VAT_CODES, body, emit=False)
-    for code, description, type_ in _GL:
-        body = {"Code": code, "Description": description, "Type": type_}
-        store.create(division, GL_ACCOUNTS, body, emit=False)
-
-
-def _seed_accounts(store: SeedTarget, division: int) -> list[Row]:
-    accounts: list[Row] = []
+def _seed_accounts(pool: Pool) -> None:
+    country = "BE" if pool.division == 202 else "NL"
     for n in range(1, 31):
-        body = {
-            "Code": str(1000 + n),
-            "Name": f"{_NAMES[n % len(_NAMES)]} {n}",
+        supplier = n % 3 == 0
+        fields = {
+            "Code": str(1000 + n).rjust(18),
+            "Name": f"{values.NAMES[n % len(values.NAMES)]} {n}",
             "Email": f"info{n}@example.nl",
-            "City": _CITIES[store.rng.randrange(len(_CITIES))],
-            "Country": "NL" if division != 202 else "BE",
-            "IsSupplier": n % 3 == 0,
-            "IsCustomer": n % 3 != 0,
+            "City": values.CITIES[pool.rng.randrange(len(values.CITIES))],
+            "Country": country,
+            "CountryName": "België" if country == "BE" else "Nederland",
+            "IsSupplier": supplier,
+            "IsSales": not supplier,
             "Status": "C",
+            "Blocked": False,
         }
-        accounts.append(store.create(division, ACCOUNTS, body, emit=False))
-    return accounts
+        row = pool.add(ACCOUNTS, n, kind="accounts", **fields)
+        pool.kind("suppliers" if supplier else "customers").append(row)
 
 
-def _seed_contacts(store: SeedTarget, division: int, accounts: list[Row]) -> None:
+def _seed_contacts(pool: Pool) -> None:
     for n in range(1, 21):
-        account = accounts[n % len(accounts)]
-        body = {"Account": account["ID"], "FirstName": f"Contact{n}", "LastName": _NAMES[n % len(_NAMES)]}
-        store.create(division, CONTACTS, body, emit=False)
+        account = pool.kind("accounts")[n % 30]
+        first, last = f"Contact{n}", values.NAMES[n % len(values.NAMES)]
+        middle = ("van", "de", "ter")[n % 3]
+        fields = {"FirstName": first, "MiddleName": middle, "LastName": last, "FullName": f"{first} {middle} {last}"}
+        contact = pool.add(CONTACTS, n, kind="contacts", **fields)
+        values.link(contact, "Account", account)
+        contact["AccountIsCustomer"], contact["AccountIsSupplier"] = account["IsSales"], account["IsSupplier"]
 
 
-def _seed_items(store: SeedTarget, division: int) -> list[Row]:
-    items = []
+def _backfill(pool: Pool) -> None:
+    """Links to records seeded after the one that names them: an account's main contact, a VAT code's account."""
+    contacts = pool.kind("contacts")
+    for n, account in enumerate(pool.kind("accounts")):
+        own = [c for c in contacts if c["Account"] == account["ID"]]
+        values.link(account, "MainContact", (own or contacts)[0 if own else n % len(contacts)])
+        values.link(account, "InvoiceAccount", account)
+    for vat in pool.vat.values():
+        values.link(vat, "Account", pool.kind("suppliers")[0])
+
+
+def _seed_items(pool: Pool) -> None:
     for n in range(1, 21):
-        price = round(store.rng.uniform(5, 500), 2)
-        body = {
+        price = round(pool.rng.uniform(5, 500), 2)
+        fields = {
             "Code": f"ITEM-{n:03d}",
             "Description": f"Onderdeel {n}",
-            "SalesPrice": price,
+            "StandardSalesPrice": price,
             "CostPriceStandard": round(price * 0.6, 2),
             "Unit": "pc",
+            "UnitDescription": "Stuk",
             "IsSalesItem": True,
             "IsStockItem": True,
         }
-        items.append(store.create(division, ITEMS, body, emit=False))
-    return items
-
-
-def _seed_invoices(store: SeedTarget, division: int, accounts: list[Row], items: list[Row]) -> None:
-    gl_sales = next(r for r in store.rows(division, GL_ACCOUNTS) if r["Code"] == "8000")
-    for n in range(1, 6):
-        lines = [
-            {
-                "Item": items[n]["ID"],
-                "Quantity": n,
-                "UnitPrice": items[n]["SalesPrice"],
-                "VATCode": "2",
-                "GLAccount": gl_sales["ID"],
-                "Description": items[n]["Description"],
-            }
-        ]
-        body = {
-            "InvoiceTo": accounts[n]["ID"],
-            "Currency": "EUR",
-            "InvoiceDate": f"2026-01-0{n}T00:00:00",
-            "Description": f"Factuur {n}",
-            "Status": 20,
-            "SalesInvoiceLines": lines,
-        }
-        store.create(division, SALES_INVOICES, body, emit=False)
-
-
-def _seed_orders(store: SeedTarget, division: int, accounts: list[Row], items: list[Row]) -> None:
-    for n in range(1, 4):
-        lines = [{"Item": items[n]["ID"], "Quantity": 2 * n, "UnitPrice": 10.0, "VATCode": "2"}]
-        body = {
-            "Supplier": accounts[3 * n - 1]["ID"],
-            "Currency": "EUR",
-            "OrderDate": "2026-02-01T00:00:00",
-            "Description": f"Inkooporder {n}",
-            "PurchaseOrderLines": lines,
-        }
-        store.create(division, PURCHASE_ORDERS, body, emit=False)
+        pool.add(ITEMS, n, kind="items", **fields)

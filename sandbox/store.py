@@ -1,4 +1,9 @@
-"""The sandbox's records: divisions, the user, entity rows per division, Timestamps, deletions and change events."""
+"""The sandbox's records: divisions, the user, entity rows per division, Timestamps, deletions and change events.
+
+Rows are kept per (division, resource path), keyed by the entity's key field (`ID`, `InvoiceID`, `EntryID`,
+`Code`). A row holds every stored field of its resource plus `Timestamp`, the rowversion the sync resources serve.
+Documents (a header and its lines) are changed through `documents`, which keeps a document's rows together.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox import quirks
+from sandbox import documents, quirks
 from sandbox.clock import SandboxClock
 from sandbox.config import SandboxConfig
-from sandbox.entities import Entity, by_path
+from sandbox.entities import Entity, header_of
 from sandbox.records import Action, Change, Listener, NotFoundError, WriteError
 from sandbox.seed import seed_store
 
@@ -102,7 +107,10 @@ class Store:
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def _emit(self, division: int, entity: Entity, key: str, action: Action) -> None:
+    def emit(self, division: int, entity: Entity, key: str, action: Action) -> None:
+        """A webhook-worthy change; a line's change is its document's (topic and key of the header)."""
+        if entity.header_path is not None:
+            entity = header_of(entity)
         if entity.topic is None:
             return
         change = Change(division, entity.topic, key, action, entity.path, self.clock.now())
@@ -117,99 +125,118 @@ class Store:
         return list(self.table(division, entity.path).values())
 
     def get(self, division: int, entity: Entity, key: str) -> dict[str, Any]:
-        row = self.table(division, entity.path).get(_key(key))
+        row = self.table(division, entity.path).get(key_of(entity, key))
         if row is None:
             raise NotFoundError(key)
         return row
 
-    def lines_of(self, division: int, entity: Entity, header_id: str) -> list[dict[str, Any]]:
-        if entity.line_path is None:
-            return []
-        ref = quirks.header_ref(entity)
-        rows = self.table(division, entity.line_path).values()
-        return sorted((r for r in rows if r.get(ref) == header_id), key=lambda r: r.get("LineNumber") or 0)
+    def insert(self, division: int, entity: Entity, row: dict[str, Any]) -> dict[str, Any]:
+        """Store a row as given (the seed's path: no write rules, no webhook); it gets Division and a Timestamp."""
+        row["Division"] = division
+        row["Timestamp"] = self.next_timestamp()
+        self.table(division, entity.path)[row[entity.key]] = row
+        return row
+
+    def stamp(self, entity: Entity, row: dict[str, Any], *, old: dict[str, Any] | None = None) -> None:
+        """Who and when: Created/Creator kept from `old` (a replace), Modified/Modifier now, a fresh Timestamp."""
+        name = self._users.get(self.default_user_id, {}).get("FullName")
+        now, user = self.now(), self.default_user_id
+        fresh = {"Created": now, "Creator": user, "CreatorFullName": name}
+        if old is not None:
+            fresh = {k: old.get(k, v) for k, v in fresh.items()}
+        fresh.update({"Modified": now, "Modifier": user, "ModifierFullName": name})
+        fields = entity.data_fields
+        row.update({k: v for k, v in fresh.items() if k in fields})
+        row["Timestamp"] = self.next_timestamp()
 
     def create(self, division: int, entity: Entity, body: dict[str, Any], *, emit: bool = True) -> dict[str, Any]:
         with self.lock:
-            row = self._build(division, entity, body, key=_key(body.get("ID") or self.new_id()))
-            row["Created"] = row["Modified"] = self.now()
-            self.table(division, entity.path)[row["ID"]] = row
-            self._write_lines(division, entity, row, body)
+            if entity.header_path is not None:
+                row, header_key = documents.add_line(self, division, entity, body)
+            else:
+                key = key_of(entity, body.get(entity.key) or self._fresh_key(entity, body))
+                row = self._build(division, entity, body, key=key)
+                self.stamp(entity, row)
+                self.table(division, entity.path)[key] = row
+                if entity.is_document:
+                    documents.write_lines(self, division, entity, row, body.get(entity.lines or "") or [])
+                header_key = key
         if emit:
-            self._emit(division, entity, row["ID"], Action.UPDATE)
+            self.emit(division, entity, header_key, Action.UPDATE)
         return row
 
-    def replace(self, division: int, entity: Entity, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    def replace(
+        self, division: int, entity: Entity, key: str, body: dict[str, Any], *, emit: bool = True
+    ) -> dict[str, Any]:
         """PUT: a full replace. Every writable field not in `body` becomes null (gotcha 4)."""
         with self.lock:
-            old = self.get(division, entity, key)
-            row = self._build(division, entity, body, key=old["ID"])
-            row["Created"], row["Modified"] = old["Created"], self.now()
-            self.table(division, entity.path)[row["ID"]] = row
-            if entity.lines and entity.lines in body:
-                self._drop_lines(division, entity, row["ID"])
-                self._write_lines(division, entity, row, body)
-        self._emit(division, entity, row["ID"], Action.UPDATE)
+            if entity.header_path is not None:
+                row, header_key = documents.replace_line(self, division, entity, key, body)
+            else:
+                old = self.get(division, entity, key)
+                header_key = old[entity.key]
+                row = {**quirks.derived(old), **self._build(division, entity, body, key=header_key)}
+                self.stamp(entity, row, old=old)
+                self.table(division, entity.path)[header_key] = row
+                if entity.is_document:
+                    documents.replace_lines(self, division, entity, row, body)
+        if emit:
+            self.emit(division, entity, header_key, Action.UPDATE)
         return row
 
-    def delete(self, division: int, entity: Entity, key: str) -> None:
+    def delete(self, division: int, entity: Entity, key: str, *, emit: bool = True) -> None:
         with self.lock:
-            row = self.get(division, entity, key)
-            del self.table(division, entity.path)[row["ID"]]
-            self._drop_lines(division, entity, row["ID"])
-            if entity.entity_type is not None:
-                self._deleted.append(
-                    {
-                        "ID": self.new_id(),
-                        "Timestamp": self.next_timestamp(),
-                        "EntityKey": row["ID"],
-                        "EntityType": entity.entity_type,
-                        "Division": division,
-                        "DeletedDate": self.now(),
-                        "DeletedBy": self.default_user_id,
-                    }
-                )
-        self._emit(division, entity, row["ID"], Action.DELETE)
+            if entity.header_path is not None:
+                header_key = documents.delete_line(self, division, entity, key)
+                action = Action.UPDATE  # the document changed; it is still there
+            else:
+                row = self.get(division, entity, key)
+                header_key = row[entity.key]
+                del self.table(division, entity.path)[header_key]
+                if entity.is_document:
+                    documents.drop_lines(self, division, entity, header_key, deleted=True)
+                self.record_deleted(division, entity.entity_type, header_key)
+                action = Action.DELETE
+        if emit:
+            self.emit(division, entity, header_key, action)
+
+    def record_deleted(self, division: int, entity_type: int | None, key: str) -> None:
+        """A row in sync/Deleted, if the resource has an EntityType."""
+        if entity_type is None:
+            return
+        self._deleted.append(
+            {
+                "ID": self.new_id(),
+                "Timestamp": self.next_timestamp(),
+                "EntityKey": key,
+                "EntityType": entity_type,
+                "Division": division,
+                "DeletedDate": self.now(),
+                "DeletedBy": self.default_user_id,
+            }
+        )
 
     def deleted(self, division: int) -> list[dict[str, Any]]:
         return [d for d in self._deleted if d["Division"] == division]
 
+    def _fresh_key(self, entity: Entity, body: dict[str, Any]) -> str | None:
+        if entity.key == "Code":
+            return None
+        return str(body.get("ID") or self.new_id())
+
     def _build(self, division: int, entity: Entity, body: dict[str, Any], *, key: str) -> dict[str, Any]:
-        writable = {f: body.get(f) for f in entity.fields if f not in quirks.READ_ONLY and f != entity.lines}
+        writable = {f: body.get(f) for f in entity.data_fields if f not in quirks.READ_ONLY and f != entity.key}
         row = quirks.apply_header(self, division, entity, writable)
-        row.update({"ID": key, "Division": division, "Timestamp": self.next_timestamp()})
-        if entity.lines:
-            row[quirks.header_ref(entity)] = key
+        row.update({entity.key: key, "Division": division})
         return row
 
-    def _write_lines(self, division: int, entity: Entity, header: dict[str, Any], body: dict[str, Any]) -> None:
-        if not entity.lines or not entity.line_path:
-            return
-        line_entity = by_path(entity.line_path)
-        assert line_entity is not None
-        for number, line in enumerate(body.get(entity.lines) or [], start=1):
-            row = quirks.apply_line(self, division, line_entity, line)
-            row.update(
-                {
-                    "ID": self.new_id(),
-                    "Division": division,
-                    quirks.header_ref(entity): header["ID"],
-                    "LineNumber": line.get("LineNumber") or number,
-                    "Timestamp": self.next_timestamp(),
-                    "Created": self.now(),
-                    "Modified": self.now(),
-                }
-            )
-            self.table(division, line_entity.path)[row["ID"]] = row
 
-    def _drop_lines(self, division: int, entity: Entity, header_id: str) -> None:
-        if entity.line_path:
-            table = self.table(division, entity.line_path)
-            for line in self.lines_of(division, entity, header_id):
-                del table[line["ID"]]
-
-
-def _key(value: Any) -> str:
+def key_of(entity: Entity, value: Any) -> str:
+    """The stored form of a key: a GUID in its canonical form; `Code` keys (Currencies) as given."""
+    if entity.key == "Code":
+        if not value:
+            raise WriteError("Mandatory: Code")
+        return str(value)
     try:
         return str(uuid.UUID(str(value)))
     except ValueError as exc:

@@ -2,7 +2,9 @@
 
 API (each through `sandbox.guard.guarded`, endpoint "webhooks/WebhookSubscriptions"):
     GET    /api/v1/{division}/webhooks/WebhookSubscriptions                 this app's subscriptions in the division
-    POST   /api/v1/{division}/webhooks/WebhookSubscriptions                 {"Topic","CallbackURL"[,"IsInstant",…]}
+    POST   /api/v1/{division}/webhooks/WebhookSubscriptions                 {"Topic","CallbackURL"[,"IsInstant",…]};
+           a Topic Exact does not send (not in `entities.TOPICS`) is a 400 in Exact's error shape, before the
+           callback is checked: nothing is created and the callback gets no request
     GET    /api/v1/{division}/webhooks/WebhookSubscriptions(guid'{id}')
     DELETE /api/v1/{division}/webhooks/WebhookSubscriptions(guid'{id}')
     PUT    … → 400: Exact has no update of a subscription (delete and create instead)
@@ -19,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sandbox.entities import by_topic
 from sandbox.errors import error_response
 from sandbox.guard import CallContext, guarded
 from sandbox.webhooks import ENDPOINT, Subscription
@@ -95,6 +98,9 @@ class _SubscriptionsApi:
         topic, callback = body.get("Topic"), body.get("CallbackURL")
         if not isinstance(topic, str) or not topic or not isinstance(callback, str) or not callback:
             return error_response(400, "Mandatory: Topic, CallbackURL")
+        if by_topic(topic) is None:
+            # Checked before the callback is: nothing is created and the callback sees no request.
+            return error_response(400, f"Invalid: Topic '{topic}' is not a webhook topic")
         is_instant = bool(body.get("IsInstant"))
         if is_instant and topic.lower() != _INSTANT_TOPIC.lower():
             return error_response(400, f"IsInstant is only supported for topic '{_INSTANT_TOPIC}'")

@@ -3,10 +3,13 @@
 Usage:
     exact-pipeline subscriptions register --division 101 --topic Accounts --topic SalesInvoices
     exact-pipeline subscriptions register --all-divisions          # topics default to DEFAULT_TOPICS
+    exact-pipeline subscriptions register --division 101 --all-topics   # every webhook topic of the catalogue
+    exact-pipeline subscriptions register --division 101 --topic GLAccounts   # a read-only lane: delta sync only
     exact-pipeline subscriptions list
     exact-pipeline subscriptions reconcile [--dry-run]
     exact-pipeline subscriptions remove --division 101 [--topic Accounts]
-Each takes --connection ID, optional when there is exactly one connection.
+Each takes --connection ID, optional when there is exactly one connection. A topic the catalogue does not support
+(`exact-pipeline topics`) is refused before anything is made, in Exact or here.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from rich.table import Table
 
 from connections.factory import client_from_settings
 from connections.queries import connection_ids
+from exact import CATALOGUE, UnsupportedTopic
 from runtime.db import make_engine, make_session_factory
 from runtime.redis import sync_client
 from runtime.settings import get_settings
 from subscriptions import repository as repo
-from subscriptions.service import RegistrationFailed, Report, SubscriptionService
+from subscriptions.models import Subscription, SubscriptionState
+from subscriptions.service import RegistrationFailed, Report, SubscriptionService, resolve_topics
 from subscriptions.silence import is_silent, last_webhook, last_webhooks
 
 app = typer.Typer(help="Webhook subscriptions per division and topic.", no_args_is_help=True)
@@ -51,6 +56,10 @@ def _service(connection_id: int | None) -> SubscriptionService:
 
 
 def _print_plan(report: Report, *, dry_run: bool) -> None:
+    for division, lane in report.sync_only:
+        console.print(f"division {division} {lane}: tracked for the delta sync only (Exact sends no webhooks for it)")
+    if report.sync_only and not report.actions:
+        return
     if not report.actions:
         console.print("nothing to change: Exact matches")
         return
@@ -63,22 +72,38 @@ def _print_plan(report: Report, *, dry_run: bool) -> None:
 @app.command("register")
 def register(
     division: list[int] = typer.Option([], "--division", help="Division code; repeat for several."),
-    topic: list[str] = typer.Option([], "--topic", help="Webhook topic; repeat. Default: DEFAULT_TOPICS."),
+    topic: list[str] = typer.Option(
+        [], "--topic", help="Topic (`exact-pipeline topics`); repeat. Default: DEFAULT_TOPICS."
+    ),
+    all_topics: bool = typer.Option(False, "--all-topics", help="Every webhook topic of the catalogue."),
     all_divisions: bool = typer.Option(False, "--all-divisions", help="Every active division of the connection."),
     connection: int | None = CONNECTION,
 ) -> None:
-    """Subscribe these divisions to these topics, and make Exact match."""
+    """Subscribe these divisions to these topics, and make Exact match (a read-only lane is only tracked)."""
+    topics = _topics(topic, all_topics)  # refused here, before any call to Exact
     service = _service(connection)
     divisions = sorted(set(division) | set(service.active_divisions() if all_divisions else []))
     if not divisions:
         raise typer.BadParameter("name --division at least once, or --all-divisions")
-    topics = list(dict.fromkeys(topic)) or service.settings.default_topic_list
     try:
         report = service.register(divisions, topics)
     except RegistrationFailed as exc:
         console.print(f"[red]registration failed:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     _print_plan(report, dry_run=False)
+
+
+def _topics(named: list[str], all_topics: bool) -> list[str]:
+    """The topics to register in the catalogue's spelling; exit 2 naming the supported ones for any other."""
+    wanted = [*named, *(CATALOGUE.topics(webhook=True) if all_topics else ())]
+    source = "--topic"
+    if not wanted:
+        wanted, source = get_settings().default_topic_list, "DEFAULT_TOPICS"
+    try:
+        return resolve_topics(wanted)
+    except UnsupportedTopic as exc:
+        console.print(f"[red]{source}:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
 
 
 @app.command("reconcile")
@@ -124,12 +149,20 @@ def list_(connection: int | None = typer.Option(None, "--connection", help="Only
                     str(row.connection_id),
                     str(row.division),
                     row.topic,
-                    row.state + (" (silent)" if silent else ""),
+                    _state(row) + (" (silent)" if silent else ""),
                     row.exact_id or "",
                     _when(last_webhook(row, seen)),
                     escape(row.last_error or ""),
                 )
     console.print(table)
+
+
+def _state(row: Subscription) -> str:
+    if CATALOGUE.get(row.topic) is None:
+        return f"{row.state} [red](unsupported topic: remove it)[/red]"
+    if row.state == SubscriptionState.SYNC_ONLY:
+        return "sync only (delta sync; Exact sends no webhooks)"
+    return row.state
 
 
 def _when(value: datetime | None) -> str:

@@ -20,6 +20,9 @@ class SubscriptionState(StrEnum):
     ACTIVE = "active"  # Exact holds it (`exact_id`)
     FAILED = "failed"  # Exact refused it, or the division cannot have it (`last_error` says why)
     REMOVED = "removed"  # no longer wanted; reconcile deletes it in Exact
+    # A read-only lane (catalogue `webhook = false`): Exact sends no webhooks for it, so nothing is made in Exact and
+    # only the delta sync reads it.
+    SYNC_ONLY = "sync_only"
 
 
 class Subscription(Base):

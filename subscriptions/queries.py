@@ -2,10 +2,12 @@
 
 They differ on purpose, from the widest to the narrowest:
 
-* `tracked_pairs`: every pair not removed, whatever its connection. What the receiver accepts: it answers without
-  knowing about consent, and an event it hands on that no lane takes is logged by the worker as untracked.
+* `tracked_pairs`: every webhook pair (not removed, not sync-only), whatever its connection. What the receiver
+  accepts: it answers without knowing about consent, and an event it hands on that no lane takes is logged by the
+  worker as untracked.
 * `synced_lanes`: every lane not removed on a consented connection. What the delta sync walks: the safety net runs
-  for a `failed` pair too, since a pair whose webhook could not be registered gets its changes from nowhere else.
+  for a `failed` pair too, since a pair whose webhook could not be registered gets its changes from nowhere else, and
+  a `sync_only` lane (GLAccounts, VATCodes, Currencies) has no other way in at all.
 * `live_lanes`: (division, topic) → connection for pairs `active` or `pending` on a consented connection. Where a
   webhook event is fetched.
 """
@@ -27,8 +29,10 @@ LIVE_STATES = (SubscriptionState.ACTIVE, SubscriptionState.PENDING)
 
 
 def tracked_pairs(db: Session | DbConnection) -> frozenset[tuple[int, str]]:
-    """(division, lower-case topic) of every subscription not removed, of any connection."""
-    query = select(Subscription.division, Subscription.topic).where(Subscription.state != SubscriptionState.REMOVED)
+    """(division, lower-case topic) of every webhook subscription not removed, of any connection."""
+    query = select(Subscription.division, Subscription.topic).where(
+        Subscription.state.not_in((SubscriptionState.REMOVED, SubscriptionState.SYNC_ONLY))
+    )
     return frozenset((int(d), str(t).lower()) for d, t in db.execute(query))
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "record",
     "rows",
     "set_last_webhooks",
+    "settle_sync_only",
     "want",
 ]
 
@@ -59,29 +60,41 @@ def desired(subscriptions: Iterable[Subscription], callback_url: str) -> list[De
             r.last_error if r.state == SubscriptionState.FAILED else None,
         )
         for r in subscriptions
-        if r.state != SubscriptionState.REMOVED
+        if r.state not in (SubscriptionState.REMOVED, SubscriptionState.SYNC_ONLY)  # nothing of a lane is in Exact
     ]
 
 
-def want(session: Session, connection_id: int, division: int, topic: str, callback_url: str) -> bool:
-    """Track the pair; True when that changed anything (a new row, or a removed one wanted again)."""
+def want(
+    session: Session, connection_id: int, division: int, topic: str, callback_url: str, *, sync_only: bool = False
+) -> bool:
+    """Track the pair (`sync_only`: a read-only lane, nothing to make in Exact); True when that changed anything
+    (a new row, a removed one wanted again, or a lane's row from before lanes were sync-only)."""
+    first = SubscriptionState.SYNC_ONLY if sync_only else SubscriptionState.PENDING
     row = _pair(session, connection_id, division, topic)
     if row is None:
         session.add(
             Subscription(
-                connection_id=connection_id,
-                division=division,
-                topic=topic,
-                callback_url=callback_url,
-                state=SubscriptionState.PENDING,
+                connection_id=connection_id, division=division, topic=topic, callback_url=callback_url, state=first
             )
         )
         session.flush()
         return True
-    if row.state == SubscriptionState.REMOVED:
-        row.state, row.last_error = SubscriptionState.PENDING, None
+    if row.state == SubscriptionState.REMOVED or (sync_only and row.state != SubscriptionState.SYNC_ONLY):
+        row.state, row.exact_id, row.last_error = first, None, None
         return True
     return False
+
+
+def settle_sync_only(session: Session, connection_id: int, topics: Iterable[str]) -> int:
+    """Rows of these read-only lanes made before lanes were sync-only become `sync_only`; how many changed.
+    A subscription Exact still holds for one is then not wanted, so reconcile deletes it."""
+    names = {t.lower() for t in topics}
+    changed = 0
+    for row in rows(session, connection_id):
+        if row.topic.lower() in names and row.state not in (SubscriptionState.REMOVED, SubscriptionState.SYNC_ONLY):
+            row.state, row.exact_id, row.last_error = SubscriptionState.SYNC_ONLY, None, None
+            changed += 1
+    return changed
 
 
 def mark_removed(session: Session, connection_id: int, division: int, topics: Iterable[str] | None = None) -> int:

@@ -1,8 +1,14 @@
 """Register, remove and reconcile webhook subscriptions for one connection, through the Exact client.
 
+Topics are the catalogue's (`exact.CATALOGUE`), stored in its spelling. A read-only lane (`webhook = false`:
+GLAccounts, VATCodes, Currencies) is tracked `sync_only`: Exact sends no webhooks for it, so nothing is made in
+Exact and reconcile leaves it out of the plan; the delta sync reads it.
+
 Exceptions:
     RuntimeError
       └── RegistrationFailed   Exact refused a create (a refused validation POST names the callback and the fix)
+    ValueError
+      └── exact.UnsupportedTopic   a topic the catalogue has no entry for (raised before anything is written)
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connections.models import DivisionStatus
 from connections.store import save_divisions
-from exact import CallbackRejected, DataAlreadyExists, ExactClient, ExactError, Forbidden, NotFound
+from exact import CATALOGUE, CallbackRejected, DataAlreadyExists, ExactClient, ExactError, Forbidden, NotFound
 from runtime.db import session_scope
 from runtime.logging import log_event
 from runtime.settings import Settings
@@ -27,7 +33,7 @@ from subscriptions.models import SubscriptionState
 from subscriptions.plan import Action, Observed, plan
 from subscriptions.silence import last_webhooks
 
-__all__ = ["PATH", "RegistrationFailed", "Report", "SubscriptionService"]
+__all__ = ["PATH", "RegistrationFailed", "Report", "SubscriptionService", "resolve_topics"]
 
 PATH = "webhooks/WebhookSubscriptions"
 log = logging.getLogger(__name__)
@@ -41,6 +47,18 @@ class RegistrationFailed(RuntimeError):
 class Report:
     actions: list[Action] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    sync_only: list[tuple[int, str]] = field(default_factory=list)  # (division, lane) registered for the delta sync
+
+
+def resolve_topics(topics: Sequence[str]) -> list[str]:
+    """The catalogue's spelling of each topic, in order, without repeats; `UnsupportedTopic` (naming the supported
+    ones) for any the catalogue lacks."""
+    return list(dict.fromkeys(CATALOGUE.canonical(topic) for topic in topics))
+
+
+def _lanes() -> frozenset[str]:
+    """Lower-cased read-only lanes: topics Exact sends no webhooks for."""
+    return frozenset(topic.lower() for topic in CATALOGUE.topics(webhook=False))
 
 
 @dataclass(frozen=True)
@@ -66,14 +84,23 @@ class SubscriptionService:
         self._redis = redis_client
 
     def register(self, divisions: Sequence[int], topics: Sequence[str]) -> Report:
-        """Want these pairs, then make Exact match in those divisions; raises when Exact refused a create."""
+        """Want these pairs, then make Exact match in those divisions; raises `UnsupportedTopic` before writing
+        anything when a topic is not the catalogue's, and `RegistrationFailed` when Exact refused a create."""
+        names, lanes = resolve_topics(topics), _lanes()
         with session_scope(self.sessions) as session:
             for division in divisions:
-                for topic in topics:
-                    repo.want(session, self.connection_id, division, topic, self.settings.callback_url)
+                for topic in names:
+                    sync_only = topic.lower() in lanes
+                    repo.want(
+                        session, self.connection_id, division, topic, self.settings.callback_url, sync_only=sync_only
+                    )
+        registered = [(d, t) for d in divisions for t in names if t.lower() in lanes]
+        if names and all(t.lower() in lanes for t in names):
+            return Report(sync_only=registered)  # nothing to make in Exact, so not one call
         report = self.reconcile(divisions=divisions)
         if report.errors:
             raise RegistrationFailed("; ".join(report.errors))
+        report.sync_only = registered
         return report
 
     def remove(self, division: int, topics: Sequence[str] | None = None) -> Report:
@@ -92,6 +119,10 @@ class SubscriptionService:
     def reconcile(self, *, dry_run: bool = False, divisions: Sequence[int] | None = None) -> Report:
         """GET Exact's list per division (every division the connection has or wants, or `divisions`) and plan;
         apply the plan unless `dry_run`."""
+        lanes = _lanes()
+        if not dry_run:
+            with session_scope(self.sessions) as session:
+                repo.settle_sync_only(session, self.connection_id, lanes)
         self._refresh_divisions()
         scope = self._scope(divisions)
         observed: list[Observed] = []
@@ -104,7 +135,8 @@ class SubscriptionService:
                 scope.ungranted.add(division)
         with self.sessions() as session:
             tracked = repo.rows(session, self.connection_id, scope.divisions)
-            desired = repo.desired(tracked, self.settings.callback_url)
+            # A lane's row from before lanes were sync-only is left out here too, so a dry run plans what a run does.
+            desired = [d for d in repo.desired(tracked, self.settings.callback_url) if d.topic.lower() not in lanes]
         report = Report(plan(desired, observed, inactive=scope.inactive, ungranted=scope.ungranted))
         if not dry_run:
             for action in report.actions:

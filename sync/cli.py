@@ -19,18 +19,18 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
 from connections.models import Connection
-from exact import ExactError
+from exact import CATALOGUE, ExactError, UnsupportedTopic
 from runtime.settings import get_settings
 from sync.coalesce import Lane
 from sync.context import WorkerContext
 from sync.delta_sync import Progress as OnPage
+from sync.reading import InvalidTopicFields
 from sync.tasks import LaneBusy, sync_lane
-from sync.topics import TOPICS, spec_of
 
 __all__ = ["run_sync", "sync"]
 
 console = Console(stderr=True)
-_TOPIC_NAMES = ", ".join(spec.topic for spec in TOPICS.values())
+_TOPIC_NAMES = ", ".join(CATALOGUE.topics())
 # A running flush keeps its lane's lock as long as it runs (a rate-limit wait included): wait as long as one may take.
 WAIT_SECONDS = 300.0
 
@@ -71,12 +71,17 @@ def sync(
     wait: float = typer.Option(WAIT_SECONDS, help="Seconds to wait for a running flush of this lane."),
 ) -> None:
     """Backfill one division and topic into every sink: resumable, with a progress bar."""
-    spec = spec_of(topic)
-    if spec is None:
-        raise typer.BadParameter(f"unknown topic {topic!r}")
+    try:
+        entity = CATALOGUE.require(topic)
+    except UnsupportedTopic as exc:
+        raise typer.BadParameter(str(exc)) from exc
     settings = get_settings()
-    ctx = WorkerContext.from_settings(settings)
-    lane = Lane(resolve_connection(ctx, division, spec.topic, connection), division, spec.topic)
+    try:
+        ctx = WorkerContext.from_settings(settings)
+    except InvalidTopicFields as exc:
+        console.print(f"[red]settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    lane = Lane(resolve_connection(ctx, division, entity.topic, connection), division, entity.topic)
     columns = (
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -84,7 +89,7 @@ def sync(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
-        bar = progress.add_task(f"{division}/{spec.topic}", total=None)
+        bar = progress.add_task(f"{division}/{entity.topic}", total=None)
         try:
             count = run_sync(ctx, lane, full=full, on_page=lambda n: progress.advance(bar, n), wait_seconds=wait)
         except LaneBusy as exc:
@@ -93,4 +98,4 @@ def sync(
         except ExactError as exc:
             console.print(f"[red]stopped:[/red] {exc.message} (run again to resume from the last page)")
             raise typer.Exit(1) from exc
-    console.print(f"{count} changes from {division}/{spec.topic} accepted by {settings.sinks}")
+    console.print(f"{count} changes from {division}/{entity.topic} accepted by {settings.sinks}")

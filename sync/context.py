@@ -11,6 +11,7 @@ from subscriptions.queries import live_lanes
 from sync.coalesce import Coalescer, Lane
 from sync.cursors import CursorStore
 from sync.delta_sync import LaneSync, Progress
+from sync.reading import topic_fields
 
 __all__ = ["WorkerContext", "process_context"]
 
@@ -24,6 +25,10 @@ class WorkerContext(ConnectionContext):
 
     _lanes: dict[tuple[int, str], int] = field(default_factory=dict)
     _loaded_at: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        # A TOPIC_FIELDS typo stops the worker here, naming it, instead of failing every read of the topic.
+        topic_fields(self.settings)
 
     @cached_property
     def coalescer(self) -> Coalescer:

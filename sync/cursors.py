@@ -6,19 +6,23 @@ A cursor holds three positions, one per way of reading Exact:
 - `deleted_timestamp`: the highest `sync/Deleted` `Timestamp` accepted for the topic's EntityType.
 Advances are monotonic (a late or duplicate walk never moves a cursor back) and carry the `generation` they started
 from, so a walk that began before a reset (a DivisionMoveDate change) cannot undo the reset.
+
+The lane's other state lives here too: `DocumentState`, what a lane has seen of each line-row document (its lines
+do not all come back when one changes; `sync.documents` merges them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from runtime.db import Base, session_scope, upsert, utc_now
 
-__all__ = ["Cursor", "CursorStore", "LaneCursor"]
+__all__ = ["Cursor", "CursorStore", "DocumentState", "LaneCursor"]
 
 
 class LaneCursor(Base):
@@ -37,6 +41,26 @@ class LaneCursor(Base):
     generation: Mapped[int] = mapped_column(Integer, default=0)
     # The division's DivisionMoveDate when last seen, as Exact sent it; a change means "resync all data".
     division_move_date: Mapped[str | None] = mapped_column(String(40))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class DocumentState(Base):
+    """One line-row document as a lane last assembled it: header, lines by line ID, version, header Modified."""
+
+    __tablename__ = "sync_documents"
+    __table_args__ = (UniqueConstraint("connection_id", "division", "topic", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    division: Mapped[int] = mapped_column(Integer)
+    topic: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(36))
+    version: Mapped[int] = mapped_column(BigInteger)
+    modified_ms: Mapped[int] = mapped_column(BigInteger)
+    # {"header": {...}, "lines": {line ID: {...}}}
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The line IDs, space-separated: a deleted line names only itself, and this finds its document.
+    line_ids: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 

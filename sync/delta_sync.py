@@ -10,28 +10,41 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property, partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from delivery import outbox as delivery
 from delivery.changes import ChangeRecord
-from exact import ExactClient
+from exact import CATALOGUE, Entity, ExactClient
 from runtime.db import session_scope
 from runtime.logging import log_event
 from runtime.settings import Settings
 from sync.coalesce import Batch, Coalescer, Lane
 from sync.cursors import Cursor, CursorStore
-from sync.fetch import Fetched, by_keys, deleted_walk, modified_walk, sync_walk, tombstone
-from sync.topics import TopicSpec, spec_of
+from sync.documents import Documents
+from sync.fetch import (
+    Fetched,
+    by_keys,
+    deleted_pages,
+    deleted_walk,
+    fetched,
+    modified_walk,
+    sync_pages,
+    sync_walk,
+    tombstone,
+)
+from sync.reading import Reading, reading_of
 
 __all__ = ["LaneSync", "UnknownTopic"]
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], object]
+Build = Callable[[Session], list[ChangeRecord]]
 
 
 class UnknownTopic(ValueError):
-    """No fetch rules for this topic (sync/topics.py)."""
+    """The catalogue (exact/catalogue.toml) has no entity for this topic."""
 
 
 @dataclass
@@ -45,20 +58,28 @@ class LaneSync:
     # Called after every accepted call (the flush refreshes its lane lock there); gets the number of changes.
     on_page: Progress | None = None
 
-    @property
-    def spec(self) -> TopicSpec:
-        spec = spec_of(self.lane.topic)
-        if spec is None:
+    @cached_property
+    def reading(self) -> Reading:
+        entity = CATALOGUE.get(self.lane.topic)
+        if entity is None:
             raise UnknownTopic(self.lane.topic)
-        return spec
+        return reading_of(entity, self.settings)
+
+    @property
+    def entity(self) -> Entity:
+        return self.reading.entity
+
+    @property
+    def _documents(self) -> bool:
+        return self.entity.shape == "line_rows"
 
     # -- the entry points: a flush of webhook events, a walk (delta sync, backfill)
     def flush(self, batch: Batch) -> int:
         """Fetch what a window's events point at, in as few calls as the topic allows; returns changes accepted."""
         batch = self.coalescer.unseen(self.lane, batch)
-        spec, accepted = self.spec, 0
+        accepted = 0
         if batch.updates:
-            if spec.sync_path:
+            if self.entity.flush_path == "sync":
                 # One walk from the cursor: it also picks up changes whose webhook was lost.
                 accepted += self._sync(self.cursors_now())
             else:
@@ -70,90 +91,120 @@ class LaneSync:
     def walk(self, *, full: bool = False) -> int:
         """The delta sync: everything since the cursor (from the start with `full`), deletions included."""
         if full:
-            self.cursors.reset(self.lane.connection_id, self.lane.division, self.spec.topic)
+            self.cursors.reset(self.lane.connection_id, self.lane.division, self.entity.topic)
             self.coalescer.forget_seen(self.lane)
+            if self._documents:
+                with session_scope(self.sessions) as session:
+                    Documents(self.lane, self.reading).forget(session)
         cursor = self.cursors_now()
-        accepted = self._sync(cursor) if self.spec.sync_path else self._modified(cursor)
-        if self.spec.entity_type is not None:
-            accepted += self._apply_all(
-                deleted_walk(self.client, self.lane.division, self.spec, cursor.deleted_timestamp),
-                cursor,
-                "deleted_timestamp",
-            )
+        accepted = self._sync(cursor) if self.entity.read_path == "sync" else self._modified(cursor)
+        if self.entity.entity_types:
+            accepted += self._deleted(cursor)[0]
         return accepted
 
     def cursors_now(self) -> Cursor:
-        return self.cursors.get(self.lane.connection_id, self.lane.division, self.spec.topic)
+        return self.cursors.get(self.lane.connection_id, self.lane.division, self.entity.topic)
 
     # -- the ways of reading
     def _sync(self, cursor: Cursor) -> int:
-        return self._apply_all(
-            sync_walk(self.client, self.lane.division, self.spec, cursor.timestamp), cursor, "timestamp"
-        )
+        if self._documents:
+            return self._sync_documents(cursor)
+        walk = sync_walk(self.client, self.lane.division, self.reading, cursor.timestamp)
+        return sum(len(f.changes) for f in self._advancing(walk, cursor, "timestamp"))
+
+    def _sync_documents(self, cursor: Cursor) -> int:
+        """Line rows grouped into documents, each page's in the sinks' transaction (`sync.documents`)."""
+        documents, accepted, top = Documents(self.lane, self.reading), 0, cursor.timestamp
+        for page in sync_pages(self.client, self.lane.division, self.reading, cursor.timestamp):
+            accepted += len(self._accept(partial(documents.sync_page, rows=page.records, cursor=page.cursor)))
+            self._advance(cursor, timestamp=documents.position)
+            top = page.cursor
+        accepted += len(self._accept(documents.finish))
+        self._advance(cursor, timestamp=top)
+        return accepted
 
     def _modified(self, cursor: Cursor) -> int:
         # Pages by Modified come in Exact's order, not Modified's: the cursor moves only once the walk is complete.
         accepted, position = 0, cursor.modified_ms
-        for fetched in modified_walk(self.client, self.lane.division, self.spec, cursor.modified_ms):
-            accepted += self._apply(fetched.changes, fetched.seen)
-            position = max(position, fetched.position)
+        for page in modified_walk(self.client, self.lane.division, self.reading, cursor.modified_ms):
+            accepted += self._apply(page.changes)
+            position = max(position, page.position)
         self._advance(cursor, modified_ms=position)
         return accepted
 
     def _keys(self, updates: dict[str, int]) -> int:
-        accepted = 0
-        for fetched in by_keys(self.client, self.lane.division, self.spec, updates):
-            accepted += self._apply(fetched.changes, fetched.seen)
-        return accepted
+        return sum(
+            self._apply(page.changes) for page in by_keys(self.client, self.lane.division, self.reading, updates)
+        )
+
+    def _deleted(self, cursor: Cursor) -> tuple[int, set[str]]:
+        """sync/Deleted for every EntityType of the entity, from the cursor; returns (accepted, keys tombstoned)."""
+        accepted, gone = 0, set[str]()
+        if self._documents:
+            documents = Documents(self.lane, self.reading)
+            for page in deleted_pages(self.client, self.lane.division, self.reading, cursor.deleted_timestamp):
+                changes = self._accept(partial(documents.deleted_page, rows=page.records))
+                self._advance(cursor, deleted_timestamp=page.cursor)
+                accepted += len(changes)
+                gone.update(c.key for c in changes if c.record is None)
+            return accepted, gone
+        walk = deleted_walk(self.client, self.lane.division, self.reading, cursor.deleted_timestamp)
+        for done in self._advancing(walk, cursor, "deleted_timestamp"):
+            accepted += len(done.changes)
+            gone.update(done.seen)
+        return accepted, gone
 
     def _deletes(self, deletes: dict[str, int]) -> int:
-        """Tombstones: from sync/Deleted where the topic has an EntityType (the versions every later walk will see
+        """Tombstones: from sync/Deleted where the topic has EntityTypes (the versions every later walk will see
         too), else from the event time. A Delete the walk did not show becomes a tombstone at its event time."""
-        spec, accepted, covered = self.spec, 0, set[str]()
-        if spec.entity_type is not None:
-            cursor = self.cursors_now()
-            walk = deleted_walk(self.client, self.lane.division, spec, cursor.deleted_timestamp)
-            for fetched in self._advancing(walk, cursor, "deleted_timestamp"):
-                covered.update(fetched.seen)
-                accepted += len(fetched.changes)
-        rest = [tombstone(self.lane.division, spec, key, ms) for key, ms in deletes.items() if key not in covered]
-        if rest:
-            if spec.entity_type is not None:
-                log_event(
-                    log,
-                    "workers.flush.delete_not_in_sync_deleted",
-                    division=self.lane.division,
-                    topic=spec.topic,
-                    count=len(rest),
-                )
-            accepted += self._apply(rest, {c.key: None for c in rest})
-        return accepted
+        accepted, covered = 0, set[str]()
+        if self.entity.entity_types:
+            accepted, covered = self._deleted(self.cursors_now())
+        rest = [
+            tombstone(self.lane.division, self.entity.topic, k, ms) for k, ms in deletes.items() if k not in covered
+        ]
+        if not rest:
+            return accepted
+        if self.entity.entity_types:
+            topic, count = self.entity.topic, len(rest)
+            log_event(
+                log, "workers.flush.delete_not_in_sync_deleted", division=self.lane.division, topic=topic, count=count
+            )
+
+        def build(session: Session) -> list[ChangeRecord]:
+            if self._documents:
+                Documents(self.lane, self.reading).drop(session, (c.key for c in rest))
+            return rest
+
+        return accepted + len(self._accept(build))
 
     # -- accepting
-    def _apply_all(self, walk: Iterable[Fetched], cursor: Cursor, position: str) -> int:
-        return sum(len(f.changes) for f in self._advancing(walk, cursor, position))
-
     def _advancing(self, walk: Iterable[Fetched], cursor: Cursor, position: str) -> Iterator[Fetched]:
         """Accept each page, then move the cursor past it."""
-        for fetched in walk:
-            self._apply(fetched.changes, fetched.seen)
-            self._advance(cursor, **{position: fetched.position})
-            yield fetched
+        for page in walk:
+            self._apply(page.changes)
+            self._advance(cursor, **{position: page.position})
+            yield page
 
-    def _apply(self, changes: list[ChangeRecord], seen: dict[str, int | None]) -> int:
-        """The sinks accept `changes` in one transaction; after the commit their pushes go out."""
-        if changes:
-            with session_scope(self.sessions) as session:
-                accepted = delivery.accept(session, changes, self.settings)
+    def _apply(self, changes: list[ChangeRecord]) -> int:
+        return len(self._accept(lambda _session: changes))
+
+    def _accept(self, build: Build) -> list[ChangeRecord]:
+        """The changes `build` makes (in the same transaction) accepted by the sinks; after the commit their pushes
+        go out and the coalescer counts them as seen."""
+        with session_scope(self.sessions) as session:
+            changes = build(session)
+            accepted = delivery.accept(session, changes, self.settings) if changes else None
+        if accepted is not None:
             delivery.dispatch_lanes(self.settings, accepted.lanes)
-            self.coalescer.mark_seen(self.lane, seen)
+            self.coalescer.mark_seen(self.lane, fetched(changes, 0).seen)
         if self.on_page is not None:
             self.on_page(len(changes))
-        return len(changes)
+        return changes
 
     def _advance(self, cursor: Cursor, **positions: int) -> None:
         moved = self.cursors.advance(
-            self.lane.connection_id, self.lane.division, self.spec.topic, generation=cursor.generation, **positions
+            self.lane.connection_id, self.lane.division, self.entity.topic, generation=cursor.generation, **positions
         )
         if not moved:
-            log_event(log, "workers.cursor.reset_meanwhile", division=self.lane.division, topic=self.spec.topic)
+            log_event(log, "workers.cursor.reset_meanwhile", division=self.lane.division, topic=self.entity.topic)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connections.factory import token_manager_from_settings
 from connections.queries import connection_ids
-from exact import ExactError, ExactUnavailable, NeedsConsent, RateLimited
+from exact import CATALOGUE, ExactError, ExactUnavailable, NeedsConsent, RateLimited
 from runtime.contracts import DELTA_SYNC, DELTA_SYNC_ALL, EVENTS_QUEUE, FLUSH, HANDLE_EVENT, KEEP_ALIVE
 from runtime.logging import log_event
 from runtime.retry import retry_countdown
@@ -33,7 +33,6 @@ from subscriptions.queries import synced_lanes
 from sync.coalesce import Lane
 from sync.context import WorkerContext, process_context
 from sync.fetch import epoch_ms
-from sync.topics import spec_of
 
 __all__ = [
     "LaneBusy",
@@ -66,13 +65,15 @@ class LaneBusy(RuntimeError):
 # -- the work, as plain functions (tests call these; the tasks below only add Celery's retries)
 def handle(ctx: WorkerContext, event: dict[str, Any], schedule: Callable[[Lane], None]) -> str:
     """Record one webhook event in its lane; returns what became of it (for logs and tests)."""
-    division, spec = int(event["division"]), spec_of(str(event["topic"]))
-    if spec is None:
+    division, entity = int(event["division"]), CATALOGUE.get(str(event["topic"]))
+    if entity is None:
+        # Never silent: a subscription Exact accepted for a topic the catalogue lacks loses every change.
+        log_event(log, "workers.event.unknown_topic", logging.WARNING, division=division, topic=event.get("topic"))
         return "unknown-topic"
-    connection_id = ctx.connection_for(division, spec.topic)
+    connection_id = ctx.connection_for(division, entity.topic)
     if connection_id is None:
         return "untracked"
-    lane = Lane(connection_id, division, spec.topic)
+    lane = Lane(connection_id, division, entity.topic)
     added = ctx.coalescer.add(lane, str(event["key"]), str(event["action"]), _event_ms(event))
     if added == "schedule":
         try:
@@ -121,9 +122,14 @@ def sync_lane(
 
 def fan_out(ctx: WorkerContext, start: Callable[[Lane, bool], None]) -> int:
     """Start one delta sync per synced lane (`subscriptions.queries.synced_lanes`); a lane whose division moved starts
-    as a full resync."""
+    as a full resync. A lane of a topic the catalogue lacks is skipped, with a warning."""
     with ctx.sessions() as session:
-        lanes = [Lane(c, d, spec.topic) for c, d, t in synced_lanes(session) if (spec := spec_of(t))]
+        pairs = synced_lanes(session)
+    lanes = [Lane(c, d, entity.topic) for c, d, t in pairs if (entity := CATALOGUE.get(t))]
+    for connection_id, division, topic in pairs:
+        if CATALOGUE.get(topic) is None:
+            where = {"connection": connection_id, "division": division}
+            log_event(log, "workers.delta_sync.unknown_topic", logging.WARNING, topic=topic, **where)
     moves = _move_dates(ctx, lanes)
     for lane in lanes:
         moved = lane.division in moves.get(lane.connection_id, {}) and ctx.cursors.note_move_date(
@@ -219,8 +225,8 @@ def handle_event(self: Task, event: dict[str, Any]) -> str:
         # The lane's connection is looked up in the database; acking here would leave the change to the delta sync.
         wait = _database_wait(ctx, int(event["division"]), str(event["topic"]), exc, self.request.retries)
         raise self.retry(countdown=wait) from exc
-    if outcome in ("unknown-topic", "untracked"):
-        log_event(log, f"workers.event.{outcome}", division=event.get("division"), topic=event.get("topic"))
+    if outcome == "untracked":
+        log_event(log, "workers.event.untracked", division=event.get("division"), topic=event.get("topic"))
     return outcome
 
 

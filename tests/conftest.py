@@ -100,7 +100,12 @@ def encryption_key() -> str:
 
 @pytest.fixture
 def settings(database_url: str, redis_prefix: str, encryption_key: str) -> Settings:
-    """Settings for this run; built from values, never from the machine's environment or .env."""
+    return make_settings(database_url, redis_prefix, encryption_key)
+
+
+def make_settings(database_url: str, redis_prefix: str, encryption_key: str) -> Settings:
+    """Settings for this run, under a Redis prefix of their own; built from values, never from the machine's
+    environment or .env."""
     test_prefix = f"{redis_prefix}{uuid.uuid4().hex[:6]}:"
     return Settings(
         _env_file=None,  # type: ignore[call-arg]

@@ -87,7 +87,7 @@ def test_a_command_runs_once_however_often_it_is_sent(pipeline: Pipeline, api: s
     enqueue(pipeline.settings, command["key"])
 
     [created] = invoices_with(pipeline, "once-only")
-    assert shown["result"]["exact_id"] == created["ID"]
+    assert shown["result"]["exact_id"] == created["InvoiceID"]
     assert shown["result"]["verified"]["YourRef"] == "once-only"
     [line] = shown["result"]["lines"]
     assert (line["Quantity"], line["VATCode"]) == (3, "2")
@@ -100,7 +100,7 @@ def test_a_command_runs_once_however_often_it_is_sent(pipeline: Pipeline, api: s
     assert payload["data"]["record"]["status"] == "succeeded"
     with pipeline.sessions() as session:
         mirrored = session.scalars(select(MirrorRecord).where(MirrorRecord.topic == COMMANDS_TOPIC)).all()
-    assert [m.record["result"]["exact_id"] for m in mirrored if m.record] == [created["ID"]]
+    assert [m.record["result"]["exact_id"] for m in mirrored if m.record] == [created["InvoiceID"]]
     await_true(lambda: pipeline.calls(endpoint=INVOICES, status=201) >= 1, what="the count")
     assert pipeline.calls(endpoint=INVOICES, status=201) == 1
 

@@ -216,3 +216,49 @@ def test_unknown_commands_and_ones_stuck_running_are_listed_with_their_exact_id(
     table = runner.invoke(app, ["status"], env=sandboxed.child_environment(os.environ)).output
     assert "stuck running" in table
     assert "Exact ID 0f9c" in table
+
+
+def test_a_lane_is_sync_only_an_unsupported_pair_needs_attention_and_unknown_topics_are_counted(
+    sandboxed: Settings, session_factory: sessionmaker[Session], redis_client: redis.Redis
+) -> None:
+    from receiver.unknown_topics import UNKNOWN_TOPICS_KEY
+
+    settings = sandboxed
+    connection_id = connect_to(settings)
+
+    def track(topic: str, state: str) -> None:
+        with session_scope(session_factory) as session:
+            session.add(
+                Subscription(
+                    connection_id=connection_id,
+                    division=101,
+                    topic=topic,
+                    state=state,
+                    callback_url=settings.callback_url,
+                )
+            )
+
+    track("Accounts", "active")
+    track("GLAccounts", "sync_only")
+    report = _status(settings)
+    shown = {s["topic"]: s for s in report["subscriptions"]}  # type: ignore[attr-defined]
+    assert (shown["GLAccounts"]["sync_only"], shown["GLAccounts"]["attention"]) == (True, None)
+    assert (shown["Accounts"]["sync_only"], shown["Accounts"]["supported"]) == (False, True)
+    assert report["unknown_topics"] == {}
+    assert report["needs_attention"] is False
+
+    track("Nonsense", "active")
+    redis_client.hset(settings.redis_prefix + UNKNOWN_TOPICS_KEY, mapping={"Nonsense": 3, "PayrollRuns": 5})
+    report = _status(settings)
+    nonsense = next(s for s in report["subscriptions"] if s["topic"] == "Nonsense")  # type: ignore[attr-defined]
+    assert nonsense["supported"] is False
+    assert "subscriptions remove" in nonsense["attention"]
+    assert "--topic Nonsense" in nonsense["attention"]
+    assert report["unknown_topics"] == {"PayrollRuns": 5, "Nonsense": 3}
+    assert report["needs_attention"] is True
+    get_settings.cache_clear()
+    table = runner.invoke(app, ["status"], env=settings.child_environment(os.environ)).output
+    assert "Needs attention" in table
+    assert "Webhooks for unknown topics" in table
+    assert "PayrollRuns 5" in table
+    assert "sync only" in table

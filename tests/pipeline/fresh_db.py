@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,18 @@ from runtime.db import make_engine, make_session_factory
 from runtime.migrate import upgrade
 from tests.conftest import PG_URL, RUN_ID
 
-__all__ = ["database_url", "engine", "session_factory"]
+__all__ = ["database_url", "engine", "fresh_database", "session_factory"]
 
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
+    with fresh_database(tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(tmp_path: Path) -> Iterator[str]:
+    """A migrated database of its own (SQLite in `tmp_path`, or a new PostgreSQL database), dropped afterwards."""
     if not PG_URL.startswith("postgresql"):
         url = f"sqlite:///{tmp_path / 'test.db'}"
         upgrade(url)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from commands.models import CommandRecord
 from delivery.models import Delivery, MirrorRecord
-from exact import normalize_record
+from exact import CATALOGUE
+from ops.levels import control_path, sandbox_view, view
 from receiver.app import create_app
 from runtime.contracts import DELIVERIES_QUEUE, EVENTS_QUEUE
 from runtime.settings import Settings
 from subscriptions.models import Subscription
 from subscriptions.service import SubscriptionService
-from sync.cursors import LaneCursor
-from sync.topics import spec_of
+from sync.cursors import DocumentState, LaneCursor
 from tests.conftest import ServerThread
 from tests.pipeline.connected import connect_to
 from tests.pipeline.push_support import PUSH_SECRET, PushTarget, serve_push_target
@@ -50,27 +51,25 @@ class Pipeline:
         return httpx.request(method, f"{self.sandbox.url}/_sandbox/{path}", timeout=120, **kwargs)
 
     def sandbox_records(self, division: int, topic: str) -> dict[str, dict[str, Any]]:
-        spec = spec_of(topic)
-        assert spec is not None
-        rows = self.control("GET", f"records/{division}/{spec.path}").json()["records"]
-        return {r["ID"]: _fields(normalize_record(r), spec.fields) for r in rows}
+        entity = CATALOGUE.require(topic)
+        rows = self.control("GET", f"records/{division}/{control_path(entity)}").json()["records"]
+        lines = self.control("GET", f"records/{division}/{entity.lines.path}").json()["records"] if entity.lines else []
+        return sandbox_view(entity, rows, lines)
 
     def mirror(self, division: int, topic: str) -> dict[str, dict[str, Any]]:
-        spec = spec_of(topic)
-        assert spec is not None
+        entity = CATALOGUE.require(topic)
         with self.sessions() as session:
             rows = session.scalars(
-                select(MirrorRecord).where(MirrorRecord.division == division, MirrorRecord.topic == spec.topic)
+                select(MirrorRecord).where(MirrorRecord.division == division, MirrorRecord.topic == entity.topic)
             )
-            return {r.key: _fields(r.record or {}, spec.fields) for r in rows if not r.deleted}
+            return {r.key: view(entity, r.record or {}) for r in rows if not r.deleted}
 
     def pushed(self, division: int, topic: str) -> dict[str, dict[str, Any]]:
-        spec = spec_of(topic)
-        assert spec is not None
+        entity = CATALOGUE.require(topic)
         return {
-            k: _fields(v, spec.fields)
+            k: view(entity, v)
             for (d, t, k), v in self.push.latest().items()
-            if d == division and t == spec.topic and v is not None
+            if d == division and t == entity.topic and v is not None
         }
 
     def calls(self, **filters: object) -> int:
@@ -112,10 +111,6 @@ class Pipeline:
             time.sleep(1.0)
 
 
-def _fields(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    return {f: record.get(f) for f in fields}
-
-
 @pytest.fixture
 def target() -> PushTarget:
     """A verifying push target (tests/pipeline/push_support.py) that a test can make fail, slow or down."""
@@ -136,10 +131,23 @@ def pipeline(
     redis_client: redis.Redis,
     tmp_path: Path,
 ) -> Iterator[Pipeline]:
+    with running_pipeline(settings, sandbox, session_factory, redis_client, tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def running_pipeline(
+    settings: Settings,
+    sandbox: ServerThread,
+    session_factory: sessionmaker[Session],
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> Iterator[Pipeline]:
+    """The pipeline around `sandbox`: a receiver, a push target, a connection, and workers started on demand."""
     # Each test has a fresh sandbox; the run shares one database, so the worker tables start empty (commands too:
     # beat's sweeper would run another test's leftovers against this sandbox).
     with session_factory() as session, session.begin():
-        for table in (MirrorRecord, Delivery, LaneCursor, Subscription, CommandRecord):
+        for table in (MirrorRecord, Delivery, LaneCursor, DocumentState, Subscription, CommandRecord):
             session.execute(delete(table))
     push = PushTarget()
     workers: list[subprocess.Popen[bytes]] = []

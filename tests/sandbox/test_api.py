@@ -71,10 +71,11 @@ class TestFilter:
         assert [r["ID"] for r in rows] == [target["ID"]]
 
     def test_int64_and_boolean_logic(self, api: Api) -> None:
-        all_rows = results(api.get("101/crm/Accounts", **{"$filter": "Timestamp gt 0L"}))
+        # Timestamp is a field of the sync resource only (the reference has none on crm/Accounts).
+        all_rows = results(api.get("101/sync/CRM/Accounts", **{"$filter": "Timestamp gt 0L"}))
         pivot = sorted(r["Timestamp"] for r in all_rows)[10]
         expr = f"Timestamp le {pivot}L and not (IsSupplier eq true) or Name eq 'none'"
-        rows = results(api.get("101/crm/Accounts", **{"$filter": expr}))
+        rows = results(api.get("101/sync/CRM/Accounts", **{"$filter": expr}))
         expected = {r["ID"] for r in all_rows if r["Timestamp"] <= pivot and not r["IsSupplier"]}
         assert {r["ID"] for r in rows} == expected
 

@@ -43,15 +43,17 @@ class TestSilentDrops:
         assert account["Email"] is not None
         assert after["Email"] is None
 
-    def test_purchase_order_quantity_reads_back_as_quantity_ordered(self, api: Api) -> None:
+    def test_purchase_order_lines_read_quantity_back_as_quantity_ordered(self, api: Api) -> None:
+        # Gotcha 5 (the reference lists `Quantity`; the field document reports what production returns).
         supplier = first(api, "101/crm/Accounts", "IsSupplier eq true")["ID"]
         body = {"Supplier": supplier, "Currency": "EUR", "PurchaseOrderLines": [{"Quantity": 7, "UnitPrice": 2.5}]}
         response = api.post("101/purchaseorder/PurchaseOrders", body)
         assert response.status_code == 201
         line = response.json()["d"]["PurchaseOrderLines"]["results"][0]
-        assert line["QuantityOrdered"] == 7
+        assert (line["QuantityOrdered"], line["AmountDC"]) == (7, 17.5)
         assert "Quantity" not in line
         assert response.json()["d"]["SupplierCode"].strip()
+        assert response.json()["d"]["AmountDC"] == 17.5
 
     def test_item_takes_a_guid_not_a_code(self, api: Api) -> None:
         response = api.post("101/salesinvoice/SalesInvoices", {"SalesInvoiceLines": [{"Item": "ITEM-001"}]})

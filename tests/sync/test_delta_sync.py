@@ -16,15 +16,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from delivery import outbox as delivery
 from delivery.changes import ChangeRecord
 from delivery.models import MirrorRecord
-from exact import normalize_record
+from exact import CATALOGUE, normalize_record
 from runtime.db import session_scope
 from runtime.settings import Settings
 from sandbox.config import SandboxConfig
 from subscriptions.models import Subscription
 from sync.coalesce import Batch, Lane
 from sync.context import WorkerContext
+from sync.reading import Reading
 from sync.tasks import fan_out
-from sync.topics import spec_of
 from tests.conftest import ServerThread
 from tests.pipeline import fresh_db
 from tests.pipeline.connected import connect_to
@@ -62,19 +62,28 @@ def _calls(ctx: WorkerContext, division: int) -> int:
     return int(_control(ctx, "GET", "calls", params={"division": str(division)}).json()["total"])
 
 
+def _reading(topic: str) -> Reading:
+    return Reading.of(CATALOGUE.require(topic))
+
+
 def _sandbox(ctx: WorkerContext, division: int, topic: str) -> dict[str, dict[str, Any]]:
-    spec = spec_of(topic)
-    assert spec is not None
-    rows = _control(ctx, "GET", f"records/{division}/{spec.path}").json()["records"]
-    return {r["ID"].lower(): {f: normalize_record(r).get(f) for f in spec.fields} for r in rows}
+    """The sandbox's records in the fields a record of the topic holds (what the sync resource serves too)."""
+    reading = _reading(topic)
+    rows = _control(ctx, "GET", f"records/{division}/{reading.entity.path}").json()["records"]
+    return {str(r[reading.entity.key]).lower(): _fields(normalize_record(r), reading) for r in rows}
+
+
+def _fields(record: dict[str, Any], reading: Reading) -> dict[str, Any]:
+    return {f: record.get(f) for f in reading.header}
 
 
 def _mirror(ctx: WorkerContext, division: int, topic: str) -> dict[str, dict[str, Any]]:
+    reading = _reading(topic)
     with ctx.sessions() as session:
         rows = session.scalars(
             select(MirrorRecord).where(MirrorRecord.division == division, MirrorRecord.topic == topic)
         )
-        return {r.key: r.record for r in rows if not r.deleted and r.record is not None}
+        return {r.key: _fields(r.record, reading) for r in rows if not r.deleted and r.record is not None}
 
 
 def _tombstones(ctx: WorkerContext, division: int, topic: str) -> set[str]:
@@ -148,25 +157,19 @@ def test_a_flush_walks_once_and_skips_what_it_already_has(ctx: WorkerContext, co
 
 
 def test_a_flush_without_sync_endpoint_fetches_by_key(ctx: WorkerContext, connection_id: int) -> None:
-    lane = Lane(connection_id, 202, "PurchaseOrders")
+    lane = Lane(connection_id, 202, "Opportunities")
     made = [
-        _control(
-            ctx, "POST", "records/202/purchaseorder/PurchaseOrders", json={"Description": f"po{n}", "Currency": "EUR"}
-        )
-        .json()["record"]["ID"]
-        .lower()
-        for n in range(3)
+        k.lower() for k in _control(ctx, "POST", "records/202/crm/Opportunities/bulk", json={"count": 3}).json()["ids"]
     ]
-    _control(ctx, "DELETE", f"records/202/purchaseorder/PurchaseOrders/{made[0]}")
+    _control(ctx, "DELETE", f"records/202/crm/Opportunities/{made[0]}")
     before = _calls(ctx, 202)
     batch = Batch(updates={k: 1 for k in made[1:]}, deletes={made[0]: 2})
     assert ctx.lane_sync(lane).flush(batch) == 3
-    assert _calls(ctx, 202) - before == 2  # one keyed batch, one sync/Deleted
-    want = {k: v for k, v in _sandbox(ctx, 202, "PurchaseOrders").items() if k in made}
-    assert _mirror(ctx, 202, "PurchaseOrders") == want
-    assert _tombstones(ctx, 202, "PurchaseOrders") == {made[0]}
-    # The delta sync reads the same tombstone from sync/Deleted: same version, so nothing new for the sinks.
-    assert ctx.cursors.get(connection_id, 202, "PurchaseOrders").deleted_timestamp > 0
+    assert _calls(ctx, 202) - before == 1  # one keyed batch; no sync/Deleted for a topic without an EntityType
+    want = {k: v for k, v in _sandbox(ctx, 202, "Opportunities").items() if k in made}
+    assert _mirror(ctx, 202, "Opportunities") == want
+    # The Delete event is the tombstone, at the event's time.
+    assert _tombstones(ctx, 202, "Opportunities") == {made[0]}
 
 
 def test_a_division_move_makes_the_next_delta_sync_a_full_resync(ctx: WorkerContext, connection_id: int) -> None:

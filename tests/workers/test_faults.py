@@ -16,7 +16,9 @@ def test_with_webhooks_lost_the_delta_sync_alone_levels_the_mirror(pipeline: Pip
         pipeline.control("POST", f"records/{division}/crm/Accounts/bulk", json={"count": 20})
         key = pipeline.control("GET", f"records/{division}/crm/Accounts").json()["records"][0]["ID"]
         pipeline.control("DELETE", f"records/{division}/crm/Accounts/{key}")
-        pipeline.control("POST", f"records/{division}/purchaseorder/PurchaseOrders", json={"Description": "po"})
+        item = pipeline.control("GET", f"records/{division}/logistics/Items").json()["records"][0]["ID"]
+        order = {"Description": "po", "PurchaseOrderLines": [{"Item": item, "Quantity": 1}]}  # a document has lines
+        pipeline.control("POST", f"records/{division}/purchaseorder/PurchaseOrders", json=order)
     pipeline.start_worker(beat=True)
     pairs = [(d, t) for d in (101, 202) for t in ("Accounts", "PurchaseOrders")]
     pipeline.await_level(pairs, timeout=120)
