@@ -21,6 +21,7 @@ COPY receiver receiver
 COPY workers workers
 COPY ops ops
 COPY sandbox sandbox
+COPY schema schema
 COPY cli cli
 RUN pip install --no-deps . && rm -rf build *.egg-info
 # A numeric user, so an orchestrator's "must not run as root" check can verify it.

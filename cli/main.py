@@ -42,6 +42,7 @@ def _mount() -> None:
     from ops.cli import demo, status
     from receiver.cli import receiver
     from sandbox.cli import sandbox
+    from schema.cli import app as schema_app
     from subscriptions.cli import app as subscriptions_app
     from sync.cli import sync
     from workers.cli import beat, worker
@@ -53,6 +54,7 @@ def _mount() -> None:
     app.command("receiver")(receiver)
     app.add_typer(subscriptions_app, name="subscriptions")
     app.command("topics")(topics)
+    app.add_typer(schema_app, name="schema")
     app.command("sync")(sync)
     app.command("worker")(worker)
     app.command("beat")(beat)

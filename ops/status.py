@@ -2,7 +2,8 @@
 
 Connections (token expiry, needs consent), divisions, subscriptions (last webhook, silent ones, sync-only lanes, a
 topic the catalogue does not support), webhooks received for unknown topics, queue depth, the call budget per
-division, dead letters, the delta-sync cursors with their lag, and commands by state.
+division, dead letters, the delta-sync cursors with their lag, commands by state, and the schema guard: each field
+the code reads that the last production snapshot of a connection no longer returns.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from runtime.crypto import InvalidKey, TokenCipher
 from runtime.dates import iso_utc
 from runtime.db import stored_utc
 from runtime.settings import Settings
+from schema.guard import status_lines, status_section
 from subscriptions.models import Subscription, SubscriptionState
 from subscriptions.silence import is_silent, last_webhook, last_webhooks
 from sync.cursors import LaneCursor
@@ -52,11 +54,14 @@ class Status:
     commands: dict[str, int] = field(default_factory=dict)
     # Unknown commands, and those running past the task's time limit (stuck: the sweeper settles them), newest first.
     commands_to_check: list[dict[str, Any]] = field(default_factory=list)
+    # The schema guard: connections with a kept production snapshot, and the read fields their newest one lacks.
+    schema: dict[str, Any] = field(default_factory=lambda: {"recorded": [], "missing_fields": []})
 
     @property
     def needs_attention(self) -> bool:
         """A connection needs consent, a subscription is silent or failed or of a topic the catalogue does not
-        support, a dead letter waits, or a command's outcome is unknown (someone must look in Exact)."""
+        support, a dead letter waits, a command's outcome is unknown (someone must look in Exact), or production no
+        longer returns a field the code reads."""
         return (
             any(c["needs_consent"] or c["attention"] for c in self.connections)
             or any(s["silent"] or s["attention"] or s["state"] == SubscriptionState.FAILED for s in self.subscriptions)
@@ -64,6 +69,7 @@ class Status:
             or bool(self.dead_letters.get("stopped_targets"))
             or bool(self.commands.get(CommandState.UNKNOWN))
             or any(c["stuck"] for c in self.commands_to_check)
+            or bool(self.schema["missing_fields"])
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -85,6 +91,7 @@ def collect(settings: Settings, session: Session, client: redis.Redis, now: date
         cursors=_cursors(session, now),
         commands=_commands(session),
         commands_to_check=_commands_to_check(settings, session, now),
+        schema=status_section(session, CATALOGUE),
     )
 
 
@@ -265,6 +272,7 @@ def render(status: Status, console: Console) -> None:
     _render_cursors(status, console)
     _render_deliveries(status, console)
     _render_commands(status, console)
+    _render_schema(status, console)
 
 
 def _render_connections(status: Status, console: Console) -> None:
@@ -373,6 +381,11 @@ def _render_commands(status: Status, console: Console) -> None:
         if c["stuck"]:
             what = "[red]stuck running[/red] past the time limit: its worker died, the sweeper (beat) settles it"
         console.print(f"  {c['key']} ({c['entity']}, division {c['division']}{found}, since {c['since']}): {what}")
+
+
+def _render_schema(status: Status, console: Console) -> None:
+    for line in status_lines(status.schema):
+        console.print(line)
 
 
 def _budget(b: dict[str, Any]) -> str:

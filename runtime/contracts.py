@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TypedDict
 
 __all__ = [
+    "RECORD_SCHEMAS",
     "DELIVER",
     "DELIVERIES_QUEUE",
     "DELIVERY_TASKS",
@@ -49,6 +50,8 @@ RUN_COMMAND = "workers.run_command"
 SWEEP_COMMANDS = "workers.commands.sweep"
 # Subscriptions (subscriptions/tasks.py): the daily reconcile against Exact.
 RECONCILE = "subscriptions.reconcile"
+# Schema (schema/tasks.py): beat's recording of production's shapes, when SCHEMA_RECORD_HOURS is set.
+RECORD_SCHEMAS = "schema.record"
 
 # Under the settings' Redis prefix: a hash of (division, topic) → when the receiver last accepted a webhook for it,
 # written by the receiver's handoff and read to find silent subscriptions.

@@ -18,6 +18,7 @@ MODEL_MODULES = (
     "subscriptions.models",
     "delivery.models",
     "sync.cursors",
+    "schema.store",
 )
 
 

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     coalesce_window_seconds: float = 2.0
     delta_sync_minutes: float = 15.0
     silent_subscription_hours: float = 48.0
+    # Beat records one division per connection every this many hours (schema guard); 0: off, since it costs calls.
+    schema_record_hours: float = 0.0
     default_topics: str = "Accounts,Contacts,Items,SalesInvoices"
     # JSON object, topic -> field names: narrows what is read of a topic (its `$select`); keys, versions and line
     # numbers are always read. Empty: every field. A topic or field the catalogue lacks stops the workers at start.

@@ -28,7 +28,8 @@ from sandbox.entities import Entity, by_path, by_sync_path
 from sandbox.errors import error_response
 from sandbox.guard import CallContext, guarded
 from sandbox.records import NotFoundError, WriteError
-from sandbox.shapes import Shaper
+from sandbox.schema_faults import NO_FAULTS, SchemaView
+from sandbox.shapes import Shaper, header_row_fields, line_row_fields
 
 if TYPE_CHECKING:
     from sandbox.state import SandboxState
@@ -136,10 +137,12 @@ def _collection(
     shape: Shape,
     *,
     size: int | None = None,
+    view: SchemaView = NO_FAULTS,
 ) -> Response:
     params = dict(request.query_params)
     try:
-        options = odata.parse_options(params, fields)
+        # Options name the fields as served: a schema fault's dropped or old name is an unknown field.
+        options = view.options(odata.parse_options(params, view.served(fields)))
         chunk, token = odata.page(rows, options, key_field=key_field, size=size or state.config.page_size)
     except odata.FilterError as exc:
         return error_response(400, str(exc))
@@ -164,10 +167,24 @@ async def _list(state: SandboxState, entity: Entity, request: Request, ctx: Call
     if entity.mandatory_filter and "$filter" not in request.query_params:
         return error_response(400, _MANDATORY)
     assert ctx.division is not None
-    shaper, expand = Shaper(state.store, ctx.division, _base(request)), _expand(request)
+    shaper, expand = Shaper(state.store, ctx.division, _base(request), state.faults.schema), _expand(request)
+    view = state.faults.schema.view(entity.path, ctx.division)
+    if view.rows == "lines":
+        with state.store.lock:
+            lines = documents.sync_rows(state.store, ctx.division, entity)
+        fields = line_row_fields(entity)
+        return _collection(
+            state, request, lines, fields, "ID", lambda r, sel: shaper.line_row(entity, r, sel), view=view
+        )
     rows = state.store.rows(ctx.division, entity)
     return _collection(
-        state, request, rows, entity.fields, entity.key, lambda row, sel: shaper.record(entity, row, sel, expand)
+        state,
+        request,
+        rows,
+        entity.fields,
+        entity.key,
+        lambda row, sel: shaper.record(entity, row, sel, expand),
+        view=view,
     )
 
 
@@ -192,7 +209,7 @@ async def _create(state: SandboxState, entity: Entity, request: Request, ctx: Ca
         row = state.store.create(ctx.division, entity, body)
     except WriteError as exc:
         return error_response(400, str(exc))
-    shaper = Shaper(state.store, ctx.division, _base(request))
+    shaper = Shaper(state.store, ctx.division, _base(request), state.faults.schema)
     expand = (entity.lines,) if entity.lines else ()
     return JSONResponse({"d": shaper.record(entity, row, None, expand)}, status_code=201)
 
@@ -201,14 +218,16 @@ async def _get(state: SandboxState, entity: Entity, request: Request, ctx: CallC
     if (denied := _forbidden(state, ctx)) is not None:
         return denied
     assert ctx.division is not None
+    view = state.faults.schema.view(entity.path, ctx.division)
     try:
         row = state.store.get(ctx.division, entity, key)
-        select = odata.parse_options({"$select": request.query_params.get("$select", "")}, entity.fields).select
+        selected = {"$select": request.query_params.get("$select", "")}
+        select = view.options(odata.parse_options(selected, view.served(entity.fields))).select
     except (NotFoundError, WriteError):
         return error_response(404, "Not found")
     except odata.FilterError as exc:
         return error_response(400, str(exc))
-    shaper = Shaper(state.store, ctx.division, _base(request))
+    shaper = Shaper(state.store, ctx.division, _base(request), state.faults.schema)
     return JSONResponse({"d": shaper.record(entity, row, select, _expand(request))})
 
 
@@ -252,17 +271,22 @@ async def _sync(state: SandboxState, entity: Entity, request: Request, ctx: Call
         return denied
     assert ctx.division is not None
     store, division = state.store, ctx.division
+    view = state.faults.schema.view(entity.sync_path or entity.path, division)
+    # A `rows: headers` schema fault: the line-row resource answers its documents' rows instead.
+    line_rows = entity.line_rows and view.rows != "headers"
     with store.lock:
-        rows = documents.sync_rows(store, division, entity) if entity.line_rows else store.rows(division, entity)
-    shaper = Shaper(store, division, _base(request))
+        rows = documents.sync_rows(store, division, entity) if line_rows else store.rows(division, entity)
+    fields = entity.sync_fields if line_rows or not entity.line_rows else header_row_fields(entity)
+    shaper = Shaper(store, division, _base(request), state.faults.schema)
     return _collection(
         state,
         request,
         rows,
-        entity.sync_fields,
+        fields,
         "Timestamp",
-        lambda row, sel: shaper.sync_record(entity, row, sel),
+        lambda row, sel: shaper.sync_record(entity, row, fields if sel is None else sel),
         size=state.config.sync_page_size,
+        view=view,
     )
 
 

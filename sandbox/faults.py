@@ -1,21 +1,29 @@
-"""Injected faults: N failures with 500, slow answers, timeouts, forced 429s, foreign links, per endpoint or for all.
+"""Injected faults: N failures with 500, slow answers, timeouts, forced 429s, foreign links, per endpoint or for all;
+and schema faults, which change the shape of a resource's answers until cleared.
 
 Control API:
     POST   /_sandbox/faults   {"kind": "error"|"slow"|"timeout"|"429"|"next", "endpoint": "crm/Contacts"|"*",
                                "division": 101?, "count": N, "delay": S, "status": 500, "window_seconds": S,
                                "url": "http://…"}
-    GET    /_sandbox/faults   the faults still armed and how many fired
-    DELETE /_sandbox/faults   disarm all
+    POST   /_sandbox/faults   {"kind": "schema", "path": "crm/Accounts"|"sync/CRM/Accounts", "division": 101?,
+                               "drop": "Email"|["Email", …], "rename": {"Email": "EMail"},
+                               "date_format": {"Modified": "iso"}, "rows": "headers"|"lines"}
+    GET    /_sandbox/faults   the faults still armed (schema faults too) and how many fired
+    DELETE /_sandbox/faults   disarm all, schema faults included
 Kinds: `error` answers `status` (500) with Exact's error body; `slow` waits `delay` real seconds, then the call runs
 normally (a client that gave up still caused the write); `timeout` waits `delay` real seconds and answers 504 without
 running the call; `429` answers Too Many Requests with only the minutely headers, reset `window_seconds` from now
 (default: the next whole window of the sandbox clock); `next` answers a page with no records whose `__next` is `url`
 (a link off the sandbox's host). Faults fire before authentication and rate limits.
+A `schema` fault is no count of calls: it holds until DELETE. It drops or renames fields, serves dates as ISO 8601,
+or changes the row shape of one resource path (service or sync), optionally of one division; a fault that does not
+fit its resource (no such path or field, a shape it cannot take) is a 400. See `schema_faults`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
@@ -28,6 +36,7 @@ from starlette.routing import BaseRoute, Route
 from sandbox.clock import SandboxClock
 from sandbox.config import SandboxConfig
 from sandbox.errors import error_response
+from sandbox.schema_faults import SchemaFaultBody, SchemaFaults
 
 __all__ = ["Fault", "FaultKind", "Faults", "routes"]
 
@@ -73,12 +82,14 @@ class Faults:
     clock: SandboxClock = field(default_factory=SandboxClock)
     active: list[Fault] = field(default_factory=list)
     fired: int = 0
+    schema: SchemaFaults = field(default_factory=SchemaFaults)
 
     def add(self, fault: Fault) -> None:
         self.active.append(fault)
 
     def clear(self) -> None:
         self.active.clear()
+        self.schema.clear()
 
     async def intercept(self, endpoint: str, division: int | None) -> Response | None:
         """A faulty answer for this call, or None to let it run (after a delay, for `slow`)."""
@@ -115,7 +126,8 @@ class Faults:
         }
 
     def snapshot(self) -> dict[str, object]:
-        return {"faults": [vars(f) for f in self.active if f.remaining > 0], "fired": self.fired}
+        counted = [vars(f) for f in self.active if f.remaining > 0]
+        return {"faults": [*counted, *self.schema.snapshot()], "fired": self.fired}
 
 
 class _FaultBody(BaseModel):
@@ -137,10 +149,23 @@ class _FaultBody(BaseModel):
         return self
 
 
+def _kind(raw: bytes) -> object:
+    """The `kind` a body names, before it is validated (a schema fault has a body of its own)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data.get("kind") if isinstance(data, dict) else None
+
+
 def routes(faults: Faults) -> list[BaseRoute]:
     async def inject(request: Request) -> Response:
+        raw = await request.body()
         try:
-            body = _FaultBody.model_validate_json(await request.body())
+            if _kind(raw) == "schema":
+                faults.schema.add(SchemaFaultBody.model_validate_json(raw).fault())
+                return JSONResponse(faults.snapshot(), status_code=201)
+            body = _FaultBody.model_validate_json(raw)
         except ValidationError as exc:
             return JSONResponse({"error": exc.errors(include_url=False, include_context=False)}, status_code=400)
         fault = Fault(

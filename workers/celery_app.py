@@ -1,4 +1,5 @@
-"""The workers' Celery app: the broker's configuration, every task module, the beat schedule, JSON logs.
+"""The workers' Celery app: the broker's configuration, every task module, the beat schedule, JSON logs, and the
+schema guard's warning at start.
 
 `celery -A workers.celery_app worker` uses the module-level `app`, built from the environment.
 """
@@ -8,9 +9,11 @@ from __future__ import annotations
 from celery import Celery, signals
 
 from delivery.sinks.urls import url_secrets
+from exact import CATALOGUE
 from runtime.broker import broker_app
 from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
+from schema.guard import warn_at_start
 from workers.schedule import beat_schedule
 
 __all__ = ["app", "make_celery"]
@@ -23,7 +26,7 @@ def make_celery(settings: Settings, *, include: tuple[str, ...] = ()) -> Celery:
     return celery
 
 
-TASK_MODULES = ("sync.tasks", "delivery.tasks", "commands.tasks", "subscriptions.tasks")
+TASK_MODULES = ("sync.tasks", "delivery.tasks", "commands.tasks", "subscriptions.tasks", "schema.tasks")
 app = make_celery(get_settings(), include=TASK_MODULES)
 
 
@@ -33,3 +36,9 @@ def _json_logs(**_: object) -> None:
     settings = get_settings()
     # PUSH_URL's credentials too: httpx or a plugin may quote the URL where no masking reaches.
     configure_logging(settings.log_level, secrets=[*settings.secret_values(), *url_secrets(settings.push_url)])
+
+
+@signals.worker_ready.connect  # type: ignore[untyped-decorator]
+def _schema_guard(**_: object) -> None:
+    """A worker starting warns of each field the code reads that the last production snapshot lacks (gotcha 14)."""
+    warn_at_start(get_settings(), CATALOGUE)

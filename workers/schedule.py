@@ -1,4 +1,5 @@
-"""The whole Celery beat schedule: delta sync, token keep-alive, subscription reconcile, sweepers, pruning."""
+"""The whole Celery beat schedule: delta sync, token keep-alive, subscription reconcile, sweepers, pruning, and the
+schema recording when `SCHEMA_RECORD_HOURS` is set."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from runtime.contracts import (
     KEEP_ALIVE,
     PRUNE_DELIVERIES,
     RECONCILE,
+    RECORD_SCHEMAS,
     SWEEP_COMMANDS,
     SWEEP_DELIVERIES,
 )
@@ -56,4 +58,18 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "options": {"queue": DELIVERIES_QUEUE, "expires": PRUNE_SECONDS},
         },
         "commands-sweep": {"task": SWEEP_COMMANDS, "schedule": SWEEP_SECONDS},
+    } | _schema_record(settings)
+
+
+def _schema_record(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Off unless `SCHEMA_RECORD_HOURS` > 0: each recording spends one call per resource of a division's budget."""
+    if settings.schema_record_hours <= 0:
+        return {}
+    interval = settings.schema_record_hours * 3600
+    return {
+        RECORD_SCHEMAS: {
+            "task": RECORD_SCHEMAS,
+            "schedule": interval,
+            "options": {"queue": EVENTS_QUEUE, "expires": interval},
+        }
     }

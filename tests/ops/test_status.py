@@ -24,6 +24,7 @@ from runtime.contracts import LAST_WEBHOOK_KEY
 from runtime.crypto import TokenCipher
 from runtime.db import session_scope
 from runtime.settings import Settings, get_settings
+from sandbox.config import SandboxConfig
 from subscriptions.models import Subscription
 from sync.cursors import CursorStore
 from tests.conftest import ServerThread
@@ -262,3 +263,59 @@ def test_a_lane_is_sync_only_an_unsupported_pair_needs_attention_and_unknown_top
     assert "Webhooks for unknown topics" in table
     assert "PayrollRuns 5" in table
     assert "sync only" in table
+
+
+# A recording is 49 calls: two of them without waiting for the next minute (the sandbox is given the same budget).
+FAST_MINUTE_LIMIT = 1000
+
+
+def _record_production(settings: Settings, sessions: sessionmaker[Session], connection_id: int) -> None:
+    """`schema record` through the connection, kept as its production snapshot."""
+    from exact import CATALOGUE
+    from schema import record
+    from schema.store import save_snapshot
+
+    fast = settings.model_copy(update={"rate_limit_per_minute": FAST_MINUTE_LIMIT})
+    snapshot = record(client_from_settings(fast, sessions, connection_id), 101, CATALOGUE)
+    save_snapshot(sessions, connection_id, 101, snapshot)
+
+
+def test_no_schema_snapshot_is_said_plainly_and_needs_no_attention(sandboxed: Settings) -> None:
+    connect_to(sandboxed)
+    report = _status(sandboxed)
+    assert report["schema"] == {"recorded": [], "missing_fields": []}
+    assert report["needs_attention"] is False
+    get_settings.cache_clear()
+    table = runner.invoke(app, ["status"], env=sandboxed.child_environment(os.environ)).output
+    assert "no production snapshot recorded" in table
+    assert "Needs attention" not in table
+
+
+@pytest.mark.parametrize("sandbox_config", [SandboxConfig(minute_limit=FAST_MINUTE_LIMIT)])
+def test_a_field_production_dropped_needs_attention_and_without_the_drop_nothing_does(
+    sandboxed: Settings, session_factory: sessionmaker[Session], sandbox_http: httpx.Client
+) -> None:
+    connection_id = connect_to(sandboxed)
+    _record_production(sandboxed, session_factory, connection_id)
+    report = _status(sandboxed)
+    assert report["schema"] == {"recorded": [connection_id], "missing_fields": []}
+    assert report["needs_attention"] is False
+
+    armed = sandbox_http.post("/_sandbox/faults", json={"kind": "schema", "path": "crm/Accounts", "drop": "Email"})
+    assert armed.status_code == 201, armed.text
+    _record_production(sandboxed, session_factory, connection_id)
+    report = _status(sandboxed)
+    [missing] = report["schema"]["missing_fields"]  # type: ignore[index]
+    assert (missing["connection"], missing["division"], missing["resource"], missing["field"]) == (
+        connection_id,
+        101,
+        "crm/Accounts",
+        "Email",
+    )
+    assert "TOPIC_FIELDS" in missing["attention"]
+    assert report["needs_attention"] is True
+    get_settings.cache_clear()
+    output = runner.invoke(app, ["status"], env=sandboxed.child_environment(os.environ)).output
+    table = " ".join(output.split())  # rich wraps the long line
+    assert "Needs attention" in table
+    assert "crm/Accounts field Email" in table

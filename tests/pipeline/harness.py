@@ -108,7 +108,7 @@ class Pipeline:
             if not diffs:
                 return
             assert time.monotonic() < deadline, f"not level after {timeout}s: {diffs}"
-            time.sleep(1.0)
+            time.sleep(0.3)
 
 
 @pytest.fixture
