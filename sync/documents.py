@@ -4,9 +4,9 @@ The sync resource of an invoice, order, quotation, goods delivery or transaction
 header's fields repeated. A record is the document: header fields from its newest row, `lines` ordered by
 LineNumber, keyed by the header key, versioned by the highest row Timestamp (or line deletion Timestamp).
 
-Only the rows of changed documents come back, so each lane keeps what it assembled (`DocumentState`) and merges:
-rows whose header `Modified` is newer than the stored one replace the lines (Exact re-stamps every row of a changed
-document, so all of them come in the same walk; its later pages add to them), otherwise they merge by line ID.
+Only the rows of changed documents come back, so each lane keeps what it assembled (`DocumentState`): the rows of a
+document met in a walk replace its lines (Exact re-stamps every row of a changed document, so all of them come in
+the same walk; its later pages add to them).
 A document whose rows may go on over the next page (it has a row at the page's last Timestamp) is held back until
 that page, so each push and mirror version is a whole document; the cursor then stops short of its rows, so a crash
 re-reads them. Deletions: the header's EntityType is a tombstone; a line's EntityType removes the line, and a
@@ -90,8 +90,11 @@ class Documents:
         top = int(newest["Timestamp"])
         if doc is None:
             doc = _Doc(key, 0, modified, {}, {})
-        elif modified > doc.modified_ms and key not in self.renewed:
-            doc.lines = {}  # a newer document: its rows (all of them come in this walk) replace what was kept
+        elif key not in self.renewed:
+            # Exact re-stamps every row of a changed document, so the rows a walk meets are all its lines: they
+            # replace what was kept (a line deleted without an EntityType of its own is gone). A line row's
+            # `Modified` is the line's, so it cannot tell a newer document from an older one.
+            doc.lines = {}
         self.renewed.add(key)
         if top >= doc.version or not doc.header:
             doc.header = {f: newest.get(f) for f in self.reading.header}

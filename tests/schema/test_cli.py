@@ -78,8 +78,9 @@ def test_record_asks_first_and_spends_nothing_when_refused(
 ) -> None:
     sandbox_http.post("/_sandbox/calls/reset")
     out = tmp_path / "production.json"
-    result = runner.invoke(app, ["record", "--out", str(out)], input="n\n")
-    assert result.exit_code == 1
+    args = ["record", "--out", str(out), "--connection", str(connected.connection_id)]
+    result = runner.invoke(app, args, input="n\n")
+    assert result.exit_code == 1, result.output
     assert f"{calls_needed(CATALOGUE)} calls" in result.output
     assert not out.exists()
     assert sandbox_http.get("/_sandbox/calls").json()["total"] == 0

@@ -102,7 +102,7 @@ def test_a_document_split_over_two_pages_is_emitted_whole_once(
     assert whole.version == 30
 
 
-def test_a_newer_document_replaces_its_lines_an_equal_one_merges(
+def test_a_walk_replaces_a_documents_lines_and_its_later_pages_add_to_them(
     session_factory: sessionmaker[Session], lane: Lane
 ) -> None:
     [order], lines = _ids(1), _ids(3)
@@ -116,12 +116,13 @@ def test_a_newer_document_replaces_its_lines_an_equal_one_merges(
     [change] = _finish(session_factory, docs)
     assert _lines(change) == [(1, "line 1"), (3, "edited")]
     assert change.version == 50
-    # Rows of the same header Modified merge by line ID (a page of one walk, or a re-read after a crash).
+    # A walk whose pages split the document: the later page's rows add to the earlier page's.
     docs = Documents(lane, ORDERS)
-    _page(session_factory, docs, [_row(order, lines[2], 3, 51, 200, Description="again")], 51)
+    _page(session_factory, docs, [_row(order, lines[0], 1, 51, 300)], 51)
+    _page(session_factory, docs, [_row(order, lines[2], 3, 52, 300, Description="again")], 52)
     [change] = _finish(session_factory, docs)
     assert _lines(change) == [(1, "line 1"), (3, "again")]
-    assert change.version == 51
+    assert change.version == 52
 
 
 def _deleted(sessions: sessionmaker[Session], docs: Documents, *rows: tuple[int, str, int]) -> dict[str, ChangeRecord]:
