@@ -20,12 +20,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from commands.models import CommandRecord
+from connections.models import Connection, Division
 from delivery.models import Delivery, MirrorRecord
 from exact import CATALOGUE
 from ops.levels import control_path, sandbox_view, view
 from receiver.app import create_app
 from runtime.contracts import DELIVERIES_QUEUE, EVENTS_QUEUE
 from runtime.settings import Settings
+from schema.store import SchemaSnapshot
 from subscriptions.models import Subscription
 from subscriptions.service import SubscriptionService
 from sync.cursors import DocumentState, LaneCursor
@@ -145,9 +147,12 @@ def running_pipeline(
 ) -> Iterator[Pipeline]:
     """The pipeline around `sandbox`: a receiver, a push target, a connection, and workers started on demand."""
     # Each test has a fresh sandbox; the run shares one database, so the worker tables start empty (commands too:
-    # beat's sweeper would run another test's leftovers against this sandbox).
+    # beat's sweeper would run another test's leftovers against this sandbox), and so do the connections: a command
+    # runs on the newest connection reaching its division, and an earlier test's (another sandbox user's, so not
+    # the row `connect_to` updates) holds tokens a dead sandbox issued.
     with session_factory() as session, session.begin():
-        for table in (MirrorRecord, Delivery, LaneCursor, DocumentState, Subscription, CommandRecord):
+        tables = (MirrorRecord, Delivery, LaneCursor, DocumentState, Subscription, CommandRecord, SchemaSnapshot)
+        for table in (*tables, Division, Connection):
             session.execute(delete(table))
     push = PushTarget()
     workers: list[subprocess.Popen[bytes]] = []
