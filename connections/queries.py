@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from connections.models import Connection, Division
 
-__all__ = ["connection_ids", "connection_reaching", "consented"]
+__all__ = ["NoSingleConnection", "connection_ids", "connection_reaching", "consented", "the_connection"]
 
 
 def consented() -> ColumnElement[bool]:
@@ -20,6 +20,23 @@ def connection_ids(session: Session, *, consented_only: bool = False) -> list[in
     if consented_only:
         query = query.where(consented())
     return list(session.scalars(query))
+
+
+class NoSingleConnection(ValueError):
+    """A command line named no connection and there is not exactly one, or named one that does not exist."""
+
+
+def the_connection(session: Session, given: int | None, *, consented_only: bool = False, why: str = "") -> int:
+    """`given` when it exists, else the only connection: what every `--connection` option means."""
+    ids = connection_ids(session, consented_only=consented_only)
+    if given is None:
+        if len(ids) != 1:
+            raise NoSingleConnection(f"{len(ids)} connections{why}; name one with --connection")
+        return ids[0]
+    if given not in ids:
+        kind = "usable connection" if consented_only else "connection"
+        raise NoSingleConnection(f"no {kind} {given}; run `exact-pipeline connect`")
+    return given
 
 
 def connection_reaching(session: Session, division: int) -> int | None:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from connections.factory import client_from_settings
 from connections.models import Connection
-from connections.queries import connection_ids
+from connections.queries import NoSingleConnection, the_connection
 from exact import CATALOGUE, ExactError
 from runtime.db import make_engine, make_session_factory
 from runtime.settings import Settings, get_settings
@@ -83,15 +83,10 @@ def _connection(settings: Settings, given: int | None, division: int | None) -> 
     settings.require("exact_client_id", "exact_client_secret", "token_encryption_key")
     sessions = make_session_factory(make_engine(settings.database_url))
     with sessions() as session:
-        ids = connection_ids(session, consented_only=True)
-        if given is None:
-            if len(ids) != 1:
-                raise typer.BadParameter(
-                    f"{len(ids)} connections; name one with --connection", param_hint="--connection"
-                )
-            given = ids[0]
-        elif given not in ids:
-            raise typer.BadParameter(f"no usable connection {given}; run `exact-pipeline connect`")
+        try:
+            given = the_connection(session, given, consented_only=True)
+        except NoSingleConnection as exc:
+            raise typer.BadParameter(str(exc), param_hint="--connection") from exc
         current = session.scalar(select(Connection.current_division).where(Connection.id == given))
     code = division if division is not None else current
     if code is None:

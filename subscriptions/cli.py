@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from connections.factory import client_from_settings
-from connections.queries import connection_ids
+from connections.queries import NoSingleConnection, connection_ids, the_connection
 from exact import CATALOGUE, UnsupportedTopic
 from runtime.db import make_engine, make_session_factory
 from runtime.redis import sync_client
@@ -42,15 +42,10 @@ def _service(connection_id: int | None) -> SubscriptionService:
     settings.require("exact_client_id", "exact_client_secret", "token_encryption_key")
     sessions = make_session_factory(make_engine(settings.database_url))
     with sessions() as session:
-        ids = connection_ids(session)
-    if connection_id is None:
-        if len(ids) != 1:
-            raise typer.BadParameter(
-                f"{len(ids)} connections exist; name one with --connection", param_hint="--connection"
-            )
-        connection_id = ids[0]
-    elif connection_id not in ids:
-        raise typer.BadParameter(f"no connection {connection_id}; run `exact-pipeline connect`")
+        try:
+            connection_id = the_connection(session, connection_id, why=" exist")
+        except NoSingleConnection as exc:
+            raise typer.BadParameter(str(exc), param_hint="--connection") from exc
     client = client_from_settings(settings, sessions, connection_id)
     return SubscriptionService(settings, sessions, client, connection_id, sync_client(settings.redis_url))
 

@@ -16,9 +16,8 @@ import uuid
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from sqlalchemy import select
 
-from connections.models import Connection
+from connections.queries import NoSingleConnection, the_connection
 from exact import CATALOGUE, ExactError, UnsupportedTopic
 from runtime.settings import get_settings
 from sync.coalesce import Lane
@@ -55,12 +54,12 @@ def resolve_connection(ctx: WorkerContext, division: int, topic: str, given: int
     if found is not None:
         return found
     with ctx.sessions() as session:
-        ids = list(session.scalars(select(Connection.id).where(Connection.needs_consent.is_(False))))
-    if len(ids) != 1:
-        raise typer.BadParameter(
-            f"{len(ids)} connections and no subscription for {division}/{topic}: pass --connection"
-        )
-    return ids[0]
+        try:
+            return the_connection(
+                session, None, consented_only=True, why=f" and no subscription for {division}/{topic}"
+            )
+        except NoSingleConnection as exc:
+            raise typer.BadParameter(str(exc), param_hint="--connection") from exc
 
 
 def sync(

@@ -3,6 +3,7 @@ what the sinks accept."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,11 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from delivery import outbox as delivery
 from delivery.changes import ChangeRecord
 from delivery.models import MirrorRecord
+from runtime.db import session_scope
 from runtime.settings import Settings
+from subscriptions.models import Subscription
 from sync.context import WorkerContext
 from tests.conftest import ServerThread
 
-__all__ = ["accepted_changes", "calls", "control", "make_ctx", "mirror", "tombstones"]
+__all__ = ["accepted_changes", "calls", "control", "make_ctx", "mirror", "subscribe", "tombstones"]
 
 
 def make_ctx(
@@ -45,6 +48,18 @@ def mirror(ctx: WorkerContext, division: int, topic: str) -> dict[str, dict[str,
             select(MirrorRecord).where(MirrorRecord.division == division, MirrorRecord.topic == topic)
         )
         return {r.key: r.record for r in rows if not r.deleted and r.record is not None}
+
+
+def subscribe(sessions: sessionmaker[Session], connection_id: int, division: int, topics: Sequence[str]) -> None:
+    """Active subscriptions for `topics`, as if registered: the lanes a delta cycle fans out to."""
+    with session_scope(sessions) as session:
+        for topic in topics:
+            callback = f"http://x/{uuid.uuid4()}"
+            session.add(
+                Subscription(
+                    connection_id=connection_id, division=division, topic=topic, callback_url=callback, state="active"
+                )
+            )
 
 
 def tombstones(ctx: WorkerContext, division: int, topic: str) -> set[str]:

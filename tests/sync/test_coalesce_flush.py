@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 import pytest
 import redis
 from sqlalchemy import select
@@ -23,6 +22,7 @@ from sync.tasks import LaneBusy, flush_lane
 from tests.conftest import ServerThread
 from tests.pipeline import fresh_db
 from tests.pipeline.connected import connect_to
+from tests.sync.lanes import control, make_ctx
 
 # A database of its own: every sandbox makes the same keys, so an earlier test's versions would shadow these.
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory
@@ -32,14 +32,7 @@ database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, 
 def ctx(
     settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session], redis_client: redis.Redis
 ) -> WorkerContext:
-    settings = settings.model_copy(update={"exact_base_url": sandbox.url, "sinks": "sql"})
-    return WorkerContext(settings, session_factory, redis_client)
-
-
-def _control(ctx: WorkerContext, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    response = httpx.request(method, f"{ctx.settings.exact_base_url}/_sandbox/{path}", timeout=30, **kwargs)
-    response.raise_for_status()
-    return response
+    return make_ctx(settings, sandbox, session_factory, redis_client)
 
 
 def _mirror(ctx: WorkerContext) -> dict[str, Any]:
@@ -51,9 +44,9 @@ def _mirror(ctx: WorkerContext) -> dict[str, Any]:
 
 
 def _changed_contacts(ctx: WorkerContext, lane: Lane, count: int) -> list[str]:
-    made = _control(ctx, "POST", "records/101/crm/Contacts/bulk", json={"count": count})
+    made = control(ctx, "POST", "records/101/crm/Contacts/bulk", json={"count": count})
     assert made.status_code == 201
-    keys = [r["ID"].lower() for r in _control(ctx, "GET", "records/101/crm/Contacts").json()["records"]]
+    keys = [r["ID"].lower() for r in control(ctx, "GET", "records/101/crm/Contacts").json()["records"]]
     for key in keys:
         assert ctx.coalescer.add(lane, key, "Update", 4_102_444_800_000) in ("schedule", "queued")
     return keys
@@ -80,7 +73,7 @@ def test_a_flush_that_dies_keeps_its_events_and_its_retry_finishes_the_job(
     monkeypatch.setattr(delivery, "accept", real_accept)
     # The redelivered message has the same task id: it gets the lock back and finds the events it had taken.
     assert flush_lane(ctx, lane, owner="task-1") == len(keys)
-    rows = _control(ctx, "GET", "records/101/crm/Contacts").json()["records"]
+    rows = control(ctx, "GET", "records/101/crm/Contacts").json()["records"]
     assert set(_mirror(ctx)) == {r["ID"].lower() for r in rows}
     assert all(_mirror(ctx)[r["ID"].lower()]["FirstName"] == normalize_record(r)["FirstName"] for r in rows)
     # Nothing left over for a later flush.

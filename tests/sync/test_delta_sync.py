@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 import pytest
 import redis
 from sqlalchemy import select
@@ -17,10 +15,8 @@ from delivery import outbox as delivery
 from delivery.changes import ChangeRecord
 from delivery.models import MirrorRecord
 from exact import CATALOGUE, normalize_record
-from runtime.db import session_scope
 from runtime.settings import Settings
 from sandbox.config import SandboxConfig
-from subscriptions.models import Subscription
 from sync.coalesce import Batch, Lane
 from sync.context import WorkerContext
 from sync.reading import Reading
@@ -28,6 +24,7 @@ from sync.tasks import fan_out
 from tests.conftest import ServerThread
 from tests.pipeline import fresh_db
 from tests.pipeline.connected import connect_to
+from tests.sync.lanes import calls, control, make_ctx, subscribe, tombstones
 
 PAGE = 100
 # A database of its own per test (see fresh_db).
@@ -43,23 +40,12 @@ def sandbox_config() -> SandboxConfig:
 def ctx(
     settings: Settings, sandbox: ServerThread, session_factory: sessionmaker[Session], redis_client: redis.Redis
 ) -> WorkerContext:
-    settings = settings.model_copy(update={"exact_base_url": sandbox.url, "sinks": "sql"})
-    return WorkerContext(settings, session_factory, redis_client)
+    return make_ctx(settings, sandbox, session_factory, redis_client)
 
 
 @pytest.fixture
 def connection_id(ctx: WorkerContext) -> int:
     return connect_to(ctx.settings)
-
-
-def _control(ctx: WorkerContext, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    response = httpx.request(method, f"{ctx.settings.exact_base_url}/_sandbox/{path}", timeout=30, **kwargs)
-    response.raise_for_status()
-    return response
-
-
-def _calls(ctx: WorkerContext, division: int) -> int:
-    return int(_control(ctx, "GET", "calls", params={"division": str(division)}).json()["total"])
 
 
 def _reading(topic: str) -> Reading:
@@ -69,7 +55,7 @@ def _reading(topic: str) -> Reading:
 def _sandbox(ctx: WorkerContext, division: int, topic: str) -> dict[str, dict[str, Any]]:
     """The sandbox's records in the fields a record of the topic holds (what the sync resource serves too)."""
     reading = _reading(topic)
-    rows = _control(ctx, "GET", f"records/{division}/{reading.entity.path}").json()["records"]
+    rows = control(ctx, "GET", f"records/{division}/{reading.entity.path}").json()["records"]
     return {str(r[reading.entity.key]).lower(): _fields(normalize_record(r), reading) for r in rows}
 
 
@@ -86,32 +72,25 @@ def _mirror(ctx: WorkerContext, division: int, topic: str) -> dict[str, dict[str
         return {r.key: _fields(r.record, reading) for r in rows if not r.deleted and r.record is not None}
 
 
-def _tombstones(ctx: WorkerContext, division: int, topic: str) -> set[str]:
-    with ctx.sessions() as session:
-        where = (MirrorRecord.division == division, MirrorRecord.topic == topic, MirrorRecord.deleted)
-        rows = session.scalars(select(MirrorRecord.key).where(*where))
-        return set(rows)
-
-
 def test_a_walk_levels_the_mirror_then_costs_one_call_a_read(ctx: WorkerContext, connection_id: int) -> None:
-    _control(ctx, "POST", "records/101/crm/Contacts/bulk", json={"count": 230})
+    control(ctx, "POST", "records/101/crm/Contacts/bulk", json={"count": 230})
     lane = Lane(connection_id, 101, "Contacts")
     want = _sandbox(ctx, 101, "Contacts")
-    before = _calls(ctx, 101)
+    before = calls(ctx, 101)
     assert ctx.lane_sync(lane).walk() == len(want)
     # Sync pages of 100 (shrunk from 1,000), plus one sync/Deleted call.
-    assert _calls(ctx, 101) - before == math.ceil(len(want) / PAGE) + 1
+    assert calls(ctx, 101) - before == math.ceil(len(want) / PAGE) + 1
     assert _mirror(ctx, 101, "Contacts") == want
     assert ctx.cursors.get(connection_id, 101, "Contacts").timestamp == max(r["Timestamp"] for r in want.values())
-    before = _calls(ctx, 101)
+    before = calls(ctx, 101)
     assert ctx.lane_sync(lane).walk() == 0
-    assert _calls(ctx, 101) - before == 2
+    assert calls(ctx, 101) - before == 2
 
 
 def test_the_cursor_never_passes_what_the_sinks_did_not_accept(
     ctx: WorkerContext, connection_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _control(ctx, "POST", "records/202/crm/Contacts/bulk", json={"count": 250})
+    control(ctx, "POST", "records/202/crm/Contacts/bulk", json={"count": 250})
     lane = Lane(connection_id, 202, "Contacts")
     real_accept, accepted = delivery.accept, list[list[int]]()
 
@@ -140,50 +119,40 @@ def test_a_flush_walks_once_and_skips_what_it_already_has(ctx: WorkerContext, co
     ctx.lane_sync(lane).walk()
     keys = list(_sandbox(ctx, 101, "Accounts"))[:3]
     for key in keys:
-        _control(ctx, "PUT", f"records/101/crm/Accounts/{key}", json={"Name": f"renamed {key[:4]}"})
+        control(ctx, "PUT", f"records/101/crm/Accounts/{key}", json={"Name": f"renamed {key[:4]}"})
     gone = keys[0]
-    _control(ctx, "DELETE", f"records/101/crm/Accounts/{gone}")
+    control(ctx, "DELETE", f"records/101/crm/Accounts/{gone}")
     events = {k: 4_102_444_800_000 for k in keys[1:]}  # "now" for the sandbox: after every fetched version
-    before = _calls(ctx, 101)
+    before = calls(ctx, 101)
     ctx.lane_sync(lane).flush(Batch(updates=dict(events), deletes={gone: 4_102_444_800_000}))
-    assert _calls(ctx, 101) - before == 2  # one sync walk, one sync/Deleted
+    assert calls(ctx, 101) - before == 2  # one sync walk, one sync/Deleted
     assert _mirror(ctx, 101, "Accounts") == _sandbox(ctx, 101, "Accounts")
-    assert gone in _tombstones(ctx, 101, "Accounts")
+    assert gone in tombstones(ctx, 101, "Accounts")
     # The same events again (Exact's duplicates): everything they point at was accepted after them.
     events = {k: 1_000 for k in keys[1:]}
-    before = _calls(ctx, 101)
+    before = calls(ctx, 101)
     assert ctx.lane_sync(lane).flush(Batch(updates=events, deletes={gone: 1_000})) == 0
-    assert _calls(ctx, 101) == before
+    assert calls(ctx, 101) == before
 
 
 def test_a_flush_without_sync_endpoint_fetches_by_key(ctx: WorkerContext, connection_id: int) -> None:
     lane = Lane(connection_id, 202, "Opportunities")
     made = [
-        k.lower() for k in _control(ctx, "POST", "records/202/crm/Opportunities/bulk", json={"count": 3}).json()["ids"]
+        k.lower() for k in control(ctx, "POST", "records/202/crm/Opportunities/bulk", json={"count": 3}).json()["ids"]
     ]
-    _control(ctx, "DELETE", f"records/202/crm/Opportunities/{made[0]}")
-    before = _calls(ctx, 202)
+    control(ctx, "DELETE", f"records/202/crm/Opportunities/{made[0]}")
+    before = calls(ctx, 202)
     batch = Batch(updates={k: 1 for k in made[1:]}, deletes={made[0]: 2})
     assert ctx.lane_sync(lane).flush(batch) == 3
-    assert _calls(ctx, 202) - before == 1  # one keyed batch; no sync/Deleted for a topic without an EntityType
+    assert calls(ctx, 202) - before == 1  # one keyed batch; no sync/Deleted for a topic without an EntityType
     want = {k: v for k, v in _sandbox(ctx, 202, "Opportunities").items() if k in made}
     assert _mirror(ctx, 202, "Opportunities") == want
     # The Delete event is the tombstone, at the event's time.
-    assert _tombstones(ctx, 202, "Opportunities") == {made[0]}
+    assert tombstones(ctx, 202, "Opportunities") == {made[0]}
 
 
 def test_a_division_move_makes_the_next_delta_sync_a_full_resync(ctx: WorkerContext, connection_id: int) -> None:
-    with session_scope(ctx.sessions) as session:
-        for topic in ("Contacts", "Items"):
-            session.add(
-                Subscription(
-                    connection_id=connection_id,
-                    division=101,
-                    topic=topic,
-                    callback_url=f"http://x/{uuid.uuid4()}",
-                    state="active",
-                )
-            )
+    subscribe(ctx.sessions, connection_id, 101, ("Contacts", "Items"))
     started: list[tuple[Lane, bool]] = []
 
     def start(lane: Lane, full: bool) -> None:
@@ -194,7 +163,7 @@ def test_a_division_move_makes_the_next_delta_sync_a_full_resync(ctx: WorkerCont
     assert sorted((lane.topic, full) for lane, full in started) == [("Contacts", False), ("Items", False)]
     for lane, _ in started:
         ctx.lane_sync(lane).walk()
-    _control(ctx, "POST", "divisions/101", json={"move": True})  # Exact regenerates every Timestamp
+    control(ctx, "POST", "divisions/101", json={"move": True})  # Exact regenerates every Timestamp
     started.clear()
     fan_out(ctx, start)
     assert sorted((lane.topic, full) for lane, full in started) == [("Contacts", True), ("Items", True)]

@@ -12,9 +12,7 @@ import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from exact import CATALOGUE
-from runtime.db import session_scope
 from runtime.settings import Settings
-from subscriptions.models import Subscription
 from sync.coalesce import Lane
 from sync.context import WorkerContext
 from sync.reading import InvalidTopicFields, Reading, topic_fields
@@ -22,7 +20,7 @@ from sync.tasks import fan_out, handle
 from tests.conftest import ServerThread
 from tests.pipeline import fresh_db
 from tests.pipeline.connected import connect_to
-from tests.sync.lanes import make_ctx, mirror
+from tests.sync.lanes import make_ctx, mirror, subscribe
 
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory
 NARROW = {"contacts": ["FirstName"], "SalesInvoices": ["InvoiceNumber", "Quantity"]}
@@ -79,17 +77,7 @@ def test_lanes_and_events_of_unknown_topics_are_skipped_with_a_warning(
 ) -> None:
     ctx = make_ctx(settings, sandbox, session_factory, redis_client)
     connection_id = connect_to(ctx.settings)
-    with session_scope(session_factory) as session:
-        for topic in ("Contacts", "PayrollRuns"):
-            session.add(
-                Subscription(
-                    connection_id=connection_id,
-                    division=101,
-                    topic=topic,
-                    callback_url=f"http://x/{uuid.uuid4()}",
-                    state="active",
-                )
-            )
+    subscribe(session_factory, connection_id, 101, ("Contacts", "PayrollRuns"))
     caplog.set_level(logging.INFO)
     started: list[Lane] = []
     fan_out(ctx, lambda lane, _full: started.append(lane))
