@@ -18,10 +18,11 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    field_validator,
     model_validator,
 )
 
-from exact import SPECS, check_values, check_writable
+from exact import SPECS, WriteSpec, check_values, check_writable, normalise
 
 __all__ = ["MAX_DEPTH", "Command", "CommandView", "NotJson", "Scalar", "load_json"]
 
@@ -40,6 +41,7 @@ def _float_only(value: Any) -> Any:
 _INT64 = Annotated[StrictInt, Field(ge=_INT64_MIN, le=_INT64_MAX)]
 _FINITE = Annotated[StrictFloat, Field(allow_inf_nan=False), BeforeValidator(_float_only)]
 Scalar = StrictStr | _INT64 | _FINITE | StrictBool | None
+_LATER_DEFAULTS: dict[str, Any] = {"match_on": None, "dedupe": True}
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(r"[\[\]{}]")
 
@@ -79,25 +81,40 @@ class Command(BaseModel):
     {"key": "shop-order-1234", "division": 101, "entity": "SalesInvoice", "action": "create",
      "fields": {"InvoiceTo": "1001", "Currency": "EUR"},
      "lines": [{"Item": "ITEM-001", "Quantity": 2, "GLAccount": "8000", "VATCode": "2"}]}
+
+    `action: "upsert"` with `match_on` (natural keys of the entity: an Account's VATNumber, ChamberOfCommerce or
+    Code; an entry's or invoice's YourRef) updates the one record whose values match (normalised), creates one when
+    none does, and fails naming them when several do. A new Account is first looked for by VAT and KvK number
+    unless `dedupe` is false.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@/-]+$")
     division: StrictInt = Field(gt=0, le=2**31 - 1)  # Exact's division codes are Int32, as is our column
-    entity: Literal["SalesInvoice", "PurchaseOrder", "Account", "TimeTransaction"]
-    action: Literal["create", "update"]
+    entity: StrictStr = Field(description="a writable entity: one of exact.SPECS")
+    action: Literal["create", "update", "upsert"]
     id: uuid.UUID | None = Field(default=None, description="the record to update; only with action 'update'")
+    match_on: list[StrictStr] | None = Field(default=None, min_length=1, max_length=3)
+    dedupe: StrictBool = True
     fields: dict[str, Scalar] = Field(default_factory=dict)
     lines: list[dict[str, Scalar]] | None = Field(default=None, max_length=500)
+
+    @field_validator("entity")
+    @classmethod
+    def _writable(cls, entity: str) -> str:
+        if entity not in SPECS:
+            raise ValueError(f"cannot write {entity!r}; writable: {', '.join(sorted(SPECS))}")
+        return entity
 
     @model_validator(mode="after")
     def _fits_the_entity(self) -> Command:
         spec = SPECS[self.entity]
         if self.action == "update" and self.id is None:
             raise ValueError("action 'update' needs the record's 'id'")
-        if self.action == "create" and self.id is not None:
-            raise ValueError("action 'create' takes no 'id'")
+        if self.action != "update" and self.id is not None:
+            raise ValueError(f"action {self.action!r} takes no 'id'")
+        self._check_match_on(spec)
         if not self.fields and not self.lines:
             raise ValueError("nothing to write: 'fields' and 'lines' are both empty")
         check_writable("fields", spec.fields, self.fields)
@@ -110,9 +127,29 @@ class Command(BaseModel):
                 check_values(f"lines[{number}]", spec.lines, line)
         return self
 
+    def _check_match_on(self, spec: WriteSpec) -> None:
+        if self.action != "upsert":
+            if self.match_on is not None:
+                raise ValueError("'match_on' goes only with action 'upsert'")
+            return
+        if not self.match_on:
+            raise ValueError("action 'upsert' needs 'match_on': the natural keys to find the record by")
+        keys = spec.natural_keys
+        for name in self.match_on:
+            if name not in keys:
+                allowed = ", ".join(keys) or "none"
+                raise ValueError(f"match_on: {self.entity} cannot be matched on {name!r}; natural keys: {allowed}")
+            if not normalise(name, self.fields.get(name)):
+                raise ValueError(f"match_on: {name!r} needs a value in 'fields'")
+
     def fingerprint(self) -> str:
         """Equal for equal commands, whatever the key order: tells a repeated submit from a reused key."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        shown = self.model_dump(mode="json")
+        # Keys added since commands were first kept count only when set, so a kept command's fingerprint stands.
+        for name, default in _LATER_DEFAULTS.items():
+            if shown.get(name) == default:
+                del shown[name]
+        canonical = json.dumps(shown, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -5,9 +5,14 @@ that finds its own claim still `running` is a redelivery after a crash, so the c
 being written twice. Rate limits, outages and a paused endpoint met before the write put it back in the queue; any
 other error ends it `failed` if the write was not sent yet, `unknown` (with the Exact ID when known) once it may have
 landed. The result (Exact ID and verified fields, or the error) is kept in `commands` and, in the same transaction,
-handed to the sinks as a change of topic `Commands`, so connected systems receive it like any other change. A database
-that refuses the result is retried for a while; the outcome waits in Redis meanwhile, and the sweeper settles a
-command left `running` past the task's time limit with it (or as `unknown`, when its worker died).
+handed to the sinks as a change of topic `Commands`, so connected systems receive it like any other change.
+
+The Writer checks each write before sending (`exact.Preflight`: a refusal is `failed` with the check and its values),
+finds an upsert's record by natural key, and settles a create whose answer was lost: it stamps an empty marker field
+with `exact-pipeline:<key>` and, after COMMANDS_SETTLE_SECONDS, looks the record up by YourRef or that marker.
+
+A database that refuses the result is retried for a while; the outcome waits in Redis meanwhile, and the sweeper
+settles a command left `running` past the task's time limit with it (or as `unknown`, when its worker died).
 """
 
 from __future__ import annotations
@@ -26,24 +31,28 @@ from commands.models import CommandState
 from commands.schema import Command
 from commands.share import spend_share
 from commands.store import ClaimState, claim, finish, release, stale_queued, stale_running, view
+from commands.writing import command_writer
 from connections.context import ConnectionContext, connection_context
 from connections.queries import connection_reaching
 from delivery.changes import ChangeRecord
 from delivery.outbox import PushLane, accept, dispatch_lanes
 from exact import (
     SPECS,
+    AmbiguousMatch,
+    Candidate,
+    DuplicateAccount,
     EndpointBlocked,
     ErrorBudget,
     ExactClient,
     ExactError,
     ExactUnavailable,
     NeedsConsent,
+    PreflightFailed,
     RateLimited,
     UnknownReference,
     WriteNotVerified,
     WriteOutcomeUnknown,
     WriteProgress,
-    Writer,
     WriteResult,
 )
 from runtime.broker import producer
@@ -54,6 +63,7 @@ from runtime.settings import Settings
 
 __all__ = [
     "COMMANDS_TOPIC",
+    "MARKER_PREFIX",
     "change_key",
     "enqueue",
     "execute",
@@ -71,6 +81,9 @@ _KEYS = uuid.UUID("6f1c8f8e-8a55-4d0e-9a39-0c7d2f1e5b21")
 # After the soft time limit interrupts a run, this long to record its outcome before the hard limit kills it.
 HARD_LIMIT_GRACE_SECONDS = 30.0
 OUTCOME_TTL_SECONDS = 7 * 86400
+# Stamped into a create's marker field (an Account's free text, say) when the command leaves it empty, to find the
+# record again if Exact's answer is lost.
+MARKER_PREFIX = "exact-pipeline:"
 _INTERRUPTED = (
     "a worker stopped while this command was being written; it may have landed, so it was not sent "
     "again: look for it in Exact"
@@ -132,7 +145,12 @@ def _run(
         return CommandState.FAILED, _error("NoConnection", message)
     spend_share(ctx, key, command)  # a named client's share of the division's budget; ShareSpent is RateLimited
     result = _write(ctx, connection_id, command, progress)
-    return CommandState.SUCCEEDED, {"exact_id": result.key, "verified": result.verified, "lines": result.lines}
+    shown = {"exact_id": result.key, "verified": result.verified, "lines": result.lines}
+    if command.action == "upsert":
+        shown["action"] = result.action  # what the upsert did: "create" or "update"
+    if result.found_by is not None:
+        shown["found_by"] = result.found_by  # its answer was lost; found again by this field
+    return CommandState.SUCCEEDED, shown
 
 
 def _outcome(exc: Exception, progress: WriteProgress) -> tuple[CommandState, dict[str, Any]] | Retry:
@@ -160,6 +178,11 @@ def _outcome(exc: Exception, progress: WriteProgress) -> tuple[CommandState, dic
         return CommandState.UNKNOWN, {"exact_id": progress.key, **_error("WriteOutcomeUnknown", exc.message)}
     if isinstance(exc, UnknownReference):
         return CommandState.FAILED, {**_error("UnknownReference", exc.message), "field": exc.field, "value": exc.value}
+    if isinstance(exc, PreflightFailed):
+        values = json.loads(json.dumps(exc.values, default=str))  # kept in a JSON column, pushed as JSON
+        return CommandState.FAILED, {**_error("PreflightFailed", exc.message), "check": exc.check, "values": values}
+    if isinstance(exc, AmbiguousMatch | DuplicateAccount):
+        return CommandState.FAILED, {**_error(type(exc).__name__, exc.message), "candidates": _shown(exc.candidates)}
     if isinstance(exc, NeedsConsent):
         return CommandState.FAILED, _error("NeedsConsent", exc.message)
     if isinstance(exc, ExactError):  # refused by Exact, or by the client before sending
@@ -183,10 +206,17 @@ def _wait(exc: Exception) -> float:
 
 
 def _write(ctx: ConnectionContext, connection_id: int, command: Command, progress: WriteProgress) -> WriteResult:
-    writer = Writer(_commands_client(ctx, connection_id), ctx.references(connection_id))
-    spec = SPECS[command.entity]
+    client = _commands_client(ctx, connection_id)
+    writer = command_writer(ctx.settings, ctx.client(connection_id), client, ctx.references(connection_id))
+    spec, division, fields, lines = SPECS[command.entity], command.division, command.fields, command.lines
+    marker = f"{MARKER_PREFIX}{command.key}"
     if command.action == "create":
-        return writer.create(command.division, spec, command.fields, command.lines, progress=progress)
+        return writer.create(division, spec, fields, lines, progress=progress, marker=marker, dedupe=command.dedupe)
+    if command.action == "upsert":
+        assert command.match_on is not None
+        return writer.upsert(
+            division, spec, command.match_on, fields, lines, progress=progress, marker=marker, dedupe=command.dedupe
+        )
     assert command.id is not None
     return writer.update(command.division, spec, str(command.id), command.fields, command.lines, progress=progress)
 
@@ -202,6 +232,10 @@ def _commands_client(ctx: ConnectionContext, connection_id: int) -> ExactClient:
         share="commands",
     )
     return ctx.client(connection_id).with_errors(budget)
+
+
+def _shown(candidates: list[Candidate]) -> list[dict[str, Any]]:
+    return [{"exact_id": c.key, "code": c.label.strip() if isinstance(c.label, str) else c.label} for c in candidates]
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from exact._catalogue import (
     CATALOGUE,
     Catalogue,
+    CheckFields,
     Entity,
     Kind,
     Lines,
     LineSpec,
+    Lookup,
     ReferenceSpec,
     UnsupportedTopic,
     WriteSpec,
@@ -30,12 +32,14 @@ from exact._exceptions import (
     ForeignLink,
     NeedsConsent,
     NotFound,
+    PreflightFailed,
     RateLimited,
     UnknownReference,
     ValidationError,
     WriteNotVerified,
     WriteOutcomeUnknown,
 )
+from exact._matching import AmbiguousMatch, Candidate, DuplicateAccount, Matcher, MatchIndex, normalise
 from exact._oauth import OAuthApp, TokenNotExpired, TokenSet
 from exact._odata import (
     MAX_URL_LENGTH,
@@ -46,24 +50,30 @@ from exact._odata import (
     key_filters,
     string_literal,
 )
+from exact._preflight import Preflight
 from exact._ratelimit import BudgetUsage, ErrorBudget, RateLimiter
 from exact._references import References
 from exact._tokens import REFRESH_MIN_AGE, UNDECRYPTABLE, StoredTokens, TokenManager, TokenStore
 from exact._values import check_values, write_date
-from exact._writes import SPECS, WriteProgress, Writer, WriteResult, check_writable
+from exact._writes import SPECS, Checks, WriteProgress, Writer, WriteResult, check_writable
 
 __all__ = [
     "account_code",
+    "AmbiguousMatch",
     "ApiError",
     "AuthError",
     "BudgetUsage",
     "CATALOGUE",
     "Catalogue",
     "CallbackRejected",
+    "Candidate",
     "check_values",
     "check_writable",
+    "CheckFields",
+    "Checks",
     "DataAlreadyExists",
     "datetime_literal",
+    "DuplicateAccount",
     "EndpointBlocked",
     "Entity",
     "ErrorBudget",
@@ -80,13 +90,19 @@ __all__ = [
     "Kind",
     "Lines",
     "LineSpec",
+    "Lookup",
+    "Matcher",
+    "MatchIndex",
     "MAX_URL_LENGTH",
     "NeedsConsent",
+    "normalise",
     "normalize_record",
     "NotFound",
     "OAuthApp",
     "Page",
     "parse_date",
+    "Preflight",
+    "PreflightFailed",
     "Query",
     "RateLimited",
     "RateLimiter",

@@ -8,16 +8,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 __all__ = [
     "CATALOGUE",
+    "CHECKS",
     "Catalogue",
     "CatalogueError",
+    "CheckFields",
     "Entity",
     "Kind",
     "LineSpec",
     "Lines",
+    "Lookup",
     "Reference",
     "ReferenceSpec",
     "Shape",
@@ -27,7 +30,37 @@ __all__ = [
 ]
 
 Shape = Literal["flat", "line_rows", "expanded"]
-Kind = Literal["account", "currency", "gl_account", "item", "vat_code"]
+Kind = Literal[
+    "account",
+    "activity",
+    "cost_center",
+    "cost_unit",
+    "currency",
+    "employee",
+    "gl_account",
+    "item",
+    "journal",
+    "payment_condition",
+    "project",
+    "purchase_order_line",
+    "sales_order_line",
+    "vat_code",
+    "warehouse",
+]
+# The pre-flight checks (exact/_preflight.py), each with the check-field roles it needs (any one of a tuple).
+CHECKS: dict[str, tuple[str | tuple[str, ...], ...]] = {
+    "journal_required": ("journal",),
+    "financial_period": (("date", "line_date"),),
+    "period_open": ("journal", ("date", "line_date")),
+    "balanced": ("amount",),
+    "customer": ("customer",),
+    "supplier": ("supplier",),
+    "gl_type": ("gl_account",),
+    "journal_vat": ("journal", "vat_code"),
+    "payment_condition": ("payment_condition", "customer"),
+    "entry_number": ("journal", "entry_number"),
+    "open_quantity": ("order_line", "quantity"),
+}
 # What `$select` may spend of Exact's URL limit, so that a filter of keys still fits beside it.
 SELECT_BUDGET = 2600
 # Read on every record whatever a setting narrows to: keys, versions and the order of lines.
@@ -56,6 +89,32 @@ class UnsupportedTopic(ValueError):
 
 
 @dataclass(frozen=True)
+class CheckFields:
+    """Which field of a write plays which part in its pre-flight checks: header fields, then line fields."""
+
+    journal: str | None = None
+    date: str | None = None
+    customer: tuple[str, ...] = ()
+    supplier: tuple[str, ...] = ()
+    payment_condition: str | None = None
+    entry_number: str | None = None
+    line_date: str | None = None
+    gl_account: str | None = None
+    vat_code: str | None = None
+    amount: tuple[str, ...] = ()  # a line's amount is the first of these it has
+    order_line: str | None = None
+    quantity: str | None = None
+
+    HEADER: ClassVar[tuple[str, ...]] = ("journal", "date", "customer", "supplier", "payment_condition", "entry_number")
+    LINE: ClassVar[tuple[str, ...]] = ("line_date", "gl_account", "vat_code", "amount", "order_line", "quantity")
+
+    def named(self, role: str) -> tuple[str, ...]:
+        """The fields a role names (none, one or several)."""
+        value = getattr(self, role)
+        return value if isinstance(value, tuple) else () if value is None else (value,)
+
+
+@dataclass(frozen=True)
 class LineSpec:
     """The lines collection of a header entity (`SalesInvoiceLines`), written inside the header's body."""
 
@@ -67,6 +126,7 @@ class LineSpec:
     numbers: frozenset[str] = frozenset()
     dates: frozenset[str] = frozenset()
     flags: frozenset[str] = frozenset()
+    path: str = ""  # the lines resource
 
 
 @dataclass(frozen=True)
@@ -84,6 +144,10 @@ class WriteSpec:
     numbers: frozenset[str] = frozenset()
     flags: frozenset[str] = frozenset()  # booleans
     lines: LineSpec | None = None
+    checks: tuple[str, ...] = ()  # pre-flight checks, in order (CHECKS)
+    natural_keys: tuple[str, ...] = ()  # the fields an upsert may match on
+    marker: str | None = None  # a free-text field a create may stamp, to find it after a lost answer
+    check_fields: CheckFields = field(default_factory=CheckFields)
 
 
 @dataclass(frozen=True)
@@ -159,13 +223,28 @@ class Entity:
 
 @dataclass(frozen=True)
 class ReferenceSpec:
-    """What a reference of one kind resolves to: records of `topic`, matched on `match`, written as `writes`."""
+    """What a reference of one kind resolves to: records of `path` (a topic's, or none), matched on `match`,
+    written as `writes`; `guid`: what is written is the record's key. `match == writes` on a key: GUIDs only."""
 
     kind: Kind
-    topic: str
+    topic: str | None
     path: str
     match: str
     writes: str
+    guid: bool = False
+
+    @property
+    def guid_only(self) -> bool:
+        return self.guid and self.match == self.writes
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What a pre-flight check reads: list queries of `path`, its fields by role (`{"allow_vat": "AllowVAT"}`)."""
+
+    name: str
+    path: str
+    fields: Mapping[str, str]
 
 
 class Reference:
@@ -200,6 +279,8 @@ class Catalogue:
     entities: Mapping[str, Entity]
     references: Mapping[Kind, ReferenceSpec]
     reference: Reference
+    lookups: Mapping[str, Lookup] = field(default_factory=dict)
+    standalone: Mapping[str, WriteSpec] = field(default_factory=dict)  # writes with no topic, by name
 
     def get(self, topic: str) -> Entity | None:
         return self.entities.get(topic.lower())
@@ -220,7 +301,8 @@ class Catalogue:
 
     @property
     def writes(self) -> dict[str, WriteSpec]:
-        return {e.write.name: e.write for e in self.entities.values() if e.write is not None}
+        """Every write spec by name: the topics' and those with no topic."""
+        return {**{e.write.name: e.write for e in self.entities.values() if e.write is not None}, **self.standalone}
 
 
 def _lines(entry: Mapping[str, Any], reference: Reference, fields: tuple[str, ...]) -> tuple[tuple[str, ...], Lines]:
@@ -236,26 +318,31 @@ def _lines(entry: Mapping[str, Any], reference: Reference, fields: tuple[str, ..
     return header, Lines(entry["lines"], line_path, line, entry.get("line_deleted"))
 
 
-def _write(entry: Mapping[str, Any], reference: Reference) -> WriteSpec:
-    spec, path = entry["write"], entry["path"]
+def _write(
+    spec: Mapping[str, Any], path: str, key: str, lines: tuple[str, str] | None, reference: Reference
+) -> WriteSpec:
+    """A write spec from its table; `lines` is (navigation name, lines path) where the entity has lines."""
     types = reference.fields(path, reported=False)  # a write names fields as Exact takes them
     line_spec = None
     if "lines" in spec:
-        ls, line_types = spec["lines"], reference.fields(entry["line_path"], reported=False)
+        assert lines is not None, f"write {spec['name']}: lines without a lines path"
+        ls, line_types = spec["lines"], reference.fields(lines[1], reported=False)
         line_spec = LineSpec(
-            entry["lines"],
+            lines[0],
             frozenset(ls["fields"]),
             references=dict(ls.get("references", {})),
             read_only=frozenset(ls.get("read_only", ())),
             read_names=dict(ls.get("read_names", {})),
             numbers=_typed(ls["fields"], line_types, ("int", "float")),
+            dates=frozenset(ls.get("dates", ())),
             flags=_typed(ls["fields"], line_types, ("bool",)),
+            path=lines[1],
         )
     return WriteSpec(
         spec["name"],
         path,
         frozenset(spec["fields"]),
-        key=entry["key"],
+        key=key,
         references=dict(spec.get("references", {})),
         read_only=frozenset(spec.get("read_only", ())),
         dates=frozenset(spec.get("dates", ())),
@@ -263,11 +350,48 @@ def _write(entry: Mapping[str, Any], reference: Reference) -> WriteSpec:
         numbers=_typed(spec["fields"], types, ("int", "float")),
         flags=_typed(spec["fields"], types, ("bool",)),
         lines=line_spec,
+        checks=_checks(spec),
+        natural_keys=tuple(spec.get("natural_keys", ())),
+        marker=spec.get("marker"),
+        check_fields=_check_fields(spec),
     )
+
+
+def _check_fields(spec: Mapping[str, Any]) -> CheckFields:
+    table = spec.get("check_fields", {})
+    unknown = sorted(set(table) - {*CheckFields.HEADER, *CheckFields.LINE})
+    if unknown:
+        raise CatalogueError(f"write {spec['name']}: unknown check_fields role {', '.join(unknown)}")
+    roles: dict[str, Any] = {role: tuple(v) if isinstance(v, list) else v for role, v in table.items()}
+    return CheckFields(**roles)
+
+
+def _checks(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    checks, roles = tuple(spec.get("checks", ())), _check_fields(spec)
+    for check in checks:
+        if check not in CHECKS:
+            raise CatalogueError(f"write {spec['name']}: no check {check!r}; checks: {', '.join(CHECKS)}")
+        for need in CHECKS[check]:
+            options = need if isinstance(need, tuple) else (need,)
+            if not any(roles.named(role) for role in options):
+                raise CatalogueError(f"write {spec['name']}: check {check} needs check_fields {' or '.join(options)}")
+    return checks
 
 
 def _typed(names: Iterable[str], types: Mapping[str, str], wanted: tuple[str, ...]) -> frozenset[str]:
     return frozenset(n for n in names if types.get(n) in wanted)
+
+
+def _entity_write(entry: Mapping[str, Any], reference: Reference) -> WriteSpec | None:
+    if "write" not in entry:
+        return None
+    lines = (entry["lines"], entry["line_path"]) if "line_path" in entry else None
+    return _write(entry["write"], entry["path"], entry["key"], lines, reference)
+
+
+def _standalone(entry: Mapping[str, Any], reference: Reference) -> WriteSpec:
+    lines = (entry["lines"]["name"], entry["lines"]["path"]) if "lines" in entry else None
+    return _write(entry, entry["path"], entry["key"], lines, reference)
 
 
 def _entity(entry: Mapping[str, Any], reference: Reference) -> Entity:
@@ -287,7 +411,7 @@ def _entity(entry: Mapping[str, Any], reference: Reference) -> Entity:
         fields=fields,
         deleted=entry.get("deleted"),
         lines=lines,
-        write=_write(entry, reference) if "write" in entry else None,
+        write=_entity_write(entry, reference),
     )
     if len(",".join(entity.select())) > SELECT_BUDGET:
         raise CatalogueError(f"{entity.topic}: $select of every field is over {SELECT_BUDGET} characters: narrow it")
@@ -301,10 +425,19 @@ def load(catalogue_text: str, reference_text: str) -> Catalogue:
     entities = {e["topic"].lower(): _entity(e, reference) for e in data["entity"]}
     references: dict[Kind, ReferenceSpec] = {}
     for kind, spec in data["reference"].items():
-        target = entities[spec["topic"].lower()]
-        assert target.path is not None, f"reference {kind}: {target.topic} has no service path"
-        references[kind] = ReferenceSpec(kind, target.topic, target.path, spec["match"], spec["writes"])
-    return Catalogue(entities, references, reference)
+        topic, path = spec.get("topic"), spec.get("path")
+        if topic is not None:
+            target = entities[topic.lower()]
+            assert target.path is not None, f"reference {kind}: {target.topic} has no service path"
+            topic, path = target.topic, target.path
+        assert path is not None, f"reference {kind}: neither topic nor path"
+        # Exact's GUID keys are `ID` or `…ID`; a code key (general/Currencies' `Code`) is written as the code.
+        key = reference.resources.get(path, {}).get("primary_key", "")
+        guid = spec["writes"] == key and key.endswith("ID")
+        references[kind] = ReferenceSpec(kind, topic, path, spec["match"], spec["writes"], guid=guid)
+    lookups = {name: Lookup(name, s["path"], dict(s["fields"])) for name, s in data.get("lookup", {}).items()}
+    standalone = {w["name"]: _standalone(w, reference) for w in data.get("write", ())}
+    return Catalogue(entities, references, reference, lookups, standalone)
 
 
 @cache

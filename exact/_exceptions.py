@@ -16,6 +16,7 @@
   + UnknownReference          a write names a code or GUID the target division lacks; nothing was sent
   + WriteOutcomeUnknown       a create got no answer (timeout, 5xx): it may have landed, so it is not sent again
   + WriteNotVerified          Exact took a write but the read-back differs (gotchas 1–6): the fields, both values
+  + PreflightFailed           a write Exact would refuse or book wrongly (closed period, unbalanced …); nothing was sent
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "ForeignLink",
     "NeedsConsent",
     "NotFound",
+    "PreflightFailed",
     "RateLimited",
     "FieldMismatch",
     "UnknownReference",
@@ -141,3 +143,13 @@ class WriteNotVerified(ExactError):
 
 class WriteOutcomeUnknown(ExactError):
     pass
+
+
+class PreflightFailed(ExactError):
+    """A pre-flight check failed in the target division: `check` names it (exact._catalogue.CHECKS), `values` holds
+    what it found (journal, period, difference, account, quantity open …). Nothing was sent, so `status` is None."""
+
+    def __init__(self, check: str, message: str, values: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.check = check
+        self.values = values

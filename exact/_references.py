@@ -1,4 +1,4 @@
-"""Human references (GL code, VAT code, currency, item code, account code) resolved inside one division, cached."""
+"""References (codes or GUIDs of accounts, GL accounts, items, journals, projects) resolved in one division, cached."""
 
 from __future__ import annotations
 
@@ -51,7 +51,9 @@ class References:
 
     def _lookup(self, division: int, kind: Kind, text: str) -> str | None:
         lookup = CATALOGUE.references[kind]
-        if lookup.writes != lookup.match and is_guid(text):
+        if lookup.guid_only and not is_guid(text):
+            return None  # an activity or order line has no code to name it by
+        if lookup.guid and is_guid(text):
             flt = f"{lookup.writes} eq {guid_literal(text)}"
         else:
             code = account_code(text) if kind == "account" else text

@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     # Commands' share of Exact's 10 errors an hour per endpoint (fetching keeps 7): a client's bad commands wait
     # instead of pausing the endpoint for fetching.
     commands_error_budget: int = 2
+    # A create whose answer was lost is looked up after this pause (Exact may still be committing it).
+    commands_settle_seconds: float = 2.0
 
     @property
     def callback_url(self) -> str:

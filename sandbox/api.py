@@ -9,7 +9,8 @@
     GET    /api/v1/{division}/sync/{Service}/{Entity}?$filter=Timestamp gt NL     1,000 a page; line-row resources
                                                                    return one row per line (see `documents`)
     GET    /api/v1/{division}/sync/Deleted?$filter=Timestamp gt NL
-A method the resource does not have (the reference's `methods`) is a 405.
+A method the resource does not have (the reference's `methods`) is a 405. A posting Exact refuses (`postings`: a
+closed period, an unbalanced entry, ...) is a 400 with Exact's text, and nothing is written.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox import documents, odata
+from sandbox import documents, odata, postings
 from sandbox.entities import Entity, by_path, by_sync_path
 from sandbox.errors import error_response
 from sandbox.guard import CallContext, guarded
@@ -205,6 +206,8 @@ async def _create(state: SandboxState, entity: Entity, request: Request, ctx: Ca
     if isinstance(body, Response):
         return body
     assert ctx.division is not None
+    if (refused := postings.refusal(state.store, ctx.division, entity, body)) is not None:
+        return error_response(400, refused)
     try:
         row = state.store.create(ctx.division, entity, body)
     except WriteError as exc:
@@ -238,6 +241,8 @@ async def _replace(state: SandboxState, entity: Entity, request: Request, ctx: C
     if isinstance(body, Response):
         return body
     assert ctx.division is not None
+    if (refused := postings.refusal(state.store, ctx.division, entity, body, key=key)) is not None:
+        return error_response(400, refused)
     try:
         state.store.replace(ctx.division, entity, key, body)
     except NotFoundError:

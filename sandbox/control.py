@@ -18,8 +18,11 @@
 Modified and every row's Timestamp move (see `documents`) and ONE webhook `Update` fires for the document's topic
 with Key = the header key. Resources without a webhook topic (GLAccounts, VATCodes, Currencies) fire none.
     GET    /_sandbox/records/{division}/{path}/{key}       one record
-    GET    /_sandbox/calls?endpoint=&division=&status=     API call counts, by endpoint, division and status
-                                                           (&log=1 adds each call's time, endpoint, division, status)
+    GET    /_sandbox/calls?endpoint=&division=&status=&method=   API call counts, by endpoint, division, status
+                                                           and method (GET, POST, PUT, DELETE, or `write` for the
+                                                           three); each entry's `methods` splits its count by method
+                                                           (&log=1 adds each call's time, endpoint, division, status,
+                                                           method)
     POST   /_sandbox/calls/reset                           zero the counts
     POST   /_sandbox/divisions/{code}                      {"Status": 0|1|2, "granted": bool, "move": true}
     POST   /_sandbox/clock/advance                         {"seconds": S}: move the sandbox clock forward
@@ -47,6 +50,8 @@ if TYPE_CHECKING:
     from sandbox.state import SandboxState
 
 __all__ = ["routes"]
+
+_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "WRITE"})
 
 
 def _split(path: str) -> tuple[Entity | None, str | None]:
@@ -126,17 +131,21 @@ class _Control:
             current = self.store.get(division, entity, key)
             kept = {k: v for k, v in current.items() if k not in READ_ONLY and k in entity.data_fields}
             if entity.header_path is not None:
-                kept[header_of(entity).key] = current[header_of(entity).key]
+                kept[header_of(entity).line_link] = current[header_of(entity).line_link]
             return self.store.replace(division, entity, key, {**kept, **fields})
 
     async def calls(self, request: Request) -> Response:
         counters, params = self.state.counters, request.query_params
         division = int(params["division"]) if "division" in params else None
         status = int(params["status"]) if "status" in params else None
-        total = counters.total(endpoint=params.get("endpoint"), division=division, status=status)
+        method = params.get("method")
+        if method is not None and method.upper() not in _METHODS:
+            return JSONResponse({"error": f"method: one of {', '.join(sorted(_METHODS))}"}, status_code=400)
+        total = counters.total(endpoint=params.get("endpoint"), division=division, status=status, method=method)
         body: dict[str, Any] = {"total": total, "calls": counters.snapshot()}
         if params.get("log"):
-            body["log"] = [{"at": t, "endpoint": e, "division": d, "status": s} for t, e, d, s in counters.log]
+            log = counters.log
+            body["log"] = [{"at": t, "endpoint": e, "division": d, "status": s, "method": m} for t, e, d, s, m in log]
         return JSONResponse(body)
 
     async def reset_calls(self, request: Request) -> Response:

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 Row = dict[str, Any]
-_TOTALS = ("AmountDC", "AmountFC")
+_TOTALS = ("AmountDC", "AmountFC", "Amount")
 
 
 class Store(quirks.Records, Protocol):
@@ -50,7 +50,7 @@ class Store(quirks.Records, Protocol):
 def lines_of(store: Store, division: int, header: Entity, key: str) -> list[Row]:
     """The document's lines, ordered by `LineNumber`."""
     rows = store.table(division, line_of(header).path).values()
-    return sorted((r for r in rows if r.get(header.key) == key), key=lambda r: r.get("LineNumber") or 0)
+    return sorted((r for r in rows if r.get(header.line_link) == key), key=lambda r: r.get("LineNumber") or 0)
 
 
 def touch(store: Store, division: int, header: Entity, row: Row) -> None:
@@ -95,7 +95,7 @@ def drop_lines(store: Store, division: int, header: Entity, key: str, *, deleted
 
 def add_line(store: Store, division: int, line: Entity, body: Row) -> tuple[Row, str]:
     """POST of a line: the body names its document by the header key; returns the line and that key."""
-    header, document = _document(store, division, line, body.get(header_of(line).key))
+    header, document = _document(store, division, line, body.get(header_of(line).line_link))
     lines = lines_of(store, division, header, document[header.key])
     number = max((int(x.get("LineNumber") or 0) for x in lines), default=0) + 1
     row = _new_line(store, division, header, document, body, number)
@@ -106,9 +106,9 @@ def add_line(store: Store, division: int, line: Entity, body: Row) -> tuple[Row,
 def replace_line(store: Store, division: int, line: Entity, key: str, body: Row) -> tuple[Row, str]:
     """PUT of a line: a full replace of its fields; it stays in its document and keeps its ID."""
     old = store.get(division, line, key)
-    header, document = _document(store, division, line, old[header_of(line).key])
+    header, document = _document(store, division, line, old[header_of(line).line_link])
     row = {**quirks.derived(old), **_line_row(store, division, line, body)}
-    row.update({"ID": old["ID"], "Division": division, header.key: document[header.key]})
+    row.update({"ID": old["ID"], "Division": division, header.line_link: document[header.key]})
     row["LineNumber"] = body.get("LineNumber") or old.get("LineNumber")
     store.stamp(line, row, old=old)
     store.table(division, line.path)[old["ID"]] = row
@@ -119,7 +119,7 @@ def replace_line(store: Store, division: int, line: Entity, key: str, body: Row)
 def delete_line(store: Store, division: int, line: Entity, key: str) -> str:
     """DELETE of a line; returns its document's key (the document is bumped, not deleted)."""
     old = store.get(division, line, key)
-    header, document = _document(store, division, line, old[header_of(line).key])
+    header, document = _document(store, division, line, old[header_of(line).line_link])
     del store.table(division, line.path)[old["ID"]]
     store.record_deleted(division, header.line_entity_type, old["ID"])
     touch(store, division, header, document)
@@ -132,14 +132,14 @@ def sync_rows(store: Store, division: int, header: Entity) -> list[Row]:
     headers = store.table(division, header.path)
     rows: list[Row] = []
     for line in store.table(division, line_of(header).path).values():
-        document = headers.get(line.get(header.key) or "")
+        document = headers.get(line.get(header.line_link) or "")
         if document is None:
             continue
         row = {**document, **line}
         row.update(
             {
                 "ID": line["ID"],
-                header.key: document[header.key],
+                header.line_link: document[header.key],
                 "Timestamp": max(document["Timestamp"], line["Timestamp"]),
             }
         )
@@ -151,7 +151,7 @@ def grouped_lines(store: Store, division: int, header: Entity) -> dict[str, list
     """Every line of the division by its document's key, each list ordered by `LineNumber`."""
     groups: dict[str, list[Row]] = defaultdict(list)
     for line in store.table(division, line_of(header).path).values():
-        groups[line.get(header.key) or ""].append(line)
+        groups[line.get(header.line_link) or ""].append(line)
     for rows in groups.values():
         rows.sort(key=lambda r: r.get("LineNumber") or 0)
     return groups
@@ -160,7 +160,7 @@ def grouped_lines(store: Store, division: int, header: Entity) -> dict[str, list
 def _document(store: Store, division: int, line: Entity, key: Any) -> tuple[Entity, Row]:
     header = header_of(line)
     if not key:
-        raise WriteError(f"Mandatory: {header.key}")
+        raise WriteError(f"Mandatory: {header.line_link}")
     try:
         return header, store.get(division, header, str(key))
     except NotFoundError as exc:
@@ -169,7 +169,7 @@ def _document(store: Store, division: int, line: Entity, key: Any) -> tuple[Enti
 
 def _line_row(store: Store, division: int, line: Entity, body: Row) -> Row:
     header = header_of(line)
-    skip = quirks.READ_ONLY | {line.key, header.key}
+    skip = quirks.READ_ONLY | {line.key, header.line_link}
     # A write names a reported field as Exact takes it (`Quantity`); a merged control body, as it reads.
     renamed = written_as(line.path)
     writable = {f: body.get(renamed[f] if renamed.get(f) in body else f) for f in line.data_fields if f not in skip}
@@ -183,7 +183,7 @@ def _new_line(store: Store, division: int, header: Entity, document: Row, body: 
         {
             "ID": str(body.get("ID") or store.new_id()),
             "Division": division,
-            header.key: document[header.key],
+            header.line_link: document[header.key],
             "LineNumber": body.get("LineNumber") or number,
         }
     )

@@ -1,16 +1,14 @@
 """The entities the sandbox serves: paths, webhook topics, key fields, sync resources, lines and EntityTypes.
 
 The table is the sandbox's own (it must not share the client's mistakes); the fields of every resource come from
-`resources.json`, the sandbox's trimmed copy of the reference (see `reference_trim`), read on first use.
+`resources.json`, the sandbox's trimmed copy of the reference (see `entity` and `reference_trim`).
 """
 
 from __future__ import annotations
 
-import functools
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from sandbox.entity import DOCUMENT_SHARED, FIELD_REPORTS, RESOURCES, Entity, fields_of, resource, written_as
 
 __all__ = [
     "ENTITIES",
@@ -31,111 +29,11 @@ __all__ = [
     "resource",
     "served_paths",
 ]
-
-RESOURCES = Path(__file__).with_name("resources.json")
-_PRIMITIVE = frozenset({"string", "int", "float", "bool"})
 # Served but not entities of the store: their own modules build the answers.
 SYSTEM_PATHS = ("system/Divisions", "current/Me", "sync/Deleted", "webhooks/WebhookSubscriptions")
 
 
-@functools.cache
-def _resources() -> dict[str, dict[str, Any]]:
-    data = json.loads(RESOURCES.read_text(encoding="utf-8"))
-    return {r["url"].lower(): r for r in data["resources"]}
-
-
-def resource(path: str) -> dict[str, Any]:
-    return _resources()[path.lower()]
-
-
-# A document's lines carry the same value of these as the document: an entry's journal, number, period and date, a
-# delivery's date (Exact keeps them once, on the header; a line row repeats them).
-DOCUMENT_SHARED = (
-    "EntryNumber",
-    "JournalCode",
-    "JournalDescription",
-    "FinancialYear",
-    "FinancialPeriod",
-    "Date",
-    "Currency",
-    "DeliveryDate",
-)
-# Where production is reported to differ from the reference: path → {reference name: the name reads return}.
-# Gotcha 5: purchase-order lines take `Quantity` on a write and read it back as `QuantityOrdered`.
-FIELD_REPORTS: dict[str, dict[str, str]] = {
-    "purchaseorder/purchaseorderlines": {"Quantity": "QuantityOrdered"},
-    "sync/purchaseorder/purchaseorders": {"Quantity": "QuantityOrdered"},
-}
-
-
-def written_as(path: str) -> dict[str, str]:
-    """Read name → the name a write gives it, for the fields of `path` that FIELD_REPORTS renames."""
-    return {read: written for written, read in FIELD_REPORTS.get(path.lower(), {}).items()}
-
-
-@functools.cache
-def fields_of(path: str) -> tuple[tuple[str, str], ...]:
-    """(name, type) of every field of the resource as production serves it: the reference's, FIELD_REPORTS applied."""
-    renames = FIELD_REPORTS.get(path.lower(), {})
-    return tuple((renames.get(name, name), type_) for name, type_ in resource(path)["fields"])
-
-
-@dataclass(frozen=True)
-class Entity:
-    """One resource the store keeps. A line resource names its document's path in `header_path`."""
-
-    path: str
-    key: str = "ID"
-    topic: str | None = None  # webhook topic; None: Exact sends no webhook for it
-    sync_path: str | None = None
-    entity_type: int | None = None  # sync/Deleted EntityType of a record (of a document's header)
-    line_entity_type: int | None = None  # sync/Deleted EntityType of one line
-    mandatory_filter: bool = False
-    lines: str | None = None  # the lines nav property of a document
-    line_path: str | None = None
-    line_rows: bool = False  # the sync resource returns one row per line
-    header_path: str | None = None
-    service: bool = True  # False: only the sync resource exists (StockPositions)
-
-    @functools.cached_property
-    def fields(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in fields_of(self.path))
-
-    @functools.cached_property
-    def data_fields(self) -> tuple[str, ...]:
-        """The stored fields: every field but navigation properties."""
-        return tuple(name for name, type_ in fields_of(self.path) if type_ in _PRIMITIVE)
-
-    @functools.cached_property
-    def navs(self) -> frozenset[str]:
-        return frozenset(name for name, type_ in fields_of(self.path) if type_ not in _PRIMITIVE)
-
-    @functools.cached_property
-    def sync_fields(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in fields_of(self.sync_path or self.path))
-
-    @functools.cached_property
-    def sync_navs(self) -> frozenset[str]:
-        return frozenset(name for name, type_ in fields_of(self.sync_path or self.path) if type_ not in _PRIMITIVE)
-
-    @functools.cached_property
-    def sync_type_name(self) -> str:
-        return f"Exact.Web.Api.Models.{resource(self.sync_path or self.path)['class']}"
-
-    @functools.cached_property
-    def methods(self) -> frozenset[str]:
-        return frozenset(resource(self.path)["methods"])
-
-    @functools.cached_property
-    def type_name(self) -> str:
-        return f"Exact.Web.Api.Models.{resource(self.path)['class']}"
-
-    @functools.cached_property
-    def is_document(self) -> bool:
-        return self.line_path is not None
-
-
-def _doc(path: str, key: str, topic: str, lines: str, line_path: str, **kw: Any) -> tuple[Entity, Entity]:
+def _doc(path: str, key: str, topic: str | None, lines: str, line_path: str, **kw: Any) -> tuple[Entity, Entity]:
     header = Entity(path, key, topic, lines=lines, line_path=line_path, **kw)
     return header, Entity(line_path, header_path=path)
 
@@ -261,6 +159,34 @@ OPPORTUNITIES = Entity("crm/Opportunities", topic="Opportunities")
 GL_ACCOUNTS = Entity("financial/GLAccounts", sync_path="sync/Financial/GLAccounts", entity_type=7)
 VAT_CODES = Entity("vat/VATCodes")
 CURRENCIES = Entity("general/Currencies", "Code")
+# What a posting names and is checked against (issue 18); Exact sends no webhook for these.
+JOURNALS = Entity("financial/Journals")
+# No key of its own: rows are keyed by a hidden `ID` (not a field of the resource, so never served).
+JOURNAL_STATUS = Entity("read/financial/JournalStatusByFinancialPeriod")
+FINANCIAL_PERIODS = Entity("financial/FinancialPeriods")
+PAYMENT_CONDITIONS = Entity("cashflow/PaymentConditions")
+EMPLOYEES = Entity("payroll/Employees")
+COST_CENTERS = Entity("hrm/Costcenters")
+COST_UNITS = Entity("hrm/Costunits")
+WAREHOUSES = Entity("inventory/Warehouses")
+WBS_ACTIVITIES = Entity("project/WBSActivities")
+SALES_ENTRIES, SALES_ENTRY_LINES = _doc(
+    "salesentry/SalesEntries", "EntryID", None, "SalesEntryLines", "salesentry/SalesEntryLines"
+)
+PURCHASE_INVOICES, PURCHASE_INVOICE_LINES = _doc(
+    "purchase/PurchaseInvoices", "ID", None, "PurchaseInvoiceLines", "purchase/PurchaseInvoiceLines", link="InvoiceID"
+)
+GOODS_RECEIPTS, GOODS_RECEIPT_LINES = _doc(
+    "purchaseorder/GoodsReceipts",
+    "ID",
+    None,
+    "GoodsReceiptLines",
+    "purchaseorder/GoodsReceiptLines",
+    link="GoodsReceiptID",
+)
+STOCK_COUNTS, STOCK_COUNT_LINES = _doc(
+    "inventory/StockCounts", "StockCountID", None, "StockCountLines", "inventory/StockCountLines"
+)
 
 ENTITIES: tuple[Entity, ...] = (
     ACCOUNTS,
@@ -298,6 +224,23 @@ ENTITIES: tuple[Entity, ...] = (
     GL_ACCOUNTS,
     VAT_CODES,
     CURRENCIES,
+    JOURNALS,
+    JOURNAL_STATUS,
+    FINANCIAL_PERIODS,
+    PAYMENT_CONDITIONS,
+    EMPLOYEES,
+    COST_CENTERS,
+    COST_UNITS,
+    WAREHOUSES,
+    WBS_ACTIVITIES,
+    SALES_ENTRIES,
+    SALES_ENTRY_LINES,
+    PURCHASE_INVOICES,
+    PURCHASE_INVOICE_LINES,
+    GOODS_RECEIPTS,
+    GOODS_RECEIPT_LINES,
+    STOCK_COUNTS,
+    STOCK_COUNT_LINES,
 )
 SYNC_ENTITIES: tuple[Entity, ...] = tuple(e for e in ENTITIES if e.sync_path)
 TOPICS: dict[str, Entity] = {e.topic.lower(): e for e in ENTITIES if e.topic}

@@ -2,9 +2,9 @@
 and schema faults, which change the shape of a resource's answers until cleared.
 
 Control API:
-    POST   /_sandbox/faults   {"kind": "error"|"slow"|"timeout"|"429"|"next", "endpoint": "crm/Contacts"|"*",
-                               "division": 101?, "count": N, "delay": S, "status": 500, "window_seconds": S,
-                               "url": "http://…"}
+    POST   /_sandbox/faults   {"kind": "error"|"slow"|"timeout"|"429"|"next"|"drop", "endpoint": "crm/Contacts"|"*",
+                               "division": 101?, "method": "POST"?, "count": N, "delay": S, "status": 500,
+                               "window_seconds": S, "url": "http://…"}
     POST   /_sandbox/faults   {"kind": "schema", "path": "crm/Accounts"|"sync/CRM/Accounts", "division": 101?,
                                "drop": "Email"|["Email", …], "rename": {"Email": "EMail"},
                                "date_format": {"Modified": "iso"}, "rows": "headers"|"lines"}
@@ -14,7 +14,10 @@ Kinds: `error` answers `status` (500) with Exact's error body; `slow` waits `del
 normally (a client that gave up still caused the write); `timeout` waits `delay` real seconds and answers 504 without
 running the call; `429` answers Too Many Requests with only the minutely headers, reset `window_seconds` from now
 (default: the next whole window of the sandbox clock); `next` answers a page with no records whose `__next` is `url`
-(a link off the sandbox's host). Faults fire before authentication and rate limits.
+(a link off the sandbox's host); `drop` lets the call run (the record is written, webhooks fire) and replaces its
+answer by `status` (500) with Exact's error body, so the client cannot know the write landed; it hits write calls
+(POST, PUT, DELETE) only unless `method` says otherwise. `method` narrows any fault to calls of that HTTP method.
+Faults fire before authentication and rate limits; a `drop` after the call ran.
 A `schema` fault is no count of calls: it holds until DELETE. It drops or renames fields, serves dates as ISO 8601,
 or changes the row shape of one resource path (service or sync), optionally of one division; a fault that does not
 fit its resource (no such path or field, a shape it cannot take) is a 400. See `schema_faults`.
@@ -51,10 +54,12 @@ class FaultKind(StrEnum):
     TIMEOUT = "timeout"
     RATE_LIMITED = "429"
     NEXT = "next"
+    DROP = "drop"
 
 
 # The control API's spelling of `FaultKind`: a Literal keeps its 400 body (`literal_error`) as it always was.
-_WireKind = Literal["error", "slow", "timeout", "429", "next"]
+_WireKind = Literal["error", "slow", "timeout", "429", "next", "drop"]
+_WRITES = frozenset({"POST", "PUT", "DELETE"})
 
 
 @dataclass
@@ -67,8 +72,13 @@ class Fault:
     status: int = 500
     window_seconds: float | None = None
     url: str | None = None
+    method: str | None = None
 
-    def matches(self, endpoint: str, division: int | None) -> bool:
+    def matches(self, endpoint: str, division: int | None, method: str | None = None) -> bool:
+        if self.method is not None and method is not None and self.method.upper() != method.upper():
+            return False
+        if self.kind == FaultKind.DROP and self.method is None and method not in _WRITES:
+            return False
         return (
             self.remaining > 0
             and (self.endpoint == "*" or self.endpoint.lower() == endpoint.lower())
@@ -91,14 +101,28 @@ class Faults:
         self.active.clear()
         self.schema.clear()
 
-    async def intercept(self, endpoint: str, division: int | None) -> Response | None:
+    def _take(self, endpoint: str, division: int | None, method: str | None, *, drop: bool) -> Fault | None:
+        """The first armed fault for this call (a `drop`, or any other kind), used up by one."""
+        fault = next(
+            (f for f in self.active if (f.kind == FaultKind.DROP) == drop and f.matches(endpoint, division, method)),
+            None,
+        )
+        if fault is not None:
+            fault.remaining -= 1
+            self.fired += 1
+            self.active = [f for f in self.active if f.remaining > 0]
+        return fault
+
+    def dropped(self, endpoint: str, division: int | None, method: str) -> Response | None:
+        """The answer replacing the one of a call that ran, when a `drop` fault hits it; else None."""
+        fault = self._take(endpoint, division, method, drop=True)
+        return None if fault is None else error_response(fault.status, "An error occurred. Please try again later.")
+
+    async def intercept(self, endpoint: str, division: int | None, method: str | None = None) -> Response | None:
         """A faulty answer for this call, or None to let it run (after a delay, for `slow`)."""
-        fault = next((f for f in self.active if f.matches(endpoint, division)), None)
+        fault = self._take(endpoint, division, method, drop=False)
         if fault is None:
             return None
-        fault.remaining -= 1
-        self.fired += 1
-        self.active = [f for f in self.active if f.remaining > 0]
         if fault.kind == FaultKind.SLOW:
             # Real time on purpose: the point is a client's real timeout.
             await asyncio.sleep(fault.delay)
@@ -141,6 +165,7 @@ class _FaultBody(BaseModel):
     status: int = Field(default=500, ge=400, le=599)
     window_seconds: float | None = Field(default=None, gt=0)
     url: str | None = None
+    method: Literal["GET", "POST", "PUT", "DELETE"] | None = None
 
     @model_validator(mode="after")
     def _next_has_url(self) -> _FaultBody:
@@ -177,6 +202,7 @@ def routes(faults: Faults) -> list[BaseRoute]:
             status=body.status,
             window_seconds=body.window_seconds,
             url=body.url,
+            method=body.method,
         )
         faults.add(fault)
         return JSONResponse(faults.snapshot(), status_code=201)

@@ -37,7 +37,7 @@ def guarded(state: SandboxState, endpoint: str, handler: Handler) -> Callable[[R
         raw_division = request.path_params.get("division")
         division = int(raw_division) if raw_division is not None and str(raw_division).isdigit() else None
         response = await _run(state, endpoint, handler, request, division)
-        state.counters.record(endpoint, division, response.status_code)
+        state.counters.record(endpoint, division, response.status_code, request.method)
         return response
 
     return endpoint_fn
@@ -49,7 +49,7 @@ async def _run(
     if request.method in ("POST", "PUT"):
         # Production has the whole body before it is slow to act on it, so a client that gives up still wrote.
         await request.body()
-    faulted = await state.faults.intercept(endpoint, division)
+    faulted = await state.faults.intercept(endpoint, division, request.method)
     if faulted is not None:
         return faulted
     grant = state.oauth.authenticate(request.headers.get("authorization"))
@@ -67,6 +67,8 @@ async def _run(
         response: Response = Response('<?xml version="1.0" encoding="utf-8"?><feed/>', media_type="application/xml")
     else:
         response = await handler(request, context)
+        # A `drop` fault: the call ran (and wrote); the client gets a 500 instead of its answer.
+        response = state.faults.dropped(endpoint, division, request.method) or response
     state.limiter.record_status(grant.client_id, budget_division, endpoint, response.status_code)
     response.headers.update(decision.headers)
     return response

@@ -10,7 +10,16 @@ from typing import Any, Protocol
 from sandbox.entities import Entity, by_path
 from sandbox.records import WriteError
 
-__all__ = ["READ_ONLY", "Records", "apply_header", "apply_line", "default_vat_code", "derived", "parse_write_date"]
+__all__ = [
+    "READ_ONLY",
+    "Records",
+    "apply_header",
+    "apply_line",
+    "default_vat_code",
+    "derived",
+    "guid_of",
+    "parse_write_date",
+]
 
 # Filled by Exact on read; a value sent for these is ignored.
 READ_ONLY = frozenset(
@@ -70,7 +79,8 @@ def parse_write_date(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _guid(value: Any) -> str | None:
+def guid_of(value: Any) -> str | None:
+    """The canonical form of a GUID, or None for anything else."""
     try:
         return str(uuid.UUID(str(value)))
     except ValueError:
@@ -78,7 +88,7 @@ def _guid(value: Any) -> str | None:
 
 
 def _find(store: Records, division: int, path: str, key: Any) -> dict[str, Any] | None:
-    guid = _guid(key) if key is not None else None
+    guid = guid_of(key) if key is not None else None
     return store.table(division, path).get(guid) if guid else None
 
 
@@ -113,6 +123,7 @@ def apply_header(store: Records, division: int, entity: Entity, row: dict[str, A
         account = _find(store, division, "crm/Accounts", row.get("Account"))
         row["Account"] = account["ID"] if account else None
         row["AccountName"] = account["Name"] if account else None
+        _link_hours(store, division, row)
     if entity.path == "salesinvoice/SalesInvoices":
         customer = _find(store, division, "crm/Accounts", row.get("InvoiceTo"))
         row["InvoiceTo"] = customer["ID"] if customer else None
@@ -130,6 +141,9 @@ def apply_line(store: Records, division: int, entity: Entity, row: dict[str, Any
         gl = _find(store, division, "financial/GLAccounts", row.get("GLAccount"))
         # Gotcha 1: a GL account of another division is written as null, and the answer is still 201.
         row["GLAccount"] = gl["ID"] if gl else None
+        for companion, source in (("GLAccountCode", "Code"), ("GLAccountDescription", "Description")):
+            if companion in fields:
+                row[companion] = gl[source] if gl else None
     if "VATCode" in fields:
         vat_codes = store.rows(division, _entity("vat/VATCodes"))
         if row.get("VATCode") not in {v["Code"] for v in vat_codes}:
@@ -139,13 +153,26 @@ def apply_line(store: Records, division: int, entity: Entity, row: dict[str, Any
         _link_item(store, division, row, row.get("Item"), fields)
     # Gotcha 5: a purchase-order line keeps `Quantity` as `QuantityOrdered` (entities.FIELD_REPORTS).
     quantity, price = row.get("Quantity", row.get("QuantityOrdered")), row.get("UnitPrice")
-    if "AmountDC" in fields and isinstance(quantity, int | float) and isinstance(price, int | float):
-        row["AmountDC"] = round(quantity * price, 2)
+    for amount in ("AmountDC", "Amount"):
+        if amount in fields and isinstance(quantity, int | float) and isinstance(price, int | float):
+            row[amount] = round(quantity * price, 2)
+    if "AmountDC" in fields and "AmountFC" in fields:
+        # One currency in the sandbox: an amount given in one of the two is the other too.
+        row["AmountDC"] = row["AmountFC"] if row.get("AmountDC") is None else row["AmountDC"]
+        row["AmountFC"] = row["AmountDC"] if row.get("AmountFC") is None else row["AmountFC"]
     return row
 
 
+def _link_hours(store: Records, division: int, row: dict[str, Any]) -> None:
+    """The names Exact reads back with an hour's project and WBS activity (the GUIDs stay as written)."""
+    if project := _find(store, division, "project/Projects", row.get("Project")):
+        row["ProjectCode"], row["ProjectDescription"] = project["Code"], project["Description"]
+    if activity := _find(store, division, "project/WBSActivities", row.get("Activity")):
+        row["ActivityDescription"] = activity["Description"]
+
+
 def _link_item(store: Records, division: int, row: dict[str, Any], item_ref: Any, fields: tuple[str, ...]) -> None:
-    if item_ref is not None and _guid(item_ref) is None:
+    if item_ref is not None and guid_of(item_ref) is None:
         # Gotcha 6: Item takes a GUID; a code is refused.
         raise WriteError(f"Item: '{item_ref}' is not a valid GUID")
     # An Item of another division is a phantom link: written as null, answered 201.

@@ -1,6 +1,7 @@
 """Deterministic seed data: three divisions, one user, reference data, accounts, contacts, items, then every topic.
 
-Divisions 101 and 202 hold records of every topic (`seed_flat`, `seed_docs`); 303 is archived and holds what it
+Divisions 101 and 202 hold records of every topic (`seed_flat`, `seed_docs`) and, after all of those, what postings
+are checked against and name (`seed_ledger`, `seed_postings`); 303 is archived and holds what it
 always held (reference data, accounts, contacts, items, a few invoices and purchase orders). Every record has a
 value for every field of its resource (`values`), linked to real records where a field names one.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox import seed_docs, seed_flat, values
+from sandbox import seed_docs, seed_flat, seed_ledger, seed_postings, values
 from sandbox.entities import ACCOUNTS, CONTACTS, CURRENCIES, GL_ACCOUNTS, ITEMS, VAT_CODES
 from sandbox.seed_pool import Pool, SeedTarget
 
@@ -46,9 +47,9 @@ def seed_store(store: SeedTarget) -> None:
         Legislation=1,
         ServerUtcOffset=3600,
     )
-    for division in (101, 202, 303):
+    pools = {division: Pool(store, division) for division in (101, 202, 303)}
+    for division, pool in pools.items():
         # Order matters: every record draws its values from the seeded `store.rng`.
-        pool = Pool(store, division)
         _seed_reference(pool)
         _seed_accounts(pool)
         _seed_contacts(pool)
@@ -59,6 +60,10 @@ def seed_store(store: SeedTarget) -> None:
             continue
         seed_flat.seed(pool)
         seed_docs.seed(pool)
+    # Issue 18's records come after all the older ones, so those keep their values.
+    for division in (101, 202):
+        seed_ledger.seed(pools[division])
+        seed_postings.seed(pools[division])
 
 
 def _seed_reference(pool: Pool) -> None:

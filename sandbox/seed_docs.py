@@ -26,10 +26,10 @@ from sandbox.entities import (
 )
 from sandbox.seed_pool import Pool, Row
 
-__all__ = ["seed", "seed_archived"]
+__all__ = ["LineFields", "document", "seed", "seed_archived", "trade", "trade_line"]
 
 LineFields = Callable[[Pool, int, int], dict[str, Any]]
-_TOTALS = ("AmountDC", "AmountFC", "VATAmountDC", "VATAmountFC", "VATAmount")
+_TOTALS = ("AmountDC", "AmountFC", "VATAmountDC", "VATAmountFC", "VATAmount", "Amount")
 # Identity fields a line repeats from its document (the same entry, journal, period and date).
 _OPEN, _DONE = (20, "Open"), (50, "Verwerkt")
 # (status, description) pairs per document, from Exact's ranges.
@@ -48,15 +48,15 @@ _NOUN = {
 
 def seed(pool: Pool) -> None:
     for n in range(1, 7):
-        _trade(pool, SALES_INVOICES, n, Type=8020, TypeDescription="Verkoopfactuur", InvoiceNumber=26000 + n)
+        trade(pool, SALES_INVOICES, n, Type=8020, TypeDescription="Verkoopfactuur", InvoiceNumber=26000 + n)
     for n in range(1, 6):
-        _trade(pool, PURCHASE_ORDERS, n, OrderStatus=(10, 20, 30)[n % 3], OrderNumber=27000 + n)
+        trade(pool, PURCHASE_ORDERS, n, OrderStatus=(10, 20, 30)[n % 3], OrderNumber=27000 + n)
     for n in range(1, 6):
-        _trade(pool, SALES_ORDERS, n, OrderNumber=28000 + n)
+        trade(pool, SALES_ORDERS, n, OrderNumber=28000 + n)
     for n in range(1, 6):
-        _trade(pool, QUOTATIONS, n, QuotationNumber=29000 + n, VersionNumber=1)
+        trade(pool, QUOTATIONS, n, QuotationNumber=29000 + n, VersionNumber=1)
     for n in range(1, 5):
-        _document(pool, GOODS_DELIVERIES, n, 2 + n % 3, _delivery_line, DeliveryNumber=30000 + n)
+        document(pool, GOODS_DELIVERIES, n, 2 + n % 3, _delivery_line, DeliveryNumber=30000 + n)
     journals = (
         (TRANSACTIONS, "70", "Verkoopboek", 6),
         (GENERAL_JOURNAL_ENTRIES, "90", "Memoriaal", 3),
@@ -66,17 +66,17 @@ def seed(pool: Pool) -> None:
     for entity, journal, description, count in journals:
         for n in range(1, count + 1):
             fields = {"JournalCode": journal, "JournalDescription": description, "EntryNumber": 31000 + n}
-            _document(pool, entity, n, 2 + n % 3, _ledger_line, **fields, **_state(n))
+            document(pool, entity, n, 2 + n % 3, _ledger_line, **fields, **_state(n))
     for n in range(1, 4):
-        _document(pool, PURCHASE_ENTRIES, n, 2 + n % 2, _purchase_line, Journal="60", Type=30, **_state(n))
+        document(pool, PURCHASE_ENTRIES, n, 2 + n % 2, _purchase_line, Journal="60", Type=30, **_state(n))
 
 
 def seed_archived(pool: Pool) -> None:
     """Division 303 as it always was: five one-line invoices and three one-line purchase orders."""
     for n in range(1, 6):
-        _trade(pool, SALES_INVOICES, n, lines=1, Description=f"Factuur {n}", InvoiceNumber=26000 + n)
+        trade(pool, SALES_INVOICES, n, lines=1, Description=f"Factuur {n}", InvoiceNumber=26000 + n)
     for n in range(1, 4):
-        _trade(pool, PURCHASE_ORDERS, n, lines=1, Description=f"Inkooporder {n}", OrderNumber=27000 + n)
+        trade(pool, PURCHASE_ORDERS, n, lines=1, Description=f"Inkooporder {n}", OrderNumber=27000 + n)
 
 
 def _state(n: int) -> dict[str, Any]:
@@ -84,37 +84,39 @@ def _state(n: int) -> dict[str, Any]:
     return {"Status": status, "StatusDescription": description}
 
 
-def _trade(pool: Pool, header: Entity, n: int, *, lines: int = 0, **fields: Any) -> Row:
+def trade(
+    pool: Pool, header: Entity, n: int, *, lines: int = 0, line_fields: LineFields | None = None, **fields: Any
+) -> Row:
     if header.path in _STATUS:
         states = _STATUS[header.path]
         fields = {"Status": states[n % len(states)][0], "StatusDescription": states[n % len(states)][1], **fields}
     fields.setdefault("Description", f"{_NOUN[header.path]} {n}")
-    return _document(pool, header, n, lines or 2 + n % 3, _trade_line, Currency="EUR", **fields)
+    return document(pool, header, n, lines or 2 + n % 3, line_fields or trade_line, Currency="EUR", **fields)
 
 
-def _document(pool: Pool, header: Entity, n: int, count: int, line_fields: LineFields, **fields: Any) -> Row:
-    document = pool.new(header, n, **fields)
+def document(pool: Pool, header: Entity, n: int, count: int, line_fields: LineFields, **fields: Any) -> Row:
+    head = pool.new(header, n, **fields)
     line_entity = line_of(header)
     lines = []
     for number in range(1, count + 1):
         line = pool.new(line_entity, n * 7 + number, **line_fields(pool, n, number))
         for name in DOCUMENT_SHARED:
-            if name in line and name in document:
-                line[name] = document[name]
-        line[header.key], line["LineNumber"] = document[header.key], number
+            if name in line and name in head:
+                line[name] = head[name]
+        line[header.line_link], line["LineNumber"] = head[header.key], number
         lines.append(line)
     if line_fields is _ledger_line:
         lines[-1]["AmountDC"] = lines[-1]["AmountFC"] = -round(sum(x["AmountDC"] for x in lines[:-1]), 2)
     for total in _TOTALS:
-        if total in document and all(total in x for x in lines):
-            document[total] = round(sum(x[total] for x in lines), 2)
-    pool.store.insert(pool.division, header, document)
+        if total in head and all(total in x for x in lines):
+            head[total] = round(sum(x[total] for x in lines), 2)
+    pool.store.insert(pool.division, header, head)
     for line in lines:
         pool.store.insert(pool.division, line_entity, line)
-    return document
+    return head
 
 
-def _trade_line(pool: Pool, n: int, number: int) -> dict[str, Any]:
+def trade_line(pool: Pool, n: int, number: int) -> dict[str, Any]:
     item = pool.pick("items", n * 3 + number) or {}
     quantity, price = float(number + n % 3), float(item.get("StandardSalesPrice") or 10.0)
     amount = round(quantity * price, 2)

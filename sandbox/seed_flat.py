@@ -80,6 +80,14 @@ def _stock_positions(pool: Pool) -> None:
 def _hours_and_costs(pool: Pool) -> None:
     for n in range(1, 6):
         hours = float(n % 4 + 1)
-        pool.add(TIME_TRANSACTIONS, n, Quantity=hours, PriceFC=75.0, AmountFC=hours * 75.0, HourStatus=20)
+        pool.add(
+            TIME_TRANSACTIONS,
+            n,
+            kind="time_transactions",
+            Quantity=hours,
+            PriceFC=75.0,
+            AmountFC=hours * 75.0,
+            HourStatus=20,
+        )
     for n in range(1, 5):
         pool.add(COST_TRANSACTIONS, n, Quantity=1.0, PriceFC=45.5 * n, AmountFC=45.5 * n, HourStatus=20)

@@ -25,6 +25,8 @@ class SeedTarget(Protocol):
 
     def insert(self, division: int, entity: Entity, row: Row) -> Row: ...
 
+    def table(self, division: int, path: str) -> dict[str, Row]: ...
+
 
 class Pool:
     """The records of one division that others link to, filled as the seed goes."""

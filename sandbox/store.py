@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox import documents, quirks
+from sandbox import bookings, documents, quirks
 from sandbox.clock import SandboxClock
 from sandbox.config import SandboxConfig
 from sandbox.entities import Entity, header_of
@@ -150,6 +150,7 @@ class Store:
         row["Timestamp"] = self.next_timestamp()
 
     def create(self, division: int, entity: Entity, body: dict[str, Any], *, emit: bool = True) -> dict[str, Any]:
+        orders: list[tuple[Entity, str]] = []  # orders a delivery or receipt added to
         with self.lock:
             if entity.header_path is not None:
                 row, header_key = documents.add_line(self, division, entity, body)
@@ -160,9 +161,12 @@ class Store:
                 self.table(division, entity.path)[key] = row
                 if entity.is_document:
                     documents.write_lines(self, division, entity, row, body.get(entity.lines or "") or [])
+                    orders = bookings.deliver(self, division, entity, row)
                 header_key = key
         if emit:
             self.emit(division, entity, header_key, Action.UPDATE)
+            for order, order_key in orders:
+                self.emit(division, order, order_key, Action.UPDATE)
         return row
 
     def replace(
@@ -175,6 +179,8 @@ class Store:
             else:
                 old = self.get(division, entity, key)
                 header_key = old[entity.key]
+                if "EntryNumber" in entity.data_fields and body.get("EntryNumber") is None:
+                    body = {**body, "EntryNumber": old.get("EntryNumber")}  # Exact keeps an entry's number
                 row = {**quirks.derived(old), **self._build(division, entity, body, key=header_key)}
                 self.stamp(entity, row, old=old)
                 self.table(division, entity.path)[header_key] = row
@@ -227,6 +233,7 @@ class Store:
     def _build(self, division: int, entity: Entity, body: dict[str, Any], *, key: str) -> dict[str, Any]:
         writable = {f: body.get(f) for f in entity.data_fields if f not in quirks.READ_ONLY and f != entity.key}
         row = quirks.apply_header(self, division, entity, writable)
+        bookings.fill_header(self, division, entity, row, body)
         row.update({entity.key: key, "Division": division})
         return row
 

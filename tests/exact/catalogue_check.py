@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from exact import Catalogue, Entity, LineSpec, WriteSpec
-from exact._catalogue import SELECT_BUDGET, Reference
+from exact._catalogue import SELECT_BUDGET, CheckFields, Reference, ReferenceSpec
+from exact._preflight import LOOKUP_ROLES
 
 __all__ = ["PACKAGES", "catalogue_problems", "literal_paths"]
 
@@ -37,7 +38,16 @@ def catalogue_problems(catalogue: Catalogue) -> list[str]:
         raw = catalogue.reference.fields(path, reported=False)
         problems += [f"field report {path}: the reference has no {name}" for name in renames if name not in raw]
     for kind, spec in catalogue.references.items():
+        if spec.path not in catalogue.reference.resources:
+            problems.append(f"reference {kind}: {spec.path} is not in the reference")
+            continue
         problems += _missing(catalogue.reference, spec.path, [spec.match, spec.writes], f"reference {kind}")
+    for spec in catalogue.standalone.values():
+        problems += _standalone_problems(catalogue.reference, spec)
+    for spec in catalogue.writes.values():
+        problems += _check_problems(catalogue.reference, spec)
+        problems += _guid_problems(catalogue.reference, catalogue.references, spec)
+    problems += _lookup_problems(catalogue)
     return problems
 
 
@@ -125,6 +135,86 @@ def _write_problems(reference: Reference, entity: Entity, spec: WriteSpec) -> li
         problems += _typed_problems(reference, entity.lines.path, spec.lines, f"{where} lines")
         read_names = [spec.lines.read_names.get(n, n) for n in spec.lines.fields]
         problems += _missing(reference, entity.lines.path, read_names, f"{where} lines (read back)")
+    return problems
+
+
+def _standalone_problems(reference: Reference, spec: WriteSpec) -> list[str]:
+    """A write with no topic: its resources exist, its key is theirs, and its fields are as for a topic's write."""
+    where = f"write {spec.name}"
+    paths = [spec.path, *([spec.lines.path] if spec.lines else [])]
+    missing = [f"{where}: {path} is not in the reference" for path in paths if path not in reference.resources]
+    if missing:
+        return missing
+    resource = reference.resources[spec.path]
+    problems = (
+        [] if resource["primary_key"] == spec.key else [f"{where}: the key of {spec.path} is {resource['primary_key']}"]
+    )
+    if not {"POST", "PUT"} <= set(resource["methods"]):
+        problems.append(f"{where}: {spec.path} is not writable ({resource['methods']})")
+    problems += _typed_problems(reference, spec.path, spec, where)
+    if spec.lines is not None:
+        problems += _typed_problems(reference, spec.lines.path, spec.lines, f"{where} lines")
+        if not reference.fields(spec.path).get(spec.lines.name, "").endswith("[]"):
+            problems.append(f"{where}: {spec.path}.{spec.lines.name} is no lines collection")
+    return problems
+
+
+def _check_problems(reference: Reference, spec: WriteSpec) -> list[str]:
+    """Natural keys, marker and check fields are fields of the write (header or lines) that the reference has."""
+    where = f"write {spec.name}"
+    problems = [
+        f"{where}: natural key {n} is not a field of the write" for n in spec.natural_keys if n not in spec.fields
+    ]
+    if spec.marker is not None:
+        kind = reference.fields(spec.path, reported=False).get(spec.marker)
+        if spec.marker not in spec.fields or kind != "string":
+            problems.append(f"{where}: marker {spec.marker} is no free-text field of the write ({kind})")
+    for roles, fields, path in (
+        (CheckFields.HEADER, spec.fields, spec.path),
+        (CheckFields.LINE, spec.lines.fields if spec.lines else frozenset(), spec.lines.path if spec.lines else None),
+    ):
+        types = reference.fields(path, reported=False) if path else {}
+        for role in roles:
+            for name in spec.check_fields.named(role):
+                if name not in types:
+                    problems.append(f"{where}: check field {role}: {path} has no field {name}")
+                elif name not in fields:
+                    problems.append(f"{where}: check field {role}: {name} is not a field of the write")
+    return problems
+
+
+def _guid_problems(reference: Reference, kinds: Mapping[str, ReferenceSpec], spec: WriteSpec) -> list[str]:
+    """What the reference can tell of a field: `X` beside an `XCode`, or `…ID`, holds a GUID; `…Code` a code."""
+    problems = []
+    specs: list[tuple[str, Mapping[str, str]]] = [(spec.path, spec.references)]
+    if spec.lines is not None:
+        specs.append((spec.lines.path, spec.lines.references))
+    for path, references in specs:
+        types = reference.fields(path, reported=False)
+        for name, kind in references.items():
+            guid = f"{name}Code" in types or name.endswith("ID")
+            code = name.endswith("Code")
+            if (guid and not kinds[kind].guid) or (code and kinds[kind].guid):
+                wanted = "a GUID" if guid else "a code"
+                problems.append(
+                    f"write {spec.name}: {path}.{name} takes {wanted}, but {kind} writes {kinds[kind].writes}"
+                )
+    return problems
+
+
+def _lookup_problems(catalogue: Catalogue) -> list[str]:
+    """Each pre-flight read names a resource and fields the reference has, with every role the checks use."""
+    problems = []
+    for name, roles in LOOKUP_ROLES.items():
+        lookup = catalogue.lookups.get(name)
+        if lookup is None:
+            problems.append(f"lookup {name}: missing")
+            continue
+        if lookup.path not in catalogue.reference.resources:
+            problems.append(f"lookup {name}: {lookup.path} is not in the reference")
+            continue
+        problems += [f"lookup {name}: no field for role {role}" for role in roles if role not in lookup.fields]
+        problems += _missing(catalogue.reference, lookup.path, lookup.fields.values(), f"lookup {name}")
     return problems
 
 

@@ -23,7 +23,7 @@ from exact import (
     Writer,
     string_literal,
 )
-from sandbox.entities import GL_ACCOUNTS, SALES_INVOICES
+from sandbox.entities import ACCOUNTS, GL_ACCOUNTS, SALES_INVOICES
 from tests.conftest import ServerThread
 from tests.pipeline.connected import Connected
 from tests.pipeline.push_support import await_true
@@ -271,3 +271,63 @@ class TestCreatesAreNeverSentTwice:
         await_true(lambda: counters.total(endpoint=INVOICE.path, status=201) >= 2, timeout=30, what="the slow create")
         assert counters.total(endpoint=INVOICE.path, status=201) == 2
         assert [r["YourRef"] for r in store.rows(101, SALES_INVOICES)].count("slow-one") == 1
+
+
+class TestLostAnswersAreSettled:
+    """A create whose answer is lost is looked up by its marker (or YourRef): found, it succeeded; surely absent
+    (Exact itself answered 500, the lookup found nothing), it is sent once more; otherwise it stays unknown."""
+
+    def posts(self, sandbox: ServerThread, path: str) -> int:
+        return int(sandbox.state.counters.total(endpoint=path, method="POST"))  # type: ignore[attr-defined]
+
+    def named(self, sandbox: ServerThread, name: str) -> list[dict[str, Any]]:
+        return [r for r in sandbox.state.store.rows(101, ACCOUNTS) if r.get("Name") == name]  # type: ignore[attr-defined]
+
+    def test_a_dropped_answer_is_found_by_the_marker_and_verified(self, writer: Writer, sandbox: ServerThread) -> None:
+        arm(sandbox, kind="drop", endpoint=ACCOUNT.path, count=1)
+        result = writer.create(101, ACCOUNT, {"Code": "8801", "Name": "Dropped Co"}, marker="exact-pipeline:t-8801")
+        [created] = self.named(sandbox, "Dropped Co")
+        assert (result.key, result.found_by, result.action) == (created["ID"], ACCOUNT.marker, "create")
+        assert created[str(ACCOUNT.marker)] == "exact-pipeline:t-8801"
+        assert self.posts(sandbox, ACCOUNT.path) == 1
+
+    def test_a_dropped_answer_is_found_by_yourref(self, writer: Writer, sandbox: ServerThread) -> None:
+        arm(sandbox, kind="drop", endpoint=INVOICE.path, count=1)
+        fields = {"InvoiceTo": "1001", "YourRef": "dropped-ref-1"}
+        result = writer.create(101, INVOICE, fields, [{"Item": "ITEM-001", "Quantity": 2}], marker="exact-pipeline:x")
+        [created] = [r for r in sandbox.state.store.rows(101, SALES_INVOICES) if r.get("YourRef") == "dropped-ref-1"]  # type: ignore[attr-defined]
+        assert (result.key, result.found_by) == (created["InvoiceID"], "YourRef")
+        assert not created.get("Remarks")  # YourRef finds it: no marker stamped
+        assert self.posts(sandbox, INVOICE.path) == 1
+
+    def test_a_500_that_wrote_nothing_is_sent_once_more(self, writer: Writer, sandbox: ServerThread) -> None:
+        arm(sandbox, kind="error", endpoint=ACCOUNT.path, count=1)
+        result = writer.create(101, ACCOUNT, {"Code": "8802", "Name": "Resent Co"}, marker="exact-pipeline:t-8802")
+        [created] = self.named(sandbox, "Resent Co")
+        assert (result.key, result.found_by) == (created["ID"], None)
+        assert self.posts(sandbox, ACCOUNT.path) == 2
+
+    def test_only_once_more(self, writer: Writer, sandbox: ServerThread) -> None:
+        arm(sandbox, kind="error", endpoint=ACCOUNT.path, method="POST", count=2)
+        with pytest.raises(WriteOutcomeUnknown, match="not found by Remarks"):
+            writer.create(101, ACCOUNT, {"Code": "8803", "Name": "Twice Co"}, marker="exact-pipeline:t-8803")
+        assert self.posts(sandbox, ACCOUNT.path) == 2
+        assert self.named(sandbox, "Twice Co") == []
+
+    def test_a_gateway_timeout_may_still_land_so_is_never_resent(self, writer: Writer, sandbox: ServerThread) -> None:
+        arm(sandbox, kind="timeout", endpoint=ACCOUNT.path, count=1, delay=0.1)
+        with pytest.raises(WriteOutcomeUnknown, match="it may have landed"):
+            writer.create(101, ACCOUNT, {"Code": "8804", "Name": "Gateway Co"}, marker="exact-pipeline:t-8804")
+        assert self.posts(sandbox, ACCOUNT.path) == 1
+
+    def test_a_lookup_that_fails_too_leaves_it_unknown(self, writer: Writer, sandbox: ServerThread) -> None:
+        arm(sandbox, kind="drop", endpoint=ACCOUNT.path, count=1)
+        arm(sandbox, kind="error", endpoint=ACCOUNT.path, method="GET", count=10)  # the lookup's, retries and all
+        with pytest.raises(WriteOutcomeUnknown, match="looking it up by Remarks failed too"):
+            writer.create(101, ACCOUNT, {"Code": "8805", "Name": "Unseen Co"}, marker="exact-pipeline:t-8805")
+        assert self.posts(sandbox, ACCOUNT.path) == 1
+        assert len(self.named(sandbox, "Unseen Co")) == 1
+
+
+def arm(sandbox: ServerThread, **fault: Any) -> None:
+    assert httpx.post(f"{sandbox.url}/_sandbox/faults", json=fault).status_code < 300

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.config import SandboxConfig
 from sandbox.entities import ENTITIES, FIELD_REPORTS, RESOURCES, served_paths
 from sandbox.reference_trim import dumps, trim
 from tests.sandbox.conftest import Api, results
@@ -62,6 +63,12 @@ class TestAgainstTheReference:
     def test_resources_json_is_the_trim_of_the_catalogue(self) -> None:
         catalogue = json.loads(CATALOGUE.read_text(encoding="utf-8"))
         assert RESOURCES.read_text(encoding="utf-8") == dumps(trim(catalogue, served_paths()))
+
+
+@pytest.fixture
+def sandbox_config() -> SandboxConfig:
+    """One GET per served resource is more than production's 60 a minute."""
+    return SandboxConfig(minute_limit=1000)
 
 
 class TestServedRecords:

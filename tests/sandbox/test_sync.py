@@ -64,5 +64,5 @@ class TestSyncPageSize:
 
     def test_page_sizes_are_configurable(self, api: Api) -> None:
         _, calls = walk(api, "101/sync/CRM/Accounts", 0)
-        assert calls == 3  # 30 seeded accounts, 10 a page
+        assert calls == 4  # 32 seeded accounts, 10 a page
         assert len(results(api.get("101/crm/Contacts"))) == 7
