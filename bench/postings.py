@@ -111,7 +111,7 @@ def main() -> None:
             ["writer", "calls, first post", "calls per later post"],
             rows,
         )
-        base, checked = float(rows[0][2]), float(str(rows[1][2]))
+        base, checked = float(str(rows[0][2])), float(str(rows[1][2]))
         print(f"\nchecks add {checked - base:.2f} calls a post once warm ({checked / base:.2f}x the naive post)")
         bulk = counter.http.post("/records/101/crm/Accounts/bulk", json={"count": args.accounts})
         bulk.raise_for_status()
