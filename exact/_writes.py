@@ -10,12 +10,10 @@ called unknown, and sent once more only when Exact itself answered and the looku
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from exact._catalogue import CATALOGUE, Kind, LineSpec, WriteSpec
@@ -23,14 +21,14 @@ from exact._dates import format_date, parse_date
 from exact._exceptions import (
     ExactError,
     ExactUnavailable,
-    FieldMismatch,
     UnknownReference,
     WriteNotVerified,
     WriteOutcomeUnknown,
 )
 from exact._matching import AmbiguousMatch, Candidate, DuplicateAccount, Matcher, normalise
 from exact._odata import Query, guid_literal
-from exact._references import References, is_guid
+from exact._readback import compare
+from exact._references import References
 from exact._values import check_values, write_date
 
 if TYPE_CHECKING:
@@ -49,7 +47,6 @@ __all__ = [
 
 # Never sent back on a PUT and never compared: Exact fills them.
 _SYSTEM = frozenset({"ID", "Division", "Created", "Creator", "Modified", "Modifier", "Timestamp"})
-_ABSENT = "<absent>"
 # What the dedupe check of a new account compares (the seed's duplicate check).
 _DUPLICATE_KEYS = ("VATNumber", "ChamberOfCommerce")
 # Exact's own 500: the call ran to its end, so a lookup that finds nothing means nothing landed.
@@ -364,21 +361,7 @@ class Writer:
         lines: list[dict[str, Any]] | None,
     ) -> WriteResult:
         record = self._read(division, spec, key, expand=lines is not None)
-        mismatches: list[FieldMismatch] = []
-        verified: dict[str, Any] = {}
-        for name, written in body.items():
-            if spec.lines is not None and name == spec.lines.name:
-                continue
-            read = record.get(name, _ABSENT)
-            verified[name] = read
-            if not _same(written, read, is_date=name in spec.dates):
-                mismatches.append(FieldMismatch(name, name, written, read))
-        verified_lines: list[dict[str, Any]] | None = None
-        if lines is not None and spec.lines is not None:
-            read_lines = _lines_of(record, spec.lines.name)
-            mismatches += _compare_lines(spec.lines, lines, read_lines)
-            if not mismatches:
-                verified_lines = [_picked(spec.lines, w, r) for w, r in zip(lines, read_lines, strict=True)]
+        verified, verified_lines, mismatches = compare(spec, record, body, lines)
         if mismatches:
             raise WriteNotVerified(entity=spec.path, key=key, division=division, mismatches=mismatches)
         return WriteResult(spec.name, division, key, action, verified, verified_lines)
@@ -426,53 +409,3 @@ def _writable_value(spec: WriteSpec, name: str, value: Any) -> Any:
     if name in spec.dates and isinstance(value, str) and value:
         return format_date(parse_date(value))
     return value
-
-
-def _lines_of(record: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
-    value = record.get(name)
-    rows = value.get("results", []) if isinstance(value, Mapping) else value if isinstance(value, list) else []
-    return sorted((dict(r) for r in rows), key=lambda r: r.get("LineNumber") or 0)
-
-
-def _compare_lines(spec: LineSpec, written: list[dict[str, Any]], read: list[dict[str, Any]]) -> list[FieldMismatch]:
-    if len(written) != len(read):
-        return [FieldMismatch(spec.name, spec.name, f"{len(written)} lines", f"{len(read)} lines")]
-    mismatches = []
-    for number, (sent, back) in enumerate(zip(written, read, strict=True), start=1):
-        for name, value in sent.items():
-            read_as = spec.read_names.get(name, name)
-            got = back.get(read_as, _ABSENT)
-            if not _same(value, got, is_date=name in spec.dates):
-                mismatches.append(
-                    FieldMismatch(f"{spec.name}[{number}].{name}", f"{spec.name}[{number}].{read_as}", value, got)
-                )
-    return mismatches
-
-
-def _picked(spec: LineSpec, written: Mapping[str, Any], read: Mapping[str, Any]) -> dict[str, Any]:
-    """The line as read back: its ID and each written field under its read name."""
-    names = [spec.read_names.get(n, n) for n in written]
-    return {"ID": read.get("ID"), **{name: read.get(name) for name in names}}
-
-
-def _same(written: Any, read: Any, *, is_date: bool) -> bool:
-    if read is _ABSENT:
-        return False
-    if written is None or read is None:
-        return written is None and read is None
-    if is_date:
-        return bool(_moment(written) == _moment(read))
-    if isinstance(written, bool) or isinstance(read, bool):
-        return written is read
-    if isinstance(written, int | float) and isinstance(read, int | float):
-        return math.isclose(written, read, rel_tol=1e-9, abs_tol=1e-9)
-    if isinstance(written, str) and isinstance(read, str):
-        return written == read or (is_guid(written) and written.lower() == read.lower())
-    return bool(written == read)
-
-
-def _moment(value: Any) -> datetime | None:
-    try:
-        return parse_date(value)
-    except (TypeError, ValueError):
-        return None
