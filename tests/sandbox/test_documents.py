@@ -153,8 +153,9 @@ class TestLineChangesThroughControl:
         )
         assert edited.status_code == 200, edited.text
         wait_idle(sandbox_http)
+        # One webhook per change, each naming the line's invoice; they are sent concurrently, so in any order.
         keys = [json.loads(content_bytes(b))["Key"] for b in callback.events()]
-        assert keys == [line["InvoiceID"] for line in lines]
+        assert sorted(keys) == sorted(line["InvoiceID"] for line in lines)
         after = {r["ID"]: r for r in records(sandbox_http, "salesinvoice/SalesInvoiceLines")}
         assert all(after[line["ID"]]["Quantity"] == 9 for line in lines)
         assert all(after[line["ID"]]["AmountDC"] == round(9 * line["UnitPrice"], 2) for line in lines)
