@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,21 +40,30 @@ _DATABASE_FREE_FOLDERS = ("sandbox", "exact")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The PostgreSQL pass leaves out the tests that cannot meet a database: the SQLite pass runs them, so running
-    them twice proves nothing (`TEST_EVERY_PASS=1` keeps them)."""
-    if not PG_URL.startswith("postgresql") or os.environ.get("TEST_EVERY_PASS") == "1":
+    """Slow scenarios first, so each xdist process starts one while the short tests fill the others (collected last,
+    they were the run's tail). When `scripts/test` runs both passes (`TEST_PASSES=both`), the tests that cannot meet
+    a database are dealt out between the passes, file by file, so each runs once: running them on both databases
+    proves nothing (`TEST_EVERY_PASS=1` runs them in both)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the order within stays
+    if os.environ.get("TEST_PASSES") != "both" or os.environ.get("TEST_EVERY_PASS") == "1":
         return
     tests = Path(__file__).parent
-    database_free = [
-        item
-        for item in items
-        if item.path.relative_to(tests).parts[0] in _DATABASE_FREE_FOLDERS
-        and "database_url" not in getattr(item, "fixturenames", ())
-    ]
-    if database_free:
-        config.hook.pytest_deselected(items=database_free)
-        left_out = set(database_free)
-        items[:] = [item for item in items if item not in left_out]
+    counts = Counter(str(item.path) for item in items if _database_free(item, tests))
+    sides: tuple[list[str], list[str]] = ([], [])
+    for path, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):  # larger files first, to the lighter side
+        min(sides, key=lambda side: sum(counts[p] for p in side)).append(path)
+    theirs = set(sides[0 if PG_URL.startswith("postgresql") else 1])
+    left_out = [item for item in items if str(item.path) in theirs and _database_free(item, tests)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        dropped = set(left_out)
+        items[:] = [item for item in items if item not in dropped]
+
+
+def _database_free(item: pytest.Item, tests: Path) -> bool:
+    """A test of a folder that reaches a database only through the `database_url` fixture, without that fixture."""
+    folder = item.path.relative_to(tests).parts[0]
+    return folder in _DATABASE_FREE_FOLDERS and "database_url" not in getattr(item, "fixturenames", ())
 
 
 @pytest.fixture(scope="session")
