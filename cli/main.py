@@ -38,7 +38,7 @@ def _mount() -> None:
     from commands.clients_cli import app as clients_app
     from connections.cli import connect, divisions
     from connections.keys import rotate_key
-    from delivery.cli import deadletters_app, records_app
+    from delivery.cli import deadletters_app, push_app, records_app
     from ops.cli import demo, status
     from receiver.cli import receiver
     from sandbox.cli import sandbox
@@ -60,6 +60,7 @@ def _mount() -> None:
     app.command("beat")(beat)
     app.add_typer(records_app, name="records")
     app.add_typer(deadletters_app, name="deadletters")
+    app.add_typer(push_app, name="push")
     app.command("demo")(demo)
     app.command("status")(status)
     app.command("write")(write)

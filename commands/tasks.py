@@ -5,7 +5,9 @@ that finds its own claim still `running` is a redelivery after a crash, so the c
 being written twice. Rate limits, outages and a paused endpoint met before the write put it back in the queue; any
 other error ends it `failed` if the write was not sent yet, `unknown` (with the Exact ID when known) once it may have
 landed. The result (Exact ID and verified fields, or the error) is kept in `commands` and, in the same transaction,
-handed to the sinks as a change of topic `Commands`, so connected systems receive it like any other change.
+handed to the sinks as a change of topic `Commands`, so connected systems receive it like any other change. The
+version a command wrote (the record's `Modified` as read back) is kept at once, under its client's name: the change
+fetched of it later is pushed with origin `command`, and not to that client's own sink if it suppresses echoes.
 
 The Writer checks each write before sending (`exact.Preflight`: a refusal is `failed` with the check and its values),
 finds an upsert's record by natural key, and settles a create whose answer was lost: it stamps an empty marker field
@@ -27,14 +29,15 @@ from celery import Task, shared_task
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from commands.models import CommandState
+from commands.models import DEFAULT_CLIENT, CommandState
 from commands.schema import Command
 from commands.share import spend_share
-from commands.store import ClaimState, claim, finish, release, stale_queued, stale_running, view
+from commands.store import ClaimState, claim, finish, get, release, stale_queued, stale_running, view
 from commands.writing import command_writer
 from connections.context import ConnectionContext, connection_context
 from connections.queries import connection_reaching
-from delivery.changes import ChangeRecord
+from delivery.changes import COMMANDS_TOPIC, ChangeRecord
+from delivery.origin import command_origin, record_write
 from delivery.outbox import PushLane, accept, dispatch_lanes
 from exact import (
     SPECS,
@@ -75,8 +78,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The topic under which command results reach the sinks (push type `exact.Commands.updated`).
-COMMANDS_TOPIC = "Commands"
 _KEYS = uuid.UUID("6f1c8f8e-8a55-4d0e-9a39-0c7d2f1e5b21")
 # After the soft time limit interrupts a run, this long to record its outcome before the hard limit kills it.
 HARD_LIMIT_GRACE_SECONDS = 30.0
@@ -145,6 +146,7 @@ def _run(
         return CommandState.FAILED, _error("NoConnection", message)
     spend_share(ctx, key, command)  # a named client's share of the division's budget; ShareSpent is RateLimited
     result = _write(ctx, connection_id, command, progress)
+    _record_write(ctx, key, result)
     shown = {"exact_id": result.key, "verified": result.verified, "lines": result.lines}
     if command.action == "upsert":
         shown["action"] = result.action  # what the upsert did: "create" or "update"
@@ -221,13 +223,33 @@ def _write(ctx: ConnectionContext, connection_id: int, command: Command, progres
     return writer.update(command.division, spec, str(command.id), command.fields, command.lines, progress=progress)
 
 
+def _record_write(ctx: ConnectionContext, key: str, result: WriteResult) -> None:
+    """Keep the version the command wrote, for the sinks' origin rule (`delivery.origin`), at once: the fetch its
+    webhook starts may come before the outcome is recorded. A database that refuses costs an echo, not the command."""
+    try:
+        with ctx.sessions() as session, session.begin():
+            row = get(session, key)
+            source = row.client if row is not None else DEFAULT_CLIENT
+            record_write(
+                session,
+                division=result.division,
+                entity=result.entity,
+                key=result.key,
+                modified=result.modified,
+                command=key,
+                source=source,
+            )
+    except SQLAlchemyError as exc:
+        log_event(log, "workers.command.write_not_recorded", logging.WARNING, key=key, error=type(exc).__name__)
+
+
 def _commands_client(ctx: ConnectionContext, connection_id: int) -> ExactClient:
     """The connection's client, counting 4xx in the commands' own share of Exact's error block."""
     settings = ctx.settings
     budget = ErrorBudget(
         ctx.redis,
         prefix=settings.redis_prefix,
-        client_id=str(settings.exact_client_id),
+        client_id=str(ctx.app(connection_id).client_id),  # the connection's app: budgets are per app
         threshold=settings.commands_error_budget,
         share="commands",
     )
@@ -288,7 +310,13 @@ def _record(
             return None
         shown = view(row).model_dump(mode="json")
         change = ChangeRecord(
-            row.division, COMMANDS_TOPIC, change_key(key), "Update", shown, version=time.time_ns() // 1_000_000
+            row.division,
+            COMMANDS_TOPIC,
+            change_key(key),
+            "Update",
+            shown,
+            version=time.time_ns() // 1_000_000,
+            origin=command_origin(key, row.client),
         )
         accepted = accept(session, [change], ctx.settings)
         session.commit()

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from connections.apps import DEFAULT_APP, apps_from_settings
 from connections.factory import client_from_settings
 from connections.store import save_connection, save_divisions
 from exact import TokenSet
@@ -63,16 +64,19 @@ def wait_for_code(redirect_uri: str, state: str, timeout: float, listening: thre
     return received["code"]
 
 
-def finish_connect(settings: Settings, tokens: TokenSet) -> tuple[int, str, list[int]]:
-    """Store the connection of the user behind `tokens`, then fetch and store its divisions."""
-    me = _me(settings.exact_base_url, tokens.access_token)
+def finish_connect(settings: Settings, tokens: TokenSet, *, app: str = DEFAULT_APP) -> tuple[int, str, list[int]]:
+    """Store the connection of the user behind `tokens` (issued to `app`), then fetch and store its divisions."""
+    chosen = apps_from_settings(settings).get(app)
+    client_id, _ = chosen.credentials()
+    me = _me(chosen.base_url, tokens.access_token)
     sessions = make_session_factory(make_engine(settings.database_url))
     cipher = TokenCipher(settings.secret("token_encryption_key"))
     with session_scope(sessions) as session:
         row = save_connection(
             session,
-            base_url=settings.exact_base_url,
-            client_id=str(settings.exact_client_id),
+            app=chosen.name,
+            base_url=chosen.base_url,
+            client_id=client_id,
             tokens=tokens,
             me=me,
             cipher=cipher,

@@ -10,7 +10,8 @@ from typing import Self
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from connections.factory import client_from_settings
+from connections.apps import ExactApp
+from connections.factory import app_of, client_from_settings
 from exact import ExactClient, References
 from runtime.process import Resources, resources
 from runtime.settings import Settings
@@ -27,6 +28,7 @@ class ConnectionContext:
     redis: redis.Redis
     _clients: dict[int, ExactClient] = field(default_factory=dict)
     _references: dict[int, References] = field(default_factory=dict)
+    _apps: dict[int, ExactApp] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -42,6 +44,13 @@ class ConnectionContext:
             if connection_id not in self._clients:
                 self._clients[connection_id] = client_from_settings(self.settings, self.sessions, connection_id)
             return self._clients[connection_id]
+
+    def app(self, connection_id: int) -> ExactApp:
+        """The connection's app, whose client id keys its budgets (a connection never changes app)."""
+        with self._lock:
+            if connection_id not in self._apps:
+                self._apps[connection_id] = app_of(self.settings, self.sessions, connection_id)
+            return self._apps[connection_id]
 
     def references(self, connection_id: int) -> References:
         """One reference cache per connection, kept for the process: the same codes recur across commands."""

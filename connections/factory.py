@@ -1,10 +1,16 @@
-"""Builds Exact clients and OAuth apps from `Settings`: the one place where the client meets configuration."""
+"""Builds Exact clients and OAuth apps from `Settings`: the one place where the client meets configuration.
+
+A connection's client, tokens and budgets are its app's (connections/apps.py): host, client id and secret.
+"""
 
 from __future__ import annotations
 
 import redis
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connections.apps import DEFAULT_APP, ExactApp, apps_from_settings
+from connections.models import Connection
 from connections.tokens import SqlTokenStore
 from exact import REFRESH_MIN_AGE, ErrorBudget, ExactClient, OAuthApp, RateLimiter, TokenManager
 from runtime.crypto import TokenCipher
@@ -12,6 +18,7 @@ from runtime.redis import sync_client
 from runtime.settings import Settings
 
 __all__ = [
+    "app_of",
     "cipher_from_settings",
     "client_from_settings",
     "limiter_from_settings",
@@ -25,14 +32,18 @@ def cipher_from_settings(settings: Settings) -> TokenCipher:
     return TokenCipher(settings.secret("token_encryption_key"))
 
 
-def oauth_from_settings(settings: Settings) -> OAuthApp:
-    settings.require("exact_client_id", "exact_client_secret")
-    return OAuthApp(
-        settings.exact_base_url,
-        str(settings.exact_client_id),
-        settings.secret("exact_client_secret"),
-        settings.exact_redirect_uri,
-    )
+def app_of(settings: Settings, session_factory: sessionmaker[Session], connection_id: int) -> ExactApp:
+    """The app a connection belongs to; `default` for an id not stored, whose first call then needs consent."""
+    with session_factory() as session:
+        name = session.scalar(select(Connection.app).where(Connection.id == connection_id))
+    return apps_from_settings(settings).get(name or DEFAULT_APP)
+
+
+def oauth_from_settings(settings: Settings, app: str | ExactApp = DEFAULT_APP) -> OAuthApp:
+    """The OAuth side of an app (by name); `MissingSetting` names its unset client id or secret."""
+    chosen = app if isinstance(app, ExactApp) else apps_from_settings(settings).get(app)
+    client_id, client_secret = chosen.credentials()
+    return OAuthApp(chosen.base_url, client_id, client_secret, chosen.redirect_uri)
 
 
 def token_manager_from_settings(
@@ -41,11 +52,12 @@ def token_manager_from_settings(
     connection_id: int,
     *,
     refresh_min_age: float = REFRESH_MIN_AGE,
+    app: ExactApp | None = None,
 ) -> TokenManager:
     store = SqlTokenStore(session_factory, cipher_from_settings(settings))
     return TokenManager(
         store,
-        oauth_from_settings(settings),
+        oauth_from_settings(settings, app or app_of(settings, session_factory, connection_id)),
         sync_client(settings.redis_url),
         prefix=settings.redis_prefix,
         connection_id=connection_id,
@@ -61,13 +73,17 @@ def client_from_settings(
     refresh_min_age: float = REFRESH_MIN_AGE,
     timeout: float = 30.0,
 ) -> ExactClient:
-    """A client for one connection, sharing the app's budget per division with every other process."""
+    """A client for one connection on its app's host, sharing the app's budget per division with every process."""
     redis_client = sync_client(settings.redis_url)
-    client_id = str(settings.exact_client_id)
+    app = app_of(settings, session_factory, connection_id)
+    client_id, _ = app.credentials()
+    tokens = token_manager_from_settings(
+        settings, session_factory, connection_id, refresh_min_age=refresh_min_age, app=app
+    )
     return ExactClient(
-        base_url=settings.exact_base_url,
-        tokens=token_manager_from_settings(settings, session_factory, connection_id, refresh_min_age=refresh_min_age),
-        limiter=limiter_from_settings(settings, redis_client),
+        base_url=app.base_url,
+        tokens=tokens,
+        limiter=limiter_from_settings(settings, redis_client, client_id=client_id),
         errors=ErrorBudget(redis_client, prefix=settings.redis_prefix, client_id=client_id),
         timeout=timeout,
     )

@@ -8,6 +8,7 @@ from enum import IntEnum
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from connections.apps import DEFAULT_APP
 from runtime.db import Base, utc_now
 
 __all__ = ["Connection", "Division", "DivisionStatus"]
@@ -27,12 +28,15 @@ class DivisionStatus(IntEnum):
 
 
 class Connection(Base):
-    """One OAuth grant: an Exact user of our app. Tokens are Fernet-encrypted; `version` fences writers."""
+    """One OAuth grant: an Exact user of one of our apps (`app`, a name of connections/apps.py). Tokens are
+    Fernet-encrypted; `version` fences writers."""
 
     __tablename__ = "connections"
-    __table_args__ = (UniqueConstraint("base_url", "user_id"),)
+    # One user may consent to two apps of one host: a connection each.
+    __table_args__ = (UniqueConstraint("app", "base_url", "user_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    app: Mapped[str] = mapped_column(String(50), default=DEFAULT_APP, server_default=DEFAULT_APP)
     base_url: Mapped[str] = mapped_column(String(200))
     client_id: Mapped[str] = mapped_column(String(100))
     user_id: Mapped[str] = mapped_column(String(64))

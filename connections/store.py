@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connections.apps import DEFAULT_APP
 from connections.models import Connection, Division
 from exact import TokenSet, parse_date
 from runtime.crypto import TokenCipher
@@ -17,13 +18,22 @@ __all__ = ["save_connection", "save_divisions"]
 
 
 def save_connection(
-    session: Session, *, base_url: str, client_id: str, tokens: TokenSet, me: Mapping[str, Any], cipher: TokenCipher
+    session: Session,
+    *,
+    base_url: str,
+    client_id: str,
+    tokens: TokenSet,
+    me: Mapping[str, Any],
+    cipher: TokenCipher,
+    app: str = DEFAULT_APP,
 ) -> Connection:
-    """Insert or update the connection of `me`'s user; a reconnect clears "needs consent"."""
+    """Insert or update the connection of `me`'s user through `app`; a reconnect clears "needs consent"."""
     user_id = str(me["UserID"])
-    row = session.scalar(select(Connection).where(Connection.base_url == base_url, Connection.user_id == user_id))
+    row = session.scalar(
+        select(Connection).where(Connection.app == app, Connection.base_url == base_url, Connection.user_id == user_id)
+    )
     if row is None:
-        row = Connection(base_url=base_url, user_id=user_id, client_id=client_id, version=0)
+        row = Connection(app=app, base_url=base_url, user_id=user_id, client_id=client_id, version=0)
         session.add(row)
     row.client_id = client_id
     row.user_name = str(me.get("FullName") or me.get("UserName") or "") or None

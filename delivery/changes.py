@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ChangeRecord", "event_id_of"]
+__all__ = ["COMMANDS_TOPIC", "ChangeRecord", "event_id_of"]
+
+# The topic under which command results reach the sinks (push type `exact.Commands.updated`).
+COMMANDS_TOPIC = "Commands"
 
 
 def event_id_of(division: int, topic: str, key: str, version: int, action: str) -> str:
@@ -18,7 +21,8 @@ class ChangeRecord:
     """One change of one record, in the normal form every sink receives.
 
     `version` is monotonic per key: the sync `Timestamp` when known, else `Modified` (or, for a delete, the event
-    time) in epoch milliseconds. `event_id` may be left out; it is then derived from the other fields.
+    time) in epoch milliseconds. `event_id` may be left out; it is then derived from the other fields. `origin`
+    (`delivery.origin`) says who made the version, a command or someone in Exact; it is no part of the event id.
     """
 
     division: int
@@ -28,6 +32,7 @@ class ChangeRecord:
     record: dict[str, Any] | None  # normalised record (None for Delete)
     version: int
     event_id: str = ""
+    origin: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.event_id:

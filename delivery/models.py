@@ -1,4 +1,4 @@
-"""Tables of the workers: the SQL mirror, the delivery log per change and sink, and the sync cursors."""
+"""Tables of the workers: the SQL mirror, the delivery log per change and sink, and the versions commands wrote."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from runtime.db import Base, utc_now
 
-__all__ = ["DELIVERY_STATES", "LIVE_STATES", "Delivery", "DeliveryState", "MirrorRecord"]
+__all__ = ["DELIVERY_STATES", "LIVE_STATES", "CommandWrite", "Delivery", "DeliveryState", "MirrorRecord"]
 
 
 class DeliveryState(StrEnum):
@@ -48,6 +48,7 @@ class MirrorRecord(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     record: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    origin: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the version's (delivery.origin)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
@@ -70,6 +71,8 @@ class Delivery(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     action: Mapped[str] = mapped_column(String(20))
     record: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # `data.origin` of the push (delivery.origin); None on rows logged before origins were kept.
+    origin: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(20), default=DeliveryState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -78,3 +81,24 @@ class Delivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class CommandWrite(Base):
+    """A version a command wrote and verified: the record's `Modified` as read back (epoch ms), the command's key and
+    its client (`source`). It tells the change fetched later to be the command's (delivery.origin)."""
+
+    __tablename__ = "command_writes"
+    __table_args__ = (
+        UniqueConstraint("division", "topic", "key", "modified"),
+        Index("ix_command_writes_key", "key"),
+        Index("ix_command_writes_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    division: Mapped[int] = mapped_column(Integer)
+    topic: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(36))
+    modified: Mapped[int] = mapped_column(BigInteger)
+    command: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

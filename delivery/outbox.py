@@ -1,7 +1,9 @@
 """Changes into every sink in the caller's transaction; the push lanes they touch, dispatched after the commit.
 
 The fetching side calls `accept(session, changes, settings)` inside its transaction, commits, then passes the
-lanes it returned to `dispatch_lanes(settings, lanes)`. That sends one `workers.deliver` task per push lane (sink,
+lanes it returned to `dispatch_lanes(settings, lanes)`. Each change gets its origin (`delivery.origin`), and each
+sink takes the changes its route admits (`delivery.sinks.routes`: topics, divisions, echoes); a sink without a
+route takes all. That sends one `workers.deliver` task per push lane (sink,
 division, topic, key); the task runs `delivery.push.deliver_lane`, which pushes the lane's log rows in version order.
 `sweep_lanes` finds rows a lost message left behind, so Redis losing a task is a delay, not a loss.
 """
@@ -22,7 +24,9 @@ from sqlalchemy.orm import Session
 
 from delivery.changes import ChangeRecord
 from delivery.models import Delivery, DeliveryState
+from delivery.origin import with_origins
 from delivery.sinks import PushSink, Sink, load_sinks
+from delivery.sinks.routes import Route, sinks_file_digest
 from runtime.broker import producer
 from runtime.contracts import DELIVER, DELIVERIES_QUEUE
 from runtime.db import utc_now
@@ -81,7 +85,7 @@ def sinks_for(settings: Settings) -> list[Sink]:
 def _fingerprint(settings: Settings) -> str:
     # model_dump_json masks secrets, and two settings differing only in PUSH_SECRET must not share sinks.
     values = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in settings.model_dump().items()}
-    return repr(sorted(values.items()))
+    return repr(sorted(values.items())) + sinks_file_digest(settings)
 
 
 def accept(session: Session, changes: Sequence[ChangeRecord], settings: Settings) -> AcceptResult:
@@ -91,10 +95,18 @@ def accept(session: Session, changes: Sequence[ChangeRecord], settings: Settings
     event id), so accepting the same changes again changes nothing and logs nothing new.
     """
     sinks = sinks_for(settings)
-    applied = {sink.name: sink.accept(session, changes) for sink in sinks}
-    keys = dict.fromkeys((c.division, c.topic, c.key) for c in changes)
-    lanes = tuple(PushLane(s.name, d, t, k) for s in sinks if isinstance(s, PushSink) for d, t, k in keys)
-    return AcceptResult(applied, lanes)
+    changes = with_origins(session, changes)
+    applied: dict[str, int] = {}
+    lanes: list[PushLane] = []
+    for sink in sinks:
+        route: Route | None = getattr(sink, "route", None)
+        taken = changes if route is None else [c for c in changes if route.admits(sink.name, c)]
+        applied[sink.name] = sink.accept(session, taken)
+        if isinstance(sink, PushSink):
+            lanes += [
+                PushLane(sink.name, d, t, k) for d, t, k in dict.fromkeys((c.division, c.topic, c.key) for c in taken)
+            ]
+    return AcceptResult(applied, tuple(lanes))
 
 
 # -- dispatching, after the caller committed

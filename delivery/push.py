@@ -178,7 +178,9 @@ def _live_rows(lane: PushLane) -> Select[Delivery]:
 def _start(session: Session, row: Delivery) -> Outgoing | None:
     """Mark the row as sending and count the attempt, only if nobody moved it since we read it (the fence)."""
     attempt = row.attempts + 1  # read first: the ORM update below refreshes `row` in place
-    change = ChangeRecord(row.division, row.topic, row.key, row.action, row.record, row.version, row.event_id)
+    change = ChangeRecord(
+        row.division, row.topic, row.key, row.action, row.record, row.version, row.event_id, row.origin
+    )
     outgoing = Outgoing(change, stored_utc(row.created_at), attempt)
     moved = session.execute(
         update(Delivery)

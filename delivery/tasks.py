@@ -1,5 +1,5 @@
 """Celery tasks that push: one per delivery lane, the sweeper that re-dispatches lanes a lost message left behind,
-and the pruning of old delivery rows.
+and the pruning of old delivery rows (and of the writes commands recorded, on the same retention).
 
 The tasks stay thin; the work is `delivery.push.deliver_lane` and `delivery.outbox.sweep_lanes`, which tests call
 directly.
@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from celery import Task, shared_task
 
+from delivery.origin import prune_writes
 from delivery.outbox import PushLane, dispatch_lanes, sweep_lanes
 from delivery.push import BUSY_RETRY_SECONDS, DeliveryContext, deliver_lane
 from delivery.retention import prune_deliveries
@@ -65,9 +66,13 @@ def sweep() -> int:
 
 @shared_task(name=PRUNE_DELIVERIES, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
 def prune() -> int:
-    """Beat's entry: delete delivered and superseded rows past DELIVERY_RETENTION_DAYS (see workers.retention)."""
+    """Beat's entry: delete delivered and superseded rows past DELIVERY_RETENTION_DAYS (see delivery.retention), and
+    the command writes recorded as long ago (see delivery.origin)."""
     ctx = delivery_context()
     removed = prune_deliveries(ctx.sessions, ctx.settings.delivery_retention_days)
     if removed:
         log_event(log, "workers.deliveries.pruned", rows=removed)
+    writes = prune_writes(ctx.sessions, ctx.settings.delivery_retention_days)
+    if writes:
+        log_event(log, "workers.command_writes.pruned", rows=writes)
     return removed

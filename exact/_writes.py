@@ -68,6 +68,7 @@ class WriteResult:
     verified: dict[str, Any]
     lines: list[dict[str, Any]] | None = None
     found_by: str | None = None  # a create whose answer was lost, found again by this field
+    modified: str | None = None  # the record's `Modified` as read back: tells the change fetched of it later
 
 
 @dataclass
@@ -364,7 +365,10 @@ class Writer:
         verified, verified_lines, mismatches = compare(spec, record, body, lines)
         if mismatches:
             raise WriteNotVerified(entity=spec.path, key=key, division=division, mismatches=mismatches)
-        return WriteResult(spec.name, division, key, action, verified, verified_lines)
+        modified = record.get("Modified")
+        return WriteResult(
+            spec.name, division, key, action, verified, verified_lines, modified=str(modified) if modified else None
+        )
 
 
 def _lookup_key(

@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from commands.http import command_status, submit_command
+from receiver.apps import WebhookSecrets
 from receiver.handoff import Handoff
 from receiver.metrics import ReceiverMetrics
 from receiver.routes import healthz, metrics, readyz, webhook
@@ -38,7 +39,7 @@ log = logging.getLogger("receiver")
 
 class State(TypedDict):
     settings: Settings
-    secret: str
+    secrets: WebhookSecrets
     redis: redis.asyncio.Redis
     engine: Engine
     handoff: Handoff
@@ -47,8 +48,9 @@ class State(TypedDict):
 
 
 def create_app(settings: Settings) -> Starlette:
-    """The receiver. A missing EXACT_WEBHOOK_SECRET stops it here, never at the first request."""
-    secret = settings.secret("exact_webhook_secret")
+    """The receiver. A missing webhook secret (EXACT_WEBHOOK_SECRET, or an app's) stops it here, never at the first
+    request."""
+    secrets = WebhookSecrets.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
@@ -69,7 +71,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield State(
                 settings=settings,
-                secret=secret,
+                secrets=secrets,
                 redis=client,
                 engine=engine,
                 handoff=handoff,

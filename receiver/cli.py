@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from receiver.apps import WebhookSecrets
 from runtime.settings import get_settings
 
 
@@ -18,7 +19,7 @@ def receiver(
     from receiver.serving import uvicorn_options
 
     settings = get_settings()
-    settings.require("exact_webhook_secret")
+    WebhookSecrets.from_settings(settings)  # a missing webhook secret stops here, before uvicorn starts
     # Header, header-count, header-time and connection bounds (receiver/serving.py), in every worker process.
     options = uvicorn_options(settings)
     uvicorn.run("receiver.app:create_app_from_env", factory=True, host=host, port=port, workers=workers, **options)

@@ -2,7 +2,8 @@
 
 The webhook's path, in order, each step answering as soon as it can:
 size cap (Content-Length, then streamed bytes) → 413; a body slower than the timeout → 408; empty body (Exact's
-validation POST) → 200; HashCode on the raw `Content` bytes → 401; pydantic → 400; a topic the catalogue has no
+validation POST) → 200; with several Exact apps, a `Content.ClientId` of none of them → 403 (apps.py); HashCode on
+the raw `Content` bytes, under the secret of the app it names → 401; pydantic → 400; a topic the catalogue has no
 webhook entry for (a set lookup) → 200 "unknown_topic", counted (unknown_topics.py); tracked pair (in memory) → 200
 "untracked"; one Redis round trip that dedupes and enqueues → 200 "duplicate" / 200 "enqueued", or 503 when Redis
 did not take it. No database read or write on that path: the tracked pairs are cached (tracking.py) and the event is
@@ -25,9 +26,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from receiver.apps import WebhookSecrets
 from receiver.handoff import HandoffFailed, webhook_key
 from receiver.schemas import KNOWN_ACTIONS, WebhookContent
-from receiver.signature import InvalidSignature, verify
+from receiver.signature import InvalidSignature, check, split
 from receiver.tracking import TrackingUnavailable
 from receiver.unknown_topics import WEBHOOK_TOPICS, count_unknown
 from runtime.bodies import BodyRefused, read_body
@@ -90,7 +92,7 @@ async def _handle(request: Request, state: State) -> Outcome:
         return Outcome(body.status, body.reason, body.detail)
     if not body:
         return Outcome(200, "validation")  # Exact's empty POST when a subscription is created
-    content = _parse(body, state["secret"])
+    content = _parse(body, state["secrets"])
     if isinstance(content, Outcome):
         return content
     if content.Action not in KNOWN_ACTIONS:
@@ -107,9 +109,13 @@ async def _handle(request: Request, state: State) -> Outcome:
     return await _hand_on(state, content)
 
 
-def _parse(body: bytes, secret: str) -> WebhookContent | Outcome:
+def _parse(body: bytes, secrets: WebhookSecrets) -> WebhookContent | Outcome:
     try:
-        raw = verify(body, secret)
+        raw, hashcode = split(body)
+        secret = secrets.secret_for(raw)
+        if secret is None:
+            return Outcome(403, "unknown_client", "Content.ClientId names no Exact app of this receiver")
+        check(raw, hashcode, secret)
     except InvalidSignature as exc:
         return Outcome(401, "forged", str(exc))
     try:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["MissingSetting", "Settings", "get_settings"]
+__all__ = ["ExactAppSettings", "MissingSetting", "Settings", "get_settings"]
 
 
 class MissingSetting(RuntimeError):
@@ -20,6 +21,24 @@ class MissingSetting(RuntimeError):
         self.variables = variables
         names = ", ".join(variables)
         super().__init__(f"missing setting: {names} (set it in the environment or in .env)")
+
+
+class ExactAppSettings(BaseModel):
+    """One entry of EXACT_APPS: an app registered in Exact's App Center, on its host."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str = Field(min_length=1)
+    client_id: str = Field(min_length=1, max_length=100)
+    client_secret: SecretStr
+    webhook_secret: SecretStr | None = None
+    # Unset: EXACT_REDIRECT_URI.
+    redirect_uri: str | None = None
+
+
+_APP_TABLE = TypeAdapter(dict[str, ExactAppSettings])
+# A connection's `app` column holds the name.
+_APP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}")
 
 
 class Settings(BaseSettings):
@@ -47,6 +66,9 @@ class Settings(BaseSettings):
     push_secret: SecretStr | None = None
 
     # Extensions.
+    # JSON object, app name -> {"base_url", "client_id", "client_secret"[, "webhook_secret", "redirect_uri"]}: more
+    # Exact apps in this deployment (a BE host beside NL). The EXACT_* settings stay the app named `default`.
+    exact_apps: SecretStr | None = None
     redis_prefix: str = Field("exact-pipeline:", description="Prefix of every Redis key, the Celery broker's too")
     log_level: str = "INFO"
     webhook_max_body_bytes: int = 64 * 1024
@@ -88,6 +110,9 @@ class Settings(BaseSettings):
     # Delivered and superseded delivery rows older than this are pruned (each key's newest delivered row stays, for
     # ordering); 0 keeps every row.
     delivery_retention_days: float = 30.0
+    # A TOML file of named http sinks (URL, secret, topic and division filters, suppress_echo; see
+    # delivery/sinks/routes.py), pushed to beside those SINKS names. Unset: none. Workers read it at start.
+    sinks_file: str | None = None
     # Longer than any task may run, or Redis hands a running task to a second worker; crash tests shrink it.
     broker_visibility_timeout: int = 3600
     commands_token: SecretStr | None = None
@@ -137,6 +162,25 @@ class Settings(BaseSettings):
         return {str(topic): list(names) for topic, names in parsed.items()}
 
     @property
+    def exact_app_table(self) -> dict[str, ExactAppSettings]:
+        """`exact_apps` parsed; ValueError naming EXACT_APPS, never a secret, when it is not such an object."""
+        value = self.exact_apps
+        raw = (value.get_secret_value() if isinstance(value, SecretStr) else value or "").strip()
+        if not raw:
+            return {}
+        try:
+            table = _APP_TABLE.validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "the value"
+            # Not chained: a ValidationError's text quotes its input, secrets and all.
+            raise ValueError(f"EXACT_APPS: {where}: {first.get('msg', 'invalid')}") from None
+        for name in table:
+            if not _APP_NAME.fullmatch(name):
+                raise ValueError(f"EXACT_APPS: app name {name!r}: lower-case letters, digits, - and _, up to 50")
+        return table
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -164,13 +208,27 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every secret that is set, for the log redactor: none of them may ever reach a log line."""
-        names = ("exact_client_secret", "exact_webhook_secret", "token_encryption_key", "push_secret", "commands_token")
-        values = [v.get_secret_value() for n in names if (v := getattr(self, n)) is not None]
+        names = (
+            "exact_client_secret",
+            "exact_webhook_secret",
+            "exact_apps",
+            "token_encryption_key",
+            "push_secret",
+            "commands_token",
+        )
+        values = [v.get_secret_value() for n in names if (v := getattr(self, n)) is not None] + self._app_secrets()
         # Each key of a rotation list on its own, and the passwords inside URLs (an error may quote one bare).
         keys = self.token_encryption_key.get_secret_value().split(",") if self.token_encryption_key else []
         passwords = [urlsplit(url).password for url in (self.database_url, self.redis_url, self.push_url) if url]
         extra = [k.strip() for k in keys] + [form for p in passwords if p for form in (p, unquote(p))]
         return [v for v in dict.fromkeys([*values, *extra]) if v]
+
+    def _app_secrets(self) -> list[str]:
+        try:
+            table = self.exact_app_table
+        except ValueError:
+            return []  # the whole value is redacted all the same, and its first use stops the process
+        return [s.get_secret_value() for app in table.values() for s in (app.client_secret, app.webhook_secret) if s]
 
     def secret(self, name: str) -> str:
         """The plain value of a secret setting, after `require`."""

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["SandboxConfig"]
+__all__ = ["SandboxApp", "SandboxConfig"]
+
+
+@dataclass(frozen=True)
+class SandboxApp:
+    """An app registered with the sandbox: its client id and secret, and the secret its webhooks are signed with."""
+
+    client_id: str
+    client_secret: str
+    webhook_secret: str
 
 
 @dataclass
@@ -17,6 +26,8 @@ class SandboxConfig:
     client_id: str = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
     client_secret: str = "sandbox-client-secret"
     webhook_secret: str = "sandbox-webhook-secret"
+    # More apps beside the one above (a second registration, say for a BE host), each with its own secrets.
+    apps: tuple[SandboxApp, ...] = ()
     # Empty: any redirect URI is accepted.
     redirect_uris: tuple[str, ...] = ()
     # OAuth
@@ -46,3 +57,8 @@ class SandboxConfig:
     # Seed data
     seed: int = 42
     extra: dict[str, object] = field(default_factory=dict)
+
+    def app(self, client_id: str) -> SandboxApp | None:
+        """The registered app with this client id: the one of the fields above, or one of `apps`."""
+        own = SandboxApp(self.client_id, self.client_secret, self.webhook_secret)
+        return next((app for app in (own, *self.apps) if app.client_id == client_id), None)

@@ -24,6 +24,12 @@ with Key = the header key. Resources without a webhook topic (GLAccounts, VATCod
                                                            (&log=1 adds each call's time, endpoint, division, status,
                                                            method)
     POST   /_sandbox/calls/reset                           zero the counts
+    POST   /_sandbox/divisions                             {"code": 404, "granted_to": "<UserID>"|null, "Description":
+                                                           …?, "Country": …?, "Currency": …?}: a new active division
+                                                           seeded as 101 and 202 are (every topic, the ledger and
+                                                           postings; the same in every sandbox), granted to that user
+                                                           (default: the sandbox's one user; null: no one). 201 with
+                                                           the division; 409 if it exists, 400 for an unknown user
     POST   /_sandbox/divisions/{code}                      {"Status": 0|1|2, "granted": bool, "move": true}
     POST   /_sandbox/clock/advance                         {"seconds": S}: move the sandbox clock forward
     GET    /_sandbox/config, POST /_sandbox/config         read or change limits ({"minute_limit": 5, ...})
@@ -76,6 +82,7 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         ),
         Route("/_sandbox/calls", control.calls, methods=["GET"]),
         Route("/_sandbox/calls/reset", control.reset_calls, methods=["POST"]),
+        Route("/_sandbox/divisions", control.add_division, methods=["POST"]),
         Route("/_sandbox/divisions/{code:int}", control.division, methods=["POST"]),
         Route("/_sandbox/clock/advance", control.advance, methods=["POST"]),
         Route("/_sandbox/config", control.config, methods=["GET", "POST"]),
@@ -152,6 +159,18 @@ class _Control:
         self.state.counters.reset()
         return JSONResponse({"total": 0})
 
+    async def add_division(self, request: Request) -> Response:
+        store, body = self.store, await request.json()
+        code, user = body.get("code"), body.get("granted_to", self.store.default_user_id)
+        if not isinstance(code, int) or isinstance(code, bool) or code <= 0:
+            return JSONResponse({"error": "code: a positive division code"}, status_code=400)
+        if store.division(code) is not None:
+            return JSONResponse({"error": f"division {code} exists"}, status_code=409)
+        if user is not None and user not in store.user_ids():
+            return JSONResponse({"error": f"granted_to: no user {user}"}, status_code=400)
+        fields = {k: body[k] for k in ("Description", "Country", "Currency") if k in body}
+        return JSONResponse(_plain(None, store.add_granted_division(code, user, **fields)), status_code=201)
+
     async def division(self, request: Request) -> Response:
         store, code = self.store, request.path_params["code"]
         if store.division(code) is None:
@@ -176,7 +195,8 @@ class _Control:
                 if name not in {f.name for f in dataclasses.fields(config)}:
                     return JSONResponse({"error": f"unknown setting {name}"}, status_code=400)
                 setattr(config, name, value)
-        return JSONResponse({k: v for k, v in dataclasses.asdict(config).items() if "secret" not in k})
+        # `apps` holds more apps' secrets.
+        return JSONResponse({k: v for k, v in dataclasses.asdict(config).items() if "secret" not in k and k != "apps"})
 
     async def limits(self, request: Request) -> Response:
         return JSONResponse(self.state.limiter.snapshot())

@@ -74,12 +74,13 @@ class OAuthServer:
         return status, body
 
     def _token(self, grant_type: str, form: dict[str, str]) -> tuple[int, dict[str, str]]:
-        if form.get("client_id") != self.config.client_id or form.get("client_secret") != self.config.client_secret:
+        app = self.config.app(form.get("client_id", ""))
+        if app is None or form.get("client_secret") != app.client_secret:
             return 401, {"error": "invalid_client", "error_description": "Invalid client credentials."}
         if grant_type == "authorization_code":
             return self._exchange_code(form)
         if grant_type == "refresh_token":
-            return self._refresh_grant(form.get("refresh_token", ""))
+            return self._refresh_grant(form.get("refresh_token", ""), app.client_id)
         return 400, {"error": "unsupported_grant_type", "error_description": "Bad Request"}
 
     def _count_call(self, grant: Grant) -> bool:
@@ -102,9 +103,10 @@ class OAuthServer:
             return 400, _DAILY_CAP
         return 200, self._issue(entry[0])
 
-    def _refresh_grant(self, token: str) -> tuple[int, dict[str, str]]:
+    def _refresh_grant(self, token: str, client_id: str) -> tuple[int, dict[str, str]]:
         entry = self._refresh.get(token)
-        if entry is None:
+        # A refresh token is its app's: another app's credentials cannot use it.
+        if entry is None or entry.grant.client_id != client_id:
             return 400, {"error": "invalid_grant", "error_description": "Invalid refresh token."}
         if not entry.alive:
             self.stats["rotated_token_uses"] += 1
@@ -203,7 +205,7 @@ def routes(oauth: OAuthServer) -> list[BaseRoute]:
     async def authorize(request: Request) -> Response:
         params = request.query_params
         client_id, redirect_uri = params.get("client_id", ""), params.get("redirect_uri", "")
-        if client_id != config.client_id or not redirect_uri:
+        if config.app(client_id) is None or not redirect_uri:
             return JSONResponse({"error": "invalid_request", "error_description": "Unknown client_id"}, 400)
         if config.redirect_uris and redirect_uri not in config.redirect_uris:
             return JSONResponse({"error": "invalid_request", "error_description": "redirect_uri mismatch"}, 400)

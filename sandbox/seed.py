@@ -3,18 +3,20 @@
 Divisions 101 and 202 hold records of every topic (`seed_flat`, `seed_docs`) and, after all of those, what postings
 are checked against and name (`seed_ledger`, `seed_postings`); 303 is archived and holds what it
 always held (reference data, accounts, contacts, items, a few invoices and purchase orders). Every record has a
-value for every field of its resource (`values`), linked to real records where a field names one.
+value for every field of its resource (`values`), linked to real records where a field names one. A division added
+later (`seed_division`, the control API's `POST /_sandbox/divisions`) is seeded as 101 and 202 are.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from sandbox import seed_docs, seed_flat, seed_ledger, seed_postings, values
 from sandbox.entities import ACCOUNTS, CONTACTS, CURRENCIES, GL_ACCOUNTS, ITEMS, VAT_CODES
 from sandbox.seed_pool import Pool, SeedTarget
 
-__all__ = ["SeedTarget", "seed_store"]
+__all__ = ["SeedTarget", "seed_division", "seed_store"]
 
 _VAT = {
     101: (("1", "BTW 21% incl.", 0.21, False), ("2", "BTW 21%", 0.21, True), ("5", "BTW 9%", 0.09, False)),
@@ -50,11 +52,7 @@ def seed_store(store: SeedTarget) -> None:
     pools = {division: Pool(store, division) for division in (101, 202, 303)}
     for division, pool in pools.items():
         # Order matters: every record draws its values from the seeded `store.rng`.
-        _seed_reference(pool)
-        _seed_accounts(pool)
-        _seed_contacts(pool)
-        _backfill(pool)
-        _seed_items(pool)
+        _seed_base(pool)
         if division == 303:
             seed_docs.seed_archived(pool)
             continue
@@ -66,8 +64,29 @@ def seed_store(store: SeedTarget) -> None:
         seed_postings.seed(pools[division])
 
 
+def seed_division(store: SeedTarget, code: int, rng: random.Random, **fields: Any) -> None:
+    """Division `code`, active and granted to no one yet, seeded as 101 and 202 are. It draws from `rng`, not the
+    store's, so the same division is the same in every sandbox and the ids drawn after it stay as they were."""
+    store.add_division(code, **fields)
+    pool = Pool(store, code)
+    pool.rng = rng
+    _seed_base(pool)
+    seed_flat.seed(pool)
+    seed_docs.seed(pool)
+    seed_ledger.seed(pool)
+    seed_postings.seed(pool)
+
+
+def _seed_base(pool: Pool) -> None:
+    _seed_reference(pool)
+    _seed_accounts(pool)
+    _seed_contacts(pool)
+    _backfill(pool)
+    _seed_items(pool)
+
+
 def _seed_reference(pool: Pool) -> None:
-    for code, description in _CURRENCIES[pool.division]:
+    for code, description in _CURRENCIES.get(pool.division, _CURRENCIES[202]):
         pool.add(CURRENCIES, 0, Code=code, Description=description, AmountPrecision=0.01, PricePrecision=0.0001)
     for n, (code, description, percentage, is_default) in enumerate(_VAT.get(pool.division, _VAT[202])):
         row = pool.add(VAT_CODES, n, Code=code, Description=description, Percentage=percentage, IsBlocked=False)

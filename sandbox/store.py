@@ -18,7 +18,7 @@ from sandbox.clock import SandboxClock
 from sandbox.config import SandboxConfig
 from sandbox.entities import Entity, header_of
 from sandbox.records import Action, Change, Listener, NotFoundError, WriteError
-from sandbox.seed import seed_store
+from sandbox.seed import seed_division, seed_store
 
 # Change and the errors live in `records` (quirks raise them too); they are re-exported for the store's callers.
 __all__ = ["Change", "NotFoundError", "Store", "WriteError"]
@@ -76,6 +76,9 @@ class Store:
     def user(self, user_id: str) -> dict[str, Any]:
         return self._users[user_id]
 
+    def user_ids(self) -> frozenset[str]:
+        return frozenset(self._users)
+
     def user_divisions(self, user_id: str) -> list[int]:
         return sorted(self._granted.get(user_id, set()))
 
@@ -90,6 +93,14 @@ class Store:
 
     def set_division_status(self, code: int, status: int) -> None:
         self._divisions[code]["Status"] = status
+
+    def add_granted_division(self, code: int, user_id: str | None, **fields: Any) -> dict[str, Any]:
+        """A new division seeded as 101 and 202 are (`seed.seed_division`), granted to `user_id` (None: no one)."""
+        with self.lock:
+            seed_division(self, code, random.Random(f"{self.config.seed}:{code}"), **fields)
+            if user_id is not None:
+                self._granted[user_id].add(code)
+            return self._divisions[code]
 
     def set_grant(self, user_id: str, code: int, granted: bool) -> None:
         (self._granted[user_id].add if granted else self._granted[user_id].discard)(code)

@@ -235,7 +235,9 @@ class WebhookHub:
             "ExactOnlineEndpoint": endpoint,
             "EventCreatedOn": created,
         }
-        return signed_body(content, self.config.webhook_secret)
+        # Each app's webhooks are signed with its own secret; one planted for an unknown app, with the sandbox's own.
+        app = self.config.app(subscription.client_id)
+        return signed_body(content, app.webhook_secret if app is not None else self.config.webhook_secret)
 
     def idle(self) -> bool:
         return self.pending == 0

@@ -5,11 +5,15 @@ Usage:
     exact-pipeline subscriptions register --all-divisions          # topics default to DEFAULT_TOPICS
     exact-pipeline subscriptions register --division 101 --all-topics   # every webhook topic of the catalogue
     exact-pipeline subscriptions register --division 101 --topic GLAccounts   # a read-only lane: delta sync only
+    exact-pipeline subscriptions register --all-divisions --follow   # and each division granted later
+    exact-pipeline subscriptions unfollow
     exact-pipeline subscriptions list
     exact-pipeline subscriptions reconcile [--dry-run]
     exact-pipeline subscriptions remove --division 101 [--topic Accounts]
 Each takes --connection ID, optional when there is exactly one connection. A topic the catalogue does not support
-(`exact-pipeline topics`) is refused before anything is made, in Exact or here.
+(`exact-pipeline topics`) is refused before anything is made, in Exact or here. With `--follow`, the daily
+reconcile subscribes a division granted later to the same topics and backfills it, and suspends the subscriptions of
+a division no longer granted (`subscriptions.follow`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from runtime.db import make_engine, make_session_factory
 from runtime.redis import sync_client
 from runtime.settings import get_settings
 from subscriptions import repository as repo
+from subscriptions.follow import FollowPlan
 from subscriptions.models import Subscription, SubscriptionState
 from subscriptions.service import RegistrationFailed, Report, SubscriptionService, resolve_topics
 from subscriptions.silence import is_silent, last_webhook, last_webhooks
@@ -50,7 +55,19 @@ def _service(connection_id: int | None) -> SubscriptionService:
     return SubscriptionService(settings, sessions, client, connection_id, sync_client(settings.redis_url))
 
 
+def _print_follow(follow: FollowPlan, *, dry_run: bool) -> None:
+    then = "to be " if dry_run else ""
+    for divisions, what in (
+        (follow.followed, "followed (granted since), its lanes backfilled"),
+        (follow.suspended, "suspended (no longer granted)"),
+        (follow.resumed, "resumed (granted again)"),
+    ):
+        for division in divisions:
+            console.print(f"division {division}: {then}{what}")
+
+
 def _print_plan(report: Report, *, dry_run: bool) -> None:
+    _print_follow(report.follow, dry_run=dry_run)
     for division, lane in report.sync_only:
         console.print(f"division {division} {lane}: tracked for the delta sync only (Exact sends no webhooks for it)")
     if report.sync_only and not report.actions:
@@ -72,9 +89,14 @@ def register(
     ),
     all_topics: bool = typer.Option(False, "--all-topics", help="Every webhook topic of the catalogue."),
     all_divisions: bool = typer.Option(False, "--all-divisions", help="Every active division of the connection."),
+    follow: bool = typer.Option(
+        False, "--follow", help="With --all-divisions: the daily reconcile also subscribes divisions granted later."
+    ),
     connection: int | None = CONNECTION,
 ) -> None:
     """Subscribe these divisions to these topics, and make Exact match (a read-only lane is only tracked)."""
+    if follow and not all_divisions:
+        raise typer.BadParameter("--follow goes with --all-divisions", param_hint="--follow")
     topics = _topics(topic, all_topics)  # refused here, before any call to Exact
     service = _service(connection)
     divisions = sorted(set(division) | set(service.active_divisions() if all_divisions else []))
@@ -86,6 +108,9 @@ def register(
         console.print(f"[red]registration failed:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     _print_plan(report, dry_run=False)
+    if follow:
+        service.follow(topics, divisions)
+        console.print(f"following new divisions with {', '.join(topics)} (each daily reconcile)")
 
 
 def _topics(named: list[str], all_topics: bool) -> list[str]:
@@ -128,6 +153,13 @@ def remove(
         raise typer.Exit(1)
 
 
+@app.command("unfollow")
+def unfollow(connection: int | None = CONNECTION) -> None:
+    """Stop following new divisions; the subscriptions made stay (drop them with `remove`)."""
+    stopped = _service(connection).unfollow()
+    console.print("no longer following new divisions" if stopped else "nothing to stop: not following")
+
+
 @app.command("list")
 def list_(connection: int | None = typer.Option(None, "--connection", help="Only this connection.")) -> None:
     """Division, topic, state, Exact ID, last webhook, last error; silent ones flagged."""
@@ -149,7 +181,13 @@ def list_(connection: int | None = typer.Option(None, "--connection", help="Only
                     _when(last_webhook(row, seen)),
                     escape(row.last_error or ""),
                 )
+        rules = repo.follow_rules(session, ids)
     console.print(table)
+    for rule in rules:
+        met = ", ".join(str(d) for d in rule.divisions) or "none"
+        console.print(
+            f"connection {rule.connection_id} follows new divisions with {', '.join(rule.topics)} (met: {met})"
+        )
 
 
 def _state(row: Subscription) -> str:
@@ -157,6 +195,8 @@ def _state(row: Subscription) -> str:
         return f"{row.state} [red](unsupported topic: remove it)[/red]"
     if row.state == SubscriptionState.SYNC_ONLY:
         return "sync only (delta sync; Exact sends no webhooks)"
+    if row.state == SubscriptionState.SUSPENDED:
+        return "suspended (division no longer granted)"
     return row.state
 
 

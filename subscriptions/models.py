@@ -1,16 +1,16 @@
-"""Tables for webhook subscriptions: what we want per division and topic, and what Exact holds."""
+"""Tables for webhook subscriptions: what we want per division and topic, what Exact holds, and follow rules."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from runtime.db import Base, utc_now
 
-__all__ = ["Subscription", "SubscriptionState"]
+__all__ = ["FollowRule", "Subscription", "SubscriptionState"]
 
 
 class SubscriptionState(StrEnum):
@@ -23,6 +23,9 @@ class SubscriptionState(StrEnum):
     # A read-only lane (catalogue `webhook = false`): Exact sends no webhooks for it, so nothing is made in Exact and
     # only the delta sync reads it.
     SYNC_ONLY = "sync_only"
+    # A followed connection's pair in a division Exact no longer lists as granted: not fetched, not delta-synced, not
+    # tracked by the receiver, until the division is granted again (`subscriptions.follow`).
+    SUSPENDED = "suspended"
 
 
 class Subscription(Base):
@@ -42,3 +45,16 @@ class Subscription(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_webhook_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class FollowRule(Base):
+    """A connection that follows its divisions (`register --all-divisions --follow`): the topics a division granted
+    later is subscribed to, and every division the rule has met (never followed twice, so one removed stays so)."""
+
+    __tablename__ = "follow_rules"
+
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
+    topics: Mapped[list[str]] = mapped_column(JSON)
+    divisions: Mapped[list[int]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -2,12 +2,13 @@
 
 They differ on purpose, from the widest to the narrowest:
 
-* `tracked_pairs`: every webhook pair (not removed, not sync-only), whatever its connection. What the receiver
+* `tracked_pairs`: every webhook pair (not removed, sync-only or suspended), whatever its connection. What the receiver
   accepts: it answers without knowing about consent, and an event it hands on that no lane takes is logged by the
   worker as untracked.
-* `synced_lanes`: every lane not removed on a consented connection. What the delta sync walks: the safety net runs
-  for a `failed` pair too, since a pair whose webhook could not be registered gets its changes from nowhere else, and
-  a `sync_only` lane (GLAccounts, VATCodes, Currencies) has no other way in at all.
+* `synced_lanes`: every lane not removed or suspended on a consented connection. What the delta sync walks: the
+  safety net runs for a `failed` pair too, since a pair whose webhook could not be registered gets its changes from
+  nowhere else, and a `sync_only` lane (GLAccounts, VATCodes, Currencies) has no other way in at all. A `suspended`
+  one's division is no longer granted: every walk would be a 403.
 * `live_lanes`: (division, topic) → connection for pairs `active` or `pending` on a consented connection. Where a
   webhook event is fetched.
 """
@@ -29,19 +30,20 @@ LIVE_STATES = (SubscriptionState.ACTIVE, SubscriptionState.PENDING)
 
 
 def tracked_pairs(db: Session | DbConnection) -> frozenset[tuple[int, str]]:
-    """(division, lower-case topic) of every webhook subscription not removed, of any connection."""
+    """(division, lower-case topic) of every webhook subscription not removed or suspended, of any connection."""
     query = select(Subscription.division, Subscription.topic).where(
-        Subscription.state.not_in((SubscriptionState.REMOVED, SubscriptionState.SYNC_ONLY))
+        Subscription.state.not_in((SubscriptionState.REMOVED, SubscriptionState.SYNC_ONLY, SubscriptionState.SUSPENDED))
     )
     return frozenset((int(d), str(t).lower()) for d, t in db.execute(query))
 
 
 def synced_lanes(session: Session) -> list[tuple[int, int, str]]:
-    """(connection, division, topic) of every subscription not removed on a consented connection, in that order."""
+    """(connection, division, topic) of every subscription not removed or suspended on a consented connection, in
+    that order."""
     query = (
         select(Subscription.connection_id, Subscription.division, Subscription.topic)
         .join(Connection, Connection.id == Subscription.connection_id)
-        .where(Subscription.state != SubscriptionState.REMOVED, consented())
+        .where(Subscription.state.not_in((SubscriptionState.REMOVED, SubscriptionState.SUSPENDED)), consented())
         .order_by(Subscription.connection_id, Subscription.division, Subscription.topic)
     )
     return [(int(c), int(d), str(t)) for c, d, t in session.execute(query)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -10,19 +10,23 @@ from sqlalchemy.orm import Session
 
 from connections.models import Connection, Division
 from runtime.db import stored_utc
-from subscriptions.models import Subscription, SubscriptionState
+from subscriptions.models import FollowRule, Subscription, SubscriptionState
 from subscriptions.plan import Desired
 
 __all__ = [
     "current_division",
     "desired",
     "division_states",
+    "follow_rule",
+    "follow_rules",
     "forget",
     "mark_removed",
     "record",
     "rows",
+    "set_follow",
     "set_last_webhooks",
     "settle_sync_only",
+    "unfollow",
     "want",
 ]
 
@@ -60,7 +64,8 @@ def desired(subscriptions: Iterable[Subscription], callback_url: str) -> list[De
             r.last_error if r.state == SubscriptionState.FAILED else None,
         )
         for r in subscriptions
-        if r.state not in (SubscriptionState.REMOVED, SubscriptionState.SYNC_ONLY)  # nothing of a lane is in Exact
+        # Nothing of a lane is in Exact; a suspended pair's division cannot be listed or changed there.
+        if r.state not in (SubscriptionState.REMOVED, SubscriptionState.SYNC_ONLY, SubscriptionState.SUSPENDED)
     ]
 
 
@@ -146,3 +151,36 @@ def set_last_webhooks(session: Session, seen: Mapping[tuple[int, str], datetime]
             row.last_webhook_at = stamp
             updated += 1
     return updated
+
+
+def follow_rule(session: Session, connection_id: int) -> FollowRule | None:
+    return session.get(FollowRule, connection_id)
+
+
+def follow_rules(session: Session, connection_ids: Iterable[int]) -> list[FollowRule]:
+    query = select(FollowRule).where(FollowRule.connection_id.in_(list(connection_ids)))
+    return list(session.scalars(query.order_by(FollowRule.connection_id)))
+
+
+def set_follow(
+    session: Session, connection_id: int, topics: Sequence[str], divisions: Iterable[int], now: datetime
+) -> FollowRule:
+    """Follow the connection's divisions with these topics (they replace the rule's); `divisions` count as met."""
+    rule = follow_rule(session, connection_id)
+    if rule is None:
+        rule = FollowRule(connection_id=connection_id, topics=list(topics), divisions=sorted(set(divisions)))
+        session.add(rule)
+    else:
+        rule.topics, rule.divisions = list(topics), sorted({*rule.divisions, *divisions})
+    rule.updated_at = now
+    session.flush()
+    return rule
+
+
+def unfollow(session: Session, connection_id: int) -> bool:
+    """Drop the connection's rule; True when there was one. Its subscriptions stay."""
+    rule = follow_rule(session, connection_id)
+    if rule is None:
+        return False
+    session.delete(rule)
+    return True

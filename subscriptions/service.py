@@ -2,7 +2,8 @@
 
 Topics are the catalogue's (`exact.CATALOGUE`), stored in its spelling. A read-only lane (`webhook = false`:
 GLAccounts, VATCodes, Currencies) is tracked `sync_only`: Exact sends no webhooks for it, so nothing is made in
-Exact and reconcile leaves it out of the plan; the delta sync reads it.
+Exact and reconcile leaves it out of the plan; the delta sync reads it. A connection with a follow rule
+(`subscriptions.follow`) has its divisions followed at each full reconcile, before the plan.
 
 Exceptions:
     RuntimeError
@@ -29,6 +30,7 @@ from runtime.db import session_scope
 from runtime.logging import log_event
 from runtime.settings import Settings
 from subscriptions import repository as repo
+from subscriptions.follow import Backfill, FollowPlan, apply_follow, delta_sync_by_name, plan_follow
 from subscriptions.models import SubscriptionState
 from subscriptions.plan import Action, Observed, plan
 from subscriptions.silence import last_webhooks
@@ -48,6 +50,7 @@ class Report:
     actions: list[Action] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     sync_only: list[tuple[int, str]] = field(default_factory=list)  # (division, lane) registered for the delta sync
+    follow: FollowPlan = field(default_factory=FollowPlan)  # divisions followed, suspended, resumed; lanes backfilled
 
 
 def resolve_topics(topics: Sequence[str]) -> list[str]:
@@ -76,12 +79,14 @@ class SubscriptionService:
         client: ExactClient,
         connection_id: int,
         redis_client: redis.Redis,
+        backfill: Backfill | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self._client = client
         self.connection_id = connection_id
         self._redis = redis_client
+        self._backfill = backfill or delta_sync_by_name(settings)
 
     def register(self, divisions: Sequence[int], topics: Sequence[str]) -> Report:
         """Want these pairs, then make Exact match in those divisions; raises `UnsupportedTopic` before writing
@@ -109,6 +114,18 @@ class SubscriptionService:
             repo.mark_removed(session, self.connection_id, division, topics)
         return self.reconcile(divisions=[division])
 
+    def follow(self, topics: Sequence[str], divisions: Sequence[int]) -> None:
+        """Follow the connection's divisions with these topics from the next full reconcile on; `divisions` (the ones
+        just registered) count as met. Raises `UnsupportedTopic` for a topic the catalogue lacks."""
+        names = resolve_topics(topics)
+        with session_scope(self.sessions) as session:
+            repo.set_follow(session, self.connection_id, names, divisions, datetime.now(UTC))
+
+    def unfollow(self) -> bool:
+        """Drop the follow rule (its subscriptions stay); True when there was one."""
+        with session_scope(self.sessions) as session:
+            return repo.unfollow(session, self.connection_id)
+
     def active_divisions(self) -> list[int]:
         """Refresh the connection's divisions from Exact; the codes that are active and granted."""
         self._refresh_divisions()
@@ -117,13 +134,15 @@ class SubscriptionService:
         return sorted(code for code, (status, granted) in states.items() if status == DivisionStatus.ACTIVE and granted)
 
     def reconcile(self, *, dry_run: bool = False, divisions: Sequence[int] | None = None) -> Report:
-        """GET Exact's list per division (every division the connection has or wants, or `divisions`) and plan;
-        apply the plan unless `dry_run`."""
+        """Follow the divisions (on a full reconcile; a partial one only resumes its own), GET Exact's list per
+        division (every division the connection has or wants, or `divisions`) and plan; apply the plan and start the
+        follow's backfills unless `dry_run`."""
         lanes = _lanes()
         if not dry_run:
             with session_scope(self.sessions) as session:
                 repo.settle_sync_only(session, self.connection_id, lanes)
         self._refresh_divisions()
+        follow = self._follow(dry_run=dry_run, only=divisions)
         scope = self._scope(divisions)
         observed: list[Observed] = []
         for division in scope.divisions:
@@ -137,11 +156,12 @@ class SubscriptionService:
             tracked = repo.rows(session, self.connection_id, scope.divisions)
             # A lane's row from before lanes were sync-only is left out here too, so a dry run plans what a run does.
             desired = [d for d in repo.desired(tracked, self.settings.callback_url) if d.topic.lower() not in lanes]
-        report = Report(plan(desired, observed, inactive=scope.inactive, ungranted=scope.ungranted))
+        report = Report(plan(desired, observed, inactive=scope.inactive, ungranted=scope.ungranted), follow=follow)
         if not dry_run:
             for action in report.actions:
                 self._apply(action, report)
             self._copy_last_webhooks()
+            self._start_backfills(follow)  # only now: Exact holds the new subscriptions, so no change falls between
         return report
 
     # -- the divisions in scope
@@ -157,14 +177,50 @@ class SubscriptionService:
     def _scope(self, only: Sequence[int] | None) -> _Scope:
         with self.sessions() as session:
             states = repo.division_states(session, self.connection_id)
-            wanted = {
-                r.division for r in repo.rows(session, self.connection_id) if r.state != SubscriptionState.REMOVED
-            }
+            tracked = [r for r in repo.rows(session, self.connection_id) if r.state != SubscriptionState.REMOVED]
+        wanted = {r.division for r in tracked}
+        # What Exact holds in a division of suspended pairs is ours, to adopt on resuming, never to delete.
+        suspended = {r.division for r in tracked if r.state == SubscriptionState.SUSPENDED}
         divisions = sorted(set(only) if only is not None else set(states) | wanted)
         inactive = {code for code in divisions if code in states and states[code][0] != DivisionStatus.ACTIVE}
         # A division Exact does not list for the user is one the app may not touch.
-        ungranted = {code for code in divisions if code not in states or not states[code][1]}
+        ungranted = {code for code in divisions if code not in states or not states[code][1] or code in suspended}
         return _Scope(divisions, inactive, ungranted)
+
+    # -- following divisions
+    def _follow(self, *, dry_run: bool, only: Sequence[int] | None) -> FollowPlan:
+        with self.sessions() as session:
+            rule = repo.follow_rule(session, self.connection_id)
+            rows = repo.rows(session, self.connection_id)
+            found = plan_follow(rule, rows, repo.division_states(session, self.connection_id))
+        if only is not None:
+            found = FollowPlan(resumed=[d for d in found.resumed if d in only])
+        if dry_run or found == FollowPlan():
+            return found
+        with session_scope(self.sessions) as session:
+            url, now = self.settings.callback_url, datetime.now(UTC)
+            apply_follow(session, self.connection_id, found, callback_url=url, lanes=_lanes(), now=now)
+        self._delete_suspended(found.held)
+        return found
+
+    def _delete_suspended(self, held: Sequence[tuple[int, str]]) -> None:
+        """Delete what Exact holds of newly suspended pairs while it allows it: the first refusal ends the try, since
+        every 4xx spends the app's error budget (and Exact refuses a division no longer granted)."""
+        for division, exact_id in held:
+            try:
+                self._client.delete(division, PATH, exact_id)
+            except NotFound:
+                pass  # gone already
+            except ExactError as exc:
+                log_event(log, "subscriptions.suspended_kept", division=division, exact_id=exact_id, error=exc.message)
+                return
+            with session_scope(self.sessions) as session:
+                repo.forget(session, self.connection_id, division, exact_id, datetime.now(UTC))
+
+    def _start_backfills(self, follow: FollowPlan) -> None:
+        for division, topic, full in follow.backfill:
+            log_event(log, "subscriptions.backfill", division=division, topic=topic, full=full)
+            self._backfill(self.connection_id, division, topic, full)
 
     # -- applying one action
     def _apply(self, action: Action, report: Report) -> None:

@@ -1,4 +1,4 @@
-"""The daily reconcile, as a Celery task run by the workers (the beat schedule calls it)."""
+"""The daily reconcile (with the follow rules' step, `subscriptions.follow`), as a Celery task run by the workers."""
 
 from __future__ import annotations
 

@@ -60,5 +60,7 @@ def _checked(given: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
 
 
 def reading_of(entity: Entity, settings: Settings) -> Reading:
-    """The entity as this process reads it, after TOPIC_FIELDS."""
-    return Reading.of(entity, topic_fields(settings).get(entity.topic))
+    """The entity as this process reads it, after TOPIC_FIELDS, which always keeps `Modifier` where the topic has it:
+    a push's `data.origin` names it."""
+    narrow = topic_fields(settings).get(entity.topic)
+    return Reading.of(entity, None if narrow is None else (*narrow, "Modifier"))

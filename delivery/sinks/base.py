@@ -2,6 +2,7 @@
 
 SinkError
 ├── UnknownSink    SINKS names a sink no installed package provides
+├── SinkConfigError SINKS_FILE cannot be read, or defines a sink wrongly (the message says where, never a secret)
 └── PushFailed     one push attempt did not reach the target or was not accepted by it
     └── TargetGone the target answered 410 Gone: no more pushes to it until an operator resumes it
 """
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from delivery.changes import ChangeRecord
 
-__all__ = ["Outgoing", "PushFailed", "PushSink", "Sink", "SinkError", "TargetGone", "UnknownSink"]
+__all__ = ["Outgoing", "PushFailed", "PushSink", "Sink", "SinkConfigError", "SinkError", "TargetGone", "UnknownSink"]
 
 
 class SinkError(Exception):
@@ -26,6 +27,10 @@ class SinkError(Exception):
 
 class UnknownSink(SinkError):
     """SINKS names a sink no installed package provides; the message names it and the installed ones."""
+
+
+class SinkConfigError(SinkError):
+    """SINKS_FILE cannot be read or defines a sink wrongly; the message names the file and the entry."""
 
 
 class PushFailed(SinkError):
@@ -59,6 +64,7 @@ class Sink(Protocol):
 
     A plugin is a class registered under the entry-point group `exact_pipeline.sinks` and built as `cls(settings)`.
     `accept` returns how many changes it applied (or logged for delivery); duplicates and stale versions count 0.
+    A sink with a `route` (`delivery.sinks.routes.Route`) is handed only the changes it admits.
     """
 
     name: str

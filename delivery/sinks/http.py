@@ -1,4 +1,5 @@
-"""The `http` sink: each change POSTed to PUSH_URL, signed per the Standard Webhooks specification."""
+"""HTTP push sinks: each change POSTed to PUSH_URL (the sink `http`) or to a SINKS_FILE sink's URL, signed per the
+Standard Webhooks specification."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy.orm import Session
@@ -24,11 +25,15 @@ from delivery.sinks.urls import masked_url, url_secrets
 from runtime.dates import iso_utc
 from runtime.settings import Settings
 
+if TYPE_CHECKING:
+    from delivery.sinks.routes import HttpTarget, Route
+
 __all__ = ["HttpSink", "body_of", "retry_after", "sign"]
 
 
 def body_of(outgoing: Outgoing) -> bytes:
-    """The JSON body: `{"type": "exact.<Topic>.updated|deleted", "timestamp", "data": {...}}`."""
+    """The JSON body: `{"type": "exact.<Topic>.updated|deleted", "timestamp", "data": {...}}`; `data.origin` is the
+    change's origin when known (rows logged before origins were kept have none)."""
     change = outgoing.change
     kind = "deleted" if change.action == "Delete" else "updated"
     payload: dict[str, Any] = {
@@ -42,15 +47,17 @@ def body_of(outgoing: Outgoing) -> bytes:
             "record": change.record if change.action != "Delete" else None,
         },
     }
+    if change.origin is not None:
+        payload["data"]["origin"] = change.origin
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def secret_key(secret: str) -> bytes:
+def secret_key(secret: str, what: str = "PUSH_SECRET") -> bytes:
     """The HMAC key of a Standard Webhooks secret: the bytes base64-encoded after `whsec_`."""
     try:
         return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
     except binascii.Error as exc:
-        raise SinkError("PUSH_SECRET must be 'whsec_' followed by base64 (Standard Webhooks)") from exc
+        raise SinkError(f"{what} must be 'whsec_' followed by base64 (Standard Webhooks)") from exc
 
 
 def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
@@ -66,18 +73,27 @@ class HttpSink:
     is treated like a 5xx: the receiver refused this body, but a receiver is usually fixed by a deploy, and the
     attempt limit (then `deadletters replay`) bounds the cost. 410 Gone is the exception: the target is stopped
     (`TargetGone`). `Retry-After` (seconds or an HTTP date) is honoured up to the backoff cap. Credentials in
-    PUSH_URL go on the request as they are, and never into an error message.
+    the URL go on the request as they are, and never into an error message.
+
+    Built as `HttpSink(settings)` it is the sink `http` of PUSH_URL, which takes every change; with a SINKS_FILE
+    `target`, it is that named sink, with its URL, secret and route.
     """
 
     name = "http"
+    route: Route | None = None
 
-    def __init__(self, settings: Settings) -> None:
-        settings.require("push_url", "push_secret")
-        self.url = str(settings.push_url)
+    def __init__(self, settings: Settings, target: HttpTarget | None = None) -> None:
+        if target is None:
+            settings.require("push_url", "push_secret")
+            self.url, secret, what = str(settings.push_url), settings.secret("push_secret"), "PUSH_SECRET"
+        else:
+            self.name, self.route = target.name, target.route
+            self.url, secret = target.url, target.secret.get_secret_value()
+            what = f"SINKS_FILE: sinks.{target.name}.secret"
         self.shown_url = masked_url(self.url)
         self._hidden = sorted(url_secrets(self.url), key=len, reverse=True)
         self._max_wait = settings.delivery_backoff_max_seconds
-        self._key = secret_key(settings.secret("push_secret"))
+        self._key = secret_key(secret, what)
         self._timeout = settings.push_timeout_seconds
         self._client: httpx.Client | None = None
 

@@ -30,6 +30,7 @@ def record_pending(session: Session, sink: str, changes: Sequence[ChangeRecord])
             "version": change.version,
             "action": change.action,
             "record": change.record,
+            "origin": change.origin,
             "state": DeliveryState.PENDING,
             "attempts": 0,
             "due_at": now,

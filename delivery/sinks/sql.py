@@ -35,6 +35,7 @@ class SqlSink:
                 "version": change.version,
                 "deleted": change.action == "Delete",
                 "record": change.record,
+                "origin": change.origin,
                 "updated_at": utc_now(),
             }
             # Only a strictly newer version replaces a row: a late or repeated change, or an update older than a
@@ -44,7 +45,7 @@ class SqlSink:
                 table,
                 values,
                 index_elements=["division", "topic", "key"],
-                update=["version", "deleted", "record", "updated_at"],
+                update=["version", "deleted", "record", "origin", "updated_at"],
                 where=lambda excluded: table.c.version < excluded.version,
             )
         return applied

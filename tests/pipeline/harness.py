@@ -21,14 +21,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from commands.models import CommandRecord
 from connections.models import Connection, Division
-from delivery.models import Delivery, MirrorRecord
+from delivery.models import CommandWrite, Delivery, MirrorRecord
 from exact import CATALOGUE
 from ops.levels import control_path, sandbox_view, view
 from receiver.app import create_app
 from runtime.contracts import DELIVERIES_QUEUE, EVENTS_QUEUE
 from runtime.settings import Settings
 from schema.store import SchemaSnapshot
-from subscriptions.models import Subscription
+from subscriptions.models import FollowRule, Subscription
 from subscriptions.service import SubscriptionService
 from sync.cursors import DocumentState, LaneCursor
 from tests.conftest import ServerThread
@@ -151,7 +151,8 @@ def running_pipeline(
     # runs on the newest connection reaching its division, and an earlier test's (another sandbox user's, so not
     # the row `connect_to` updates) holds tokens a dead sandbox issued.
     with session_factory() as session, session.begin():
-        tables = (MirrorRecord, Delivery, LaneCursor, DocumentState, Subscription, CommandRecord, SchemaSnapshot)
+        tables = (MirrorRecord, Delivery, CommandWrite, LaneCursor, DocumentState, Subscription, FollowRule)
+        tables += (CommandRecord, SchemaSnapshot)
         for table in (*tables, Division, Connection):
             session.execute(delete(table))
     push = PushTarget()

@@ -36,13 +36,13 @@ def test_narrowed_topics_read_and_keep_only_those_fields_with_keys_and_versions(
     contacts = mirror(ctx, 101, "Contacts")
     assert contacts
     assert {frozenset(r) for r in contacts.values()} == {
-        frozenset({"ID", "Division", "Modified", "Timestamp", "FirstName"})
+        frozenset({"ID", "Division", "Modified", "Modifier", "Timestamp", "FirstName"})
     }
     ctx.lane_sync(Lane(connection_id, 101, "SalesInvoices")).walk()
     invoices = mirror(ctx, 101, "SalesInvoices")
     assert invoices
     assert {frozenset(r) for r in invoices.values()} == {
-        frozenset({"InvoiceID", "Division", "Modified", "InvoiceNumber", "lines"})
+        frozenset({"InvoiceID", "Division", "Modified", "Modifier", "InvoiceNumber", "lines"})
     }
     lines = [line for r in invoices.values() for line in r["lines"]]
     assert {frozenset(line) for line in lines} == {frozenset({"ID", "Division", "Timestamp", "LineNumber", "Quantity"})}
