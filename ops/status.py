@@ -144,7 +144,7 @@ def _subscriptions(settings: Settings, session: Session, client: redis.Redis, no
             "silent": is_silent(s, settings.silent_subscription_hours, now, seen),
             "sync_only": s.state == SubscriptionState.SYNC_ONLY,
             "supported": CATALOGUE.get(s.topic) is not None,
-            "attention": _unsupported(s),
+            "attention": _unsupported(s) or _suspended(s),
             "last_error": s.last_error,
         }
         for s in session.scalars(query)
@@ -159,6 +159,17 @@ def _unsupported(s: Subscription) -> str | None:
     return (
         f"topic {s.topic} is not supported (`exact-pipeline topics`): its changes are never read; "
         f"remove it: `exact-pipeline subscriptions remove {remove}`"
+    )
+
+
+def _suspended(s: Subscription) -> str | None:
+    """What a suspended pair means: the followed connection lost the division, so nothing of it is read."""
+    if s.state != SubscriptionState.SUSPENDED:
+        return None
+    return (
+        f"division {s.division} is no longer granted to connection {s.connection_id}: its changes are not read; "
+        "grant it again in Exact (the daily reconcile resumes it) or remove it: "
+        f"`exact-pipeline subscriptions remove --connection {s.connection_id} --division {s.division}`"
     )
 
 

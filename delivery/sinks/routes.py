@@ -24,7 +24,9 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_va
 
 from delivery.changes import COMMANDS_TOPIC, ChangeRecord
 from delivery.sinks.base import SinkConfigError
+from delivery.sinks.urls import url_secrets
 from exact import CATALOGUE
+from runtime.logging import REDACTOR
 from runtime.settings import Settings
 
 __all__ = ["HttpTarget", "Route", "http_targets", "is_echo", "sinks_file_digest"]
@@ -151,6 +153,9 @@ def http_targets(settings: Settings) -> list[HttpTarget]:
             frozenset(entry.divisions) if entry.divisions is not None else None,
             entry.suppress_echo,
         )
+        # The file's secrets are settings too: none may reach a log line (the settings' own are registered at start).
+        for secret in (entry.secret.get_secret_value(), *url_secrets(entry.url)):
+            REDACTOR.add(secret)
         targets.append(HttpTarget(name, entry.url, entry.secret, route))
     return targets
 

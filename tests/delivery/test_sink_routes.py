@@ -3,6 +3,7 @@ sinks whose route admits it, with its origin (a command's recorded write, else E
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from delivery.push import DeliveryContext, deliver_lane
 from delivery.sinks import SinkConfigError, load_sinks
 from delivery.sinks.http import HttpSink
 from runtime.db import utc_now
+from runtime.logging import REDACTOR
 from runtime.settings import Settings
 from tests.pipeline.push_support import push_settings
 from tests.pipeline.sinks_support import origins, serve_targets, write_sinks_file
@@ -99,6 +101,18 @@ class TestSinksFile:
             load_sinks(with_push)
         alone = named(settings, tmp_path, {"http": {"topics": ["Items"]}})  # SINKS without http: the file's is it
         assert [s.name for s in load_sinks(alone)] == ["sql", "http"]
+
+    def test_the_files_secrets_never_reach_a_log_line(self, settings: Settings, tmp_path: Path) -> None:
+        secret = f"whsec_{base64.b64encode(uuid.uuid4().bytes).decode()}"
+        password = f"pw-{uuid.uuid4().hex}"
+        path = tmp_path / "sinks.toml"
+        path.write_text(f'[sinks.crm]\nurl = "https://u:{password}@crm.test/hook"\nsecret = "{secret}"\n')
+        line = f"posting with {secret} to https://u:{password}@crm.test failed"
+        assert secret in REDACTOR.redact(line)  # not known before the file is read
+        load_sinks(settings.model_copy(update={"sinks": "sql", "sinks_file": str(path)}))
+        masked = REDACTOR.redact(line)
+        assert secret not in masked
+        assert password not in masked
 
 
 class TestAccept:

@@ -319,3 +319,24 @@ def test_a_field_production_dropped_needs_attention_and_without_the_drop_nothing
     table = " ".join(output.split())  # rich wraps the long line
     assert "Needs attention" in table
     assert "crm/Accounts field Email" in table
+
+
+def test_a_suspended_subscription_needs_attention_and_says_what_to_do(
+    sandboxed: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    connection_id = connect_to(sandboxed)
+    with session_scope(session_factory) as session:
+        session.add(
+            Subscription(
+                connection_id=connection_id,
+                division=202,
+                topic="Accounts",
+                state="suspended",
+                callback_url=sandboxed.callback_url,
+            )
+        )
+    report = _status(sandboxed)
+    [suspended] = [s for s in report["subscriptions"] if s["state"] == "suspended"]  # type: ignore[attr-defined]
+    assert "no longer granted" in suspended["attention"]
+    assert "--division 202" in suspended["attention"]
+    assert report["needs_attention"] is True
