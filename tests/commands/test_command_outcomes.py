@@ -29,15 +29,20 @@ from runtime.settings import Settings
 from sandbox.entities import ACCOUNTS
 from sync.context import WorkerContext
 from tests.conftest import ServerThread
+from tests.pipeline import fresh_db
 from tests.pipeline.connected import connect_to
 from tests.pipeline.db_locks import impatient, locked
 from tests.pipeline.push_support import await_true
+
+# A database of its own per test: `execute` runs on the newest connection reaching the division, and in a shared
+# database that may be an earlier test's, whose tokens a stopped sandbox issued (NeedsConsent in a full run).
+database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory
 
 
 @pytest.fixture
 def worker_settings(settings: Settings, sandbox: ServerThread) -> Settings:
     settings = settings.model_copy(update={"exact_base_url": sandbox.url})
-    connect_to(settings)  # the newest connection: the one `execute` picks for division 101
+    connect_to(settings)  # the only connection, so the one `execute` picks for division 101
     return settings
 
 
