@@ -14,11 +14,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from delivery.changes import ChangeRecord
 from delivery.models import CommandWrite
+from delivery.retention import prune_in_batches
 from exact import CATALOGUE, parse_date
 from runtime.db import upsert, utc_now
 
@@ -26,9 +27,6 @@ __all__ = ["command_origin", "exact_origin", "prune_writes", "record_write", "to
 
 _CHUNK = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PRUNE_BATCH = 500
-# A run stops after this many batches; the next run (hourly) carries on.
-_MAX_BATCHES = 200
 
 
 def command_origin(command: str, source: str) -> dict[str, Any]:
@@ -100,17 +98,8 @@ def prune_writes(sessions: sessionmaker[Session], retention_days: float) -> int:
     if retention_days <= 0:
         return 0
     cutoff = utc_now() - timedelta(days=retention_days)
-    removed = 0
-    for _ in range(_MAX_BATCHES):
-        with sessions() as session, session.begin():
-            query = select(CommandWrite.id).where(CommandWrite.created_at < cutoff).order_by(CommandWrite.id)
-            ids = list(session.scalars(query.limit(_PRUNE_BATCH)))
-            if ids:
-                session.execute(delete(CommandWrite).where(CommandWrite.id.in_(ids)))
-        removed += len(ids)
-        if len(ids) < _PRUNE_BATCH:
-            break
-    return removed
+    stale = select(CommandWrite.id).where(CommandWrite.created_at < cutoff).order_by(CommandWrite.id)
+    return prune_in_batches(sessions, CommandWrite, stale)
 
 
 def _written(session: Session, keys: set[str]) -> dict[tuple[int, str, str, int], dict[str, Any]]:

@@ -9,6 +9,7 @@ accepted again after its row was pruned is superseded against it, never sent out
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from delivery.models import Delivery, DeliveryState
 from runtime.db import utc_now
 
-__all__ = ["PRUNE_BATCH", "prune_deliveries"]
+__all__ = ["PRUNE_BATCH", "prune_deliveries", "prune_in_batches"]
 
 PRUNE_BATCH = 500
 # A run stops after this many batches; the next run (hourly) carries on.
@@ -29,15 +30,28 @@ def prune_deliveries(
     """Delete prunable rows older than `retention_days` (0: none), one short transaction per batch; returns count."""
     if retention_days <= 0:
         return 0
-    cutoff = utc_now() - timedelta(days=retention_days)
+    return prune_in_batches(
+        sessions, Delivery, _prunable(utc_now() - timedelta(days=retention_days)), batch, max_batches
+    )
+
+
+def prune_in_batches(
+    sessions: sessionmaker[Session],
+    model: Any,
+    ids: Select[int],
+    batch: int = PRUNE_BATCH,
+    max_batches: int = MAX_BATCHES,
+) -> int:
+    """Delete the rows of `model` whose `id` the query `ids` selects, one short transaction per batch of `batch`, at
+    most `max_batches` batches (the next run carries on); returns how many."""
     removed = 0
     for _ in range(max_batches):
         with sessions() as session, session.begin():
-            ids = list(session.scalars(_prunable(cutoff).limit(batch)))
-            if ids:
-                session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
-        removed += len(ids)
-        if len(ids) < batch:
+            found = list(session.scalars(ids.limit(batch)))
+            if found:
+                session.execute(delete(model).where(model.id.in_(found)))
+        removed += len(found)
+        if len(found) < batch:
             break
     return removed
 

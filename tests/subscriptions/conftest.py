@@ -38,16 +38,20 @@ def service(connected: Connected, redis_client: redis.Redis) -> SubscriptionServ
     )
 
 
-@pytest.fixture
-def cli_env(connected: Connected, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The environment a user would set, for commands run through the CLI."""
-    for name, value in connected.settings.model_dump().items():
+def settings_as_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The environment a user would set for `settings`, for commands run through the CLI (a fixture's body)."""
+    for name, value in settings.model_dump().items():
         if value is not None:
             plain = value.get_secret_value() if isinstance(value, SecretStr) else value
             monkeypatch.setenv(name.upper(), str(plain))
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def cli_env(connected: Connected, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    yield from settings_as_env(connected.settings, monkeypatch)
 
 
 def sandbox_subscriptions(sandbox: ServerThread) -> list[dict[str, object]]:

@@ -6,21 +6,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from connections.models import Connection
 from runtime.broker import producer
 from runtime.contracts import EVENTS_QUEUE, RECONCILE
-from runtime.settings import get_settings
 from subscriptions.cli import app
 from subscriptions.follow import REVOKED, FollowPlan, plan_follow
 from subscriptions.models import FollowRule, Subscription, SubscriptionState
 from subscriptions.queries import live_lanes, synced_lanes, tracked_pairs
 from tests.pipeline import fresh_db
 from tests.pipeline.harness import Pipeline
-from tests.subscriptions.conftest import held
+from tests.subscriptions.conftest import held, settings_as_env
 
 # A database of its own: the test compares the mirror with this sandbox.
 database_url, engine, session_factory = fresh_db.database_url, fresh_db.engine, fresh_db.session_factory
@@ -64,14 +62,7 @@ class TestPlanFollow:
 
 @pytest.fixture
 def env(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The pipeline's settings as the environment, for the CLI."""
-    for name, value in pipeline.settings.model_dump().items():
-        if value is not None:
-            plain = value.get_secret_value() if isinstance(value, SecretStr) else value
-            monkeypatch.setenv(name.upper(), str(plain))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+    yield from settings_as_env(pipeline.settings, monkeypatch)
 
 
 def follow(pipeline: Pipeline) -> None:
