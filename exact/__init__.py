@@ -16,6 +16,7 @@ from exact._catalogue import (
     WriteSpec,
     account_code,
 )
+from exact._classes import BUDGET_CLASSES, BudgetClass, budget_class, current_budget_class
 from exact._client import ExactClient, SyncPage
 from exact._dates import format_date, normalize_record, parse_date
 from exact._envelope import Page, unwrap, unwrap_page
@@ -58,6 +59,10 @@ from exact._values import check_values, write_date
 from exact._writes import SPECS, Checks, WriteProgress, Writer, WriteResult, check_writable
 
 __all__ = [
+    "BUDGET_CLASSES",
+    "BudgetClass",
+    "budget_class",
+    "current_budget_class",
     "account_code",
     "AmbiguousMatch",
     "ApiError",
