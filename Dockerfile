@@ -20,6 +20,7 @@ COPY commands commands
 COPY receiver receiver
 COPY workers workers
 COPY ops ops
+COPY console console
 COPY sandbox sandbox
 COPY schema schema
 COPY cli cli

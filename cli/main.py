@@ -38,8 +38,9 @@ def _mount() -> None:
     from commands.clients_cli import app as clients_app
     from connections.cli import connect, divisions
     from connections.keys import rotate_key
+    from console.cli import console
     from delivery.cli import deadletters_app, push_app, records_app
-    from ops.cli import demo, status
+    from ops.cli import demo, status, trace
     from receiver.cli import receiver
     from sandbox.cli import sandbox
     from schema.cli import app as schema_app
@@ -63,6 +64,8 @@ def _mount() -> None:
     app.add_typer(push_app, name="push")
     app.command("demo")(demo)
     app.command("status")(status)
+    app.command("console")(console)
+    app.command("trace")(trace)
     app.command("write")(write)
     app.add_typer(clients_app, name="clients")
 

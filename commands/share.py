@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from commands.models import DEFAULT_CLIENT, CommandClient, CommandRecord
 from commands.schema import Command, Scalar
+from connections.apps import ExactApp
 from connections.factory import limiter_from_settings
 from exact import SPECS, RateLimited
 from runtime.logging import log_event
@@ -97,6 +98,8 @@ class _Context(Protocol):
     redis: redis.Redis
     sessions: sessionmaker[Session]
 
+    def app(self, connection_id: int) -> ExactApp: ...
+
 
 def calls_at_most(command: Command) -> int:
     """The Exact calls the write of `command` can make: a lookup per reference (a cached one costs none), the write,
@@ -113,8 +116,9 @@ def _references(references: Mapping[str, str], values: Mapping[str, Scalar]) -> 
     return {(references[n], str(v).strip().lower()) for n, v in values.items() if n in references and v is not None}
 
 
-def spend_share(ctx: _Context, key: str, command: Command) -> None:
+def spend_share(ctx: _Context, key: str, command: Command, connection_id: int) -> None:
     """Charge command `key` to its client's share of its division's budget, or raise `ShareSpent` (nothing charged).
+    The budget is that of the app of `connection_id`, the connection the command is written through.
 
     The all-access client, a share of 1 and a client removed since have no share to keep to."""
     with ctx.sessions() as session:
@@ -127,7 +131,8 @@ def spend_share(ctx: _Context, key: str, command: Command) -> None:
         return
     name, share, division = str(found.client), float(found.share), command.division
     try:
-        limiter = limiter_from_settings(ctx.settings, ctx.redis)
+        # The budget the write spends from is its connection's app's (budgets are per app), not the default app's.
+        limiter = limiter_from_settings(ctx.settings, ctx.redis, client_id=ctx.app(connection_id).client_id)
         budget = limiter.usage(division)
         shares = ClientShare(ctx.redis, prefix=ctx.settings.redis_prefix, window_ms=limiter.window_ms)
         wait = shares.try_spend(

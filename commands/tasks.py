@@ -57,6 +57,7 @@ from exact import (
     WriteOutcomeUnknown,
     WriteProgress,
     WriteResult,
+    budget_class,
 )
 from runtime.broker import producer
 from runtime.contracts import EVENTS_QUEUE, RUN_COMMAND, SWEEP_COMMANDS
@@ -144,8 +145,9 @@ def _run(
     if connection_id is None:
         message = f"no connected user can reach division {command.division} (run `exact-pipeline connect`)"
         return CommandState.FAILED, _error("NoConnection", message)
-    spend_share(ctx, key, command)  # a named client's share of the division's budget; ShareSpent is RateLimited
-    result = _write(ctx, connection_id, command, progress)
+    spend_share(ctx, key, command, connection_id)  # a named client's share of the budget; ShareSpent is RateLimited
+    with budget_class("command"):  # the highest class: a backfill or a delta cycle cannot hold a command up
+        result = _write(ctx, connection_id, command, progress)
     _record_write(ctx, key, result)
     shown = {"exact_id": result.key, "verified": result.verified, "lines": result.lines}
     if command.action == "upsert":

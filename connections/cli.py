@@ -20,7 +20,7 @@ from connections.consent import NoRedirect, finish_connect, wait_for_code
 from connections.factory import client_from_settings, oauth_from_settings
 from connections.models import Connection, Division, DivisionStatus
 from connections.store import save_divisions
-from exact import ExactError, OAuthApp, TokenNotExpired, TokenSet
+from exact import ExactError, OAuthApp, TokenNotExpired, TokenSet, budget_class
 from runtime.db import make_engine, make_session_factory, session_scope
 from runtime.settings import MissingSetting, Settings, get_settings
 
@@ -89,7 +89,8 @@ def divisions(refresh: bool = typer.Option(False, help="Fetch the divisions from
             connections = list(session.scalars(select(Connection)))
         for connection in connections:
             client = client_from_settings(settings, sessions, connection.id)
-            rows = client.divisions(connection.current_division or 0)
+            with budget_class("command"):  # asked for at the terminal
+                rows = client.divisions(connection.current_division or 0)
             with session_scope(sessions) as session:
                 save_divisions(session, connection.id, rows)
     table = Table("connection", "user", "division", "description", "status", "granted", "needs consent")

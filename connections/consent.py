@@ -11,7 +11,7 @@ import httpx
 from connections.apps import DEFAULT_APP, apps_from_settings
 from connections.factory import client_from_settings
 from connections.store import save_connection, save_divisions
-from exact import TokenSet
+from exact import TokenSet, budget_class
 from runtime.crypto import TokenCipher
 from runtime.db import make_engine, make_session_factory, session_scope
 from runtime.settings import Settings
@@ -84,8 +84,9 @@ def finish_connect(settings: Settings, tokens: TokenSet, *, app: str = DEFAULT_A
         connection_id, current = row.id, row.current_division
     client = client_from_settings(settings, sessions, connection_id)
     # Exact counts current/Me against the user's current division.
-    client.limiter.note_call(current)
-    rows = client.divisions(current) if current is not None else []
+    with budget_class("command"):  # someone waits at the browser: no backfill may hold the connect up
+        client.limiter.note_call(current)
+        rows = client.divisions(current) if current is not None else []
     with session_scope(sessions) as session:
         stored = save_divisions(session, connection_id, rows)
     return connection_id, str(me.get("FullName") or me["UserID"]), [d.code for d in stored if d.granted]

@@ -5,6 +5,7 @@ A connection's client, tokens and budgets are its app's (connections/apps.py): h
 
 from __future__ import annotations
 
+import httpx
 import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,8 +15,10 @@ from connections.models import Connection
 from connections.tokens import SqlTokenStore
 from exact import REFRESH_MIN_AGE, ErrorBudget, ExactClient, OAuthApp, RateLimiter, TokenManager
 from runtime.crypto import TokenCipher
+from runtime.metrics import count_exact_call
 from runtime.redis import sync_client
 from runtime.settings import Settings
+from runtime.usage import call_recorder
 
 __all__ = [
     "app_of",
@@ -80,19 +83,21 @@ def client_from_settings(
     tokens = token_manager_from_settings(
         settings, session_factory, connection_id, refresh_min_age=refresh_min_age, app=app
     )
+    usage = call_recorder(redis_client, prefix=settings.redis_prefix, client_id=client_id)
     return ExactClient(
         base_url=app.base_url,
         tokens=tokens,
         limiter=limiter_from_settings(settings, redis_client, client_id=client_id),
         errors=ErrorBudget(redis_client, prefix=settings.redis_prefix, client_id=client_id),
-        timeout=timeout,
+        http=httpx.Client(timeout=timeout, event_hooks={"response": [count_exact_call, usage]}),
     )
 
 
 def limiter_from_settings(
     settings: Settings, client: redis.Redis | None = None, *, client_id: str | None = None
 ) -> RateLimiter:
-    """The call budget per division of an app (the configured one, or `client_id`), shared through Redis."""
+    """The call budget per division of an app (the configured one, or `client_id`), shared through Redis, with the
+    BUDGET_SHARE_* reserves of its classes."""
     return RateLimiter(
         client or sync_client(settings.redis_url),
         prefix=settings.redis_prefix,
@@ -101,4 +106,5 @@ def limiter_from_settings(
         per_day=settings.rate_limit_per_day,
         window_seconds=settings.rate_limit_window_seconds,
         max_wait=settings.rate_limit_max_wait_seconds,
+        shares=settings.budget_shares,
     )

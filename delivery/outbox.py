@@ -3,8 +3,9 @@
 The fetching side calls `accept(session, changes, settings)` inside its transaction, commits, then passes the
 lanes it returned to `dispatch_lanes(settings, lanes)`. Each change gets its origin (`delivery.origin`), and each
 sink takes the changes its route admits (`delivery.sinks.routes`: topics, divisions, echoes); a sink without a
-route takes all. That sends one `workers.deliver` task per push lane (sink,
-division, topic, key); the task runs `delivery.push.deliver_lane`, which pushes the lane's log rows in version order.
+route takes all. That sends one `workers.deliver` task per batch of push lanes (sink,
+division, topic, key) of one sink, division and topic; the task runs `delivery.push.deliver_lanes`, which pushes each
+lane's log rows in version order.
 `sweep_lanes` finds rows a lost message left behind, so Redis losing a task is a delay, not a loss.
 """
 
@@ -37,6 +38,7 @@ __all__ = [
     "AcceptResult",
     "PushLane",
     "accept",
+    "batches",
     "dispatch_lanes",
     "sinks_for",
     "sweep_lanes",
@@ -111,31 +113,45 @@ def accept(session: Session, changes: Sequence[ChangeRecord], settings: Settings
 
 # -- dispatching, after the caller committed
 def dispatch_lanes(settings: Settings, lanes: Iterable[PushLane]) -> int:
-    """Send one delivery task per lane (`accept`'s, the sweeper's); returns how many were sent.
+    """Send the delivery tasks of `lanes` (`accept`'s, the sweeper's): one task per batch of up to
+    `delivery_batch_keys` lanes of one sink, division and topic; returns how many lanes were sent.
 
     Call it after the commit of `accept`. When Redis cannot take a task it logs and goes on: the rows are committed,
     and the sweeper dispatches them later.
     """
     sent = 0
-    for lane in lanes:
+    for batch in batches(lanes, settings.delivery_batch_keys):
+        first, more = batch[0], [lane.key for lane in batch[1:]]
         try:
             producer(settings).send_task(
-                DELIVER, args=[lane.sink, lane.division, lane.topic, lane.key], queue=DELIVERIES_QUEUE
+                DELIVER,
+                args=[first.sink, first.division, first.topic, first.key],
+                kwargs={"more": more} if more else {},
+                queue=DELIVERIES_QUEUE,
             )
         except (OperationalError, RedisError, OSError) as exc:
             log_event(
                 log,
                 "workers.delivery.dispatch_failed",
                 logging.WARNING,
-                sink=lane.sink,
-                division=lane.division,
-                topic=lane.topic,
-                key=lane.key,
+                sink=first.sink,
+                division=first.division,
+                topic=first.topic,
+                key=first.key,
+                lanes=len(batch),
                 error=str(exc),
             )
             continue
-        sent += 1
+        sent += len(batch)
     return sent
+
+
+def batches(lanes: Iterable[PushLane], size: int) -> list[list[PushLane]]:
+    """The distinct lanes grouped by sink, division and topic, in chunks of at most `size`, in their first order."""
+    groups: dict[tuple[str, int, str], list[PushLane]] = {}
+    for lane in dict.fromkeys(lanes):
+        groups.setdefault((lane.sink, lane.division, lane.topic), []).append(lane)
+    return [group[i : i + size] for group in groups.values() for i in range(0, len(group), max(1, size))]
 
 
 # -- the sweeper

@@ -1,34 +1,52 @@
-"""Pushing one lane, in a task: its lock and breaker, version order, the fence before each POST, backoff, dead letters.
+"""Pushing a batch of lanes, in a task: their locks and breaker, version order, the fence before the POSTs, backoff,
+dead letters.
 
-`deliver_lane` holds the lane's Redis lock and walks the lane's log rows oldest version first: pending → sending
-(committed before the POST: the fence) → delivered, or back to pending with a backoff, or dead after
-`delivery_max_attempts`. A version older than one already delivered is superseded, never sent. Before each POST the
-target's circuit breaker (`delivery.breaker`) may hold the lane: the head waits, unsent and uncounted, until the
-breaker lets a probe through, or, after a 410 Gone, until an operator resumes the target.
+`deliver_lanes` takes the Redis locks of up to `delivery_batch_keys` lanes (keys of one sink, division and topic) in
+one call and walks them in rounds: each round reads every lane's oldest live row in one statement, marks the heads
+sending in one statement and one commit (the fence: committed before any of their POSTs), POSTs them (a few side
+by side once the target keeps answering 2xx), then marks those that went through delivered in one statement and one
+commit. A lane's next version waits for the
+next round, so per key nothing overtakes an earlier version; a version older than one already delivered is
+superseded, never sent; a failed POST puts its row back to pending with a backoff, or dead after
+`delivery_max_attempts`. Before each round the target's circuit breaker (`delivery.breaker`) may hold the heads:
+they wait, unsent and uncounted, until the breaker lets a probe through, or, after a 410 Gone, until an operator
+resumes the target. `deliver_lane` is the same for one lane.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from redis import Redis
-from sqlalchemy import ColumnElement, Select, func, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, func, select, tuple_, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from delivery.breaker import Breaker
 from delivery.changes import ChangeRecord
+from delivery.locks import LaneLocks
 from delivery.models import LIVE_STATES, Delivery, DeliveryState
 from delivery.outbox import PushLane, sinks_for
 from delivery.sinks import Outgoing, PushFailed, PushSink, TargetGone
 from runtime.db import stored_utc, utc_now
-from runtime.locks import LaneLock
 from runtime.logging import log_event
+from runtime.metrics import record_deliveries
 from runtime.retry import backoff
 from runtime.settings import Settings
 
-__all__ = ["BUSY_RETRY_SECONDS", "DeliveryContext", "LaneOutcome", "backoff_seconds", "deliver_lane"]
+__all__ = [
+    "BUSY_RETRY_SECONDS",
+    "BatchOutcome",
+    "DeliveryContext",
+    "LaneOutcome",
+    "backoff_seconds",
+    "deliver_lane",
+    "deliver_lanes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +61,17 @@ class LaneOutcome:
     dead: int = 0
     retry_in: float | None = None  # the lane's head failed: try again after this many seconds
     busy: bool = False  # another task holds the lane
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one batch did; `retry` maps a key to the seconds its head must wait, `busy` lists keys others hold."""
+
+    delivered: int = 0
+    superseded: int = 0
+    dead: int = 0
+    retry: dict[str, float] = field(default_factory=dict)
+    busy: tuple[str, ...] = ()
 
 
 @dataclass
@@ -76,7 +105,8 @@ class DeliveryContext:
 
     @property
     def lock_ttl_seconds(self) -> float:
-        # Longer than one attempt (the POST's timeout plus the bookkeeping around it); refreshed before each.
+        # Longer than one attempt (the POST's timeout plus the bookkeeping around it); renewed before a POST once
+        # less than half of it is left.
         return max(60.0, 4 * self.settings.push_timeout_seconds)
 
 
@@ -88,107 +118,306 @@ def backoff_seconds(settings: Settings, attempts: int, retry_after: float | None
 
 
 def deliver_lane(ctx: DeliveryContext, lane: PushLane, owner: str) -> LaneOutcome:
-    """Push the lane's pending changes in version order until it is empty or its head must wait.
+    """Push one lane's pending changes in version order until it is empty or its head must wait."""
+    batch = deliver_lanes(ctx, [lane], owner)
+    return LaneOutcome(
+        batch.delivered, batch.superseded, batch.dead, batch.retry.get(lane.key), busy=lane.key in batch.busy
+    )
 
-    `owner` is the task id: a redelivered task (same id) takes its own lock back at once after a crash.
+
+def deliver_lanes(ctx: DeliveryContext, lanes: Sequence[PushLane], owner: str) -> BatchOutcome:
+    """Push the pending changes of `lanes` (one sink, division and topic) in version order per key, until each is
+    empty or its head must wait.
+
+    `owner` is the task id: a redelivered task (same id) takes its own locks back at once after a crash.
     """
-    sink = ctx.push_sinks.get(lane.sink)
+    if not lanes:
+        return BatchOutcome()
+    first = lanes[0]
+    if any((lane.sink, lane.division, lane.topic) != (first.sink, first.division, first.topic) for lane in lanes):
+        raise ValueError("a batch holds the lanes of one sink, division and topic")
+    sink = ctx.push_sinks.get(first.sink)
     if sink is None:
-        log_event(log, "workers.delivery.sink_not_configured", logging.WARNING, sink=lane.sink)
-        return LaneOutcome()
-    lock = LaneLock(ctx.redis, lane.lock_key(ctx.settings.redis_prefix), owner, ctx.lock_ttl_seconds)
-    if not lock.acquire():
-        return LaneOutcome(busy=True)
+        log_event(log, "workers.delivery.sink_not_configured", logging.WARNING, sink=first.sink)
+        return BatchOutcome()
+    by_lock = {lane.lock_key(ctx.settings.redis_prefix): lane for lane in dict.fromkeys(lanes)}
+    locks = LaneLocks(ctx.redis, owner, ctx.lock_ttl_seconds)
+    taken = set(locks.take(list(by_lock)))
+    busy = tuple(lane.key for lock, lane in by_lock.items() if lock not in taken)
     try:
-        return _drain(ctx, sink, lane, lock, ctx.breaker(lane.sink))
+        batch = _Batch(ctx, sink, first, locks, by_lock, ctx.breaker(first.sink))
+        batch.run([lane.key for lock, lane in by_lock.items() if lock in taken])
     finally:
-        lock.release()
+        locks.release()
+    record_deliveries(first.sink, delivered=batch.delivered, superseded=batch.superseded, dead=batch.dead)
+    return BatchOutcome(batch.delivered, batch.superseded, batch.dead, batch.retry, busy)
 
 
-def _drain(ctx: DeliveryContext, sink: PushSink, lane: PushLane, lock: LaneLock, breaker: Breaker) -> LaneOutcome:
-    delivered = superseded = dead = 0
+@dataclass
+class _Head:
+    """A lane's oldest live row as read at the start of a round, and the newest version delivered in its lane."""
 
-    def outcome(retry_in: float | None = None) -> LaneOutcome:
-        return LaneOutcome(delivered, superseded, dead, retry_in)
+    row: Delivery
+    newest: int | None
 
-    while True:
-        with ctx.sessions() as session:
-            head = session.scalars(_live_rows(lane).order_by(Delivery.version, Delivery.id).limit(1)).first()
-            if head is None:
-                return outcome()
-            newest = session.scalar(
-                select(func.max(Delivery.version)).where(*_in_lane(lane), Delivery.state == DeliveryState.DELIVERED)
-            )
-            if newest is not None and head.version < newest:
-                superseded += _finish(
-                    session, head.id, DeliveryState.SUPERSEDED, f"version {newest} was delivered first"
-                )
-                continue
-            if head.state == DeliveryState.SENDING and head.attempts >= ctx.settings.delivery_max_attempts:
-                # The last attempt never finished (its worker died every time): stop rather than loop forever.
-                dead += _finish(
-                    session, head.id, DeliveryState.DEAD, head.last_error or "the last attempt did not finish"
-                )
-                continue
-            if stored_utc(head.due_at) > utc_now():
-                # The task that saw it fail has scheduled the retry; the sweeper stands behind that.
-                return outcome()
-            gate = breaker.gate(lock.owner)
-            if not gate.allowed:
-                return outcome(_hold(session, head.id, gate.wait))
-            if not lock.refresh():
-                return outcome()  # our lock lapsed: whoever holds it now carries on
-            attempt = _start(session, head)
-            if attempt is None:
-                return outcome()  # the row moved under us: another holder is at work
+
+class _Batch:
+    """The rounds of one batch; the counters become its outcome."""
+
+    def __init__(
+        self,
+        ctx: DeliveryContext,
+        sink: PushSink,
+        lane: PushLane,
+        locks: LaneLocks,
+        by_lock: dict[str, PushLane],
+        breaker: Breaker,
+    ) -> None:
+        self.ctx, self.sink, self.lane, self.locks, self.breaker = ctx, sink, lane, locks, breaker
+        self._lock_of = {lane.key: lock for lock, lane in by_lock.items()}
+        self.delivered = self.superseded = self.dead = 0
+        self.retry: dict[str, float] = {}
+        self._unreported_success = False  # a success since the breaker last heard from us
+        self._lost: set[str] = set()  # locks that lapsed and went to another owner
+        self._concurrency = max(1, int(getattr(sink, "concurrent_pushes", 1)))
+        self._pool: ThreadPoolExecutor | None = None
+
+    def run(self, keys: list[str]) -> None:
+        active = list(keys)
         try:
-            sink.push(attempt)  # outside any transaction
-        except TargetGone as exc:
-            with ctx.sessions() as session:
-                _gone(session, head.id, exc)
-            breaker.stop(str(getattr(sink, "shown_url", lane.sink)), str(exc))
-            return outcome()
+            while active:
+                active = self._round(active)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+        self._report_success()
+
+    def _round(self, keys: list[str]) -> list[str]:
+        """One head per key: settle the rows that need no POST, POST the rest; returns the keys to go on with."""
+        settings = self.ctx.settings
+        with self.ctx.sessions() as session:
+            heads = _heads(session, self.lane, keys)
+            go_on: list[str] = []
+            due: list[Delivery] = []
+            now = utc_now()
+            for key in keys:
+                head = heads.get(key)
+                if head is None:
+                    continue  # nothing left in this lane
+                row = head.row
+                if head.newest is not None and row.version < head.newest:
+                    self.superseded += _finish(
+                        session, row.id, DeliveryState.SUPERSEDED, f"version {head.newest} was delivered first"
+                    )
+                    go_on.append(key)
+                elif row.state == DeliveryState.SENDING and row.attempts >= settings.delivery_max_attempts:
+                    # The last attempt never finished (its worker died every time): stop rather than loop forever.
+                    self.dead += _finish(
+                        session, row.id, DeliveryState.DEAD, row.last_error or "the last attempt did not finish"
+                    )
+                    go_on.append(key)
+                elif stored_utc(row.due_at) <= now:
+                    due.append(row)
+                # else: not due; the task that saw it fail has scheduled the retry, the sweeper stands behind that.
+            if not due:
+                return go_on
+            gate = self.breaker.gate(self.locks.owner)
+            if not gate.allowed:
+                wait = _hold(session, [r.id for r in due], gate.wait)
+                if wait is not None:
+                    self.retry.update((r.key, wait) for r in due)
+                return go_on  # the target waits; a lane whose head was settled shows its next head to the gate
+            if gate.probe:
+                go_on += [r.key for r in due[1:]]  # one probe at a time; the others look at the gate again
+                due = due[:1]
+            due = [r for r in due if self._holds(r.key)]  # a lane whose lock lapsed: its new holder carries on
+            started = _start_many(session, due)
+        go_on += self._post(started)
+        if gate.probe:
+            self._report_success()  # a probe that went through closes the breaker for the next round at once
+        return go_on
+
+    def _holds(self, key: str) -> bool:
+        """Whether the key's lock is still ours, renewing every lock once less than half of its lease is left."""
+        if self.locks.lease_left() < self.locks.ttl / 2:
+            self._lost.update(self.locks.refresh())
+        return self._lock_of[key] not in self._lost
+
+    def _post(self, started: list[_Started]) -> list[str]:
+        """POST the started heads (outside any transaction), a window of them at a time, then record them; returns
+        the keys to go on with.
+
+        Each has its own key, so a window's POSTs may overlap (`concurrent_pushes` of the sink, 1 unless it says
+        otherwise). The window starts at one POST and doubles while they succeed; a failure brings it back to one, so
+        a failing target sees the breaker's failures one at a time and nothing more.
+        """
+        done: list[_Started] = []
+        go_on: list[str] = []
+        rest, window, gone = list(started), 1, False
+        while rest:
+            # A lane whose lock lapsed is left out: its new holder sends the row left sending, under the same id.
+            chunk = [a for a in rest[:window] if self._holds(a.key)]
+            del rest[:window]
+            opened = failed = False
+            for attempt, error in zip(chunk, self._send(chunk), strict=True):
+                if error is None:
+                    self._unreported_success = True
+                    done.append(attempt)
+                    go_on.append(attempt.key)
+                    continue
+                failed = True
+                if isinstance(error, TargetGone):
+                    with self.ctx.sessions() as session:
+                        _gone(session, attempt.row_id, error)
+                    if not gone:
+                        self.breaker.stop(str(getattr(self.sink, "shown_url", self.lane.sink)), str(error))
+                    gone = True
+                    continue
+                self._report_success()  # the breaker counts failures in a row: the successes before this one first
+                if self.breaker.failed():
+                    opened = True
+                    log_event(log, "workers.delivery.breaker_opened", logging.WARNING, sink=self.lane.sink)
+                with self.ctx.sessions() as session:
+                    retry_in = _failed(self.ctx.settings, session, attempt.row_id, attempt.outgoing.attempt, error)
+                if retry_in is None:
+                    self.dead += 1
+                    go_on.append(attempt.key)  # a dead letter no longer holds the lane up
+                else:
+                    self.retry[attempt.key] = retry_in
+            if gone or opened:
+                with self.ctx.sessions() as session:
+                    _unsend(session, [a.row_id for a in rest])  # never POSTed: unsent and uncounted
+                go_on += [a.key for a in rest]  # the next round's gate holds them
+                rest = []
+            window = 1 if failed else min(2 * window, self._concurrency)
+        self._settle(done)
+        return [] if gone else go_on
+
+    def _send(self, chunk: list[_Started]) -> list[PushFailed | None]:
+        """POST each, side by side when more than one; each one's failure, or None, in order."""
+        if len(chunk) <= 1:
+            return [self._push(a) for a in chunk]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="push")
+        return list(self._pool.map(self._push, chunk))
+
+    def _push(self, attempt: _Started) -> PushFailed | None:
+        try:
+            self.sink.push(attempt.outgoing)
         except PushFailed as exc:
-            if breaker.failed():
-                log_event(log, "workers.delivery.breaker_opened", logging.WARNING, sink=lane.sink)
-            with ctx.sessions() as session:
-                retry_in = _failed(ctx.settings, session, head.id, attempt.attempt, exc)
-            if retry_in is None:
-                dead += 1
-                continue  # a dead letter no longer holds the lane up
-            return outcome(retry_in)
-        breaker.succeeded()
-        with ctx.sessions() as session:
-            delivered += _finish(session, head.id, DeliveryState.DELIVERED, None)
+            return exc
+        return None
+
+    def _settle(self, done: list[_Started]) -> None:
+        if done:
+            with self.ctx.sessions() as session:
+                self.delivered += _delivered(session, [a.row_id for a in done])
+
+    def _report_success(self) -> None:
+        if self._unreported_success:
+            self.breaker.succeeded()
+            self._unreported_success = False
 
 
 def _in_lane(lane: PushLane) -> tuple[ColumnElement[bool], ...]:
-    return (
-        Delivery.sink == lane.sink,
-        Delivery.division == lane.division,
-        Delivery.topic == lane.topic,
-        Delivery.key == lane.key,
+    return (Delivery.sink == lane.sink, Delivery.division == lane.division, Delivery.topic == lane.topic)
+
+
+def _heads(session: Session, lane: PushLane, keys: Sequence[str]) -> dict[str, _Head]:
+    """Each key's oldest live row and its lane's newest delivered version, in one statement."""
+    done = aliased(Delivery)
+    newest = (
+        select(func.max(done.version))
+        .where(
+            done.sink == Delivery.sink,
+            done.division == Delivery.division,
+            done.topic == Delivery.topic,
+            done.key == Delivery.key,
+            done.state == DeliveryState.DELIVERED,
+        )
+        .correlate(Delivery)
+        .scalar_subquery()
     )
+    # Only the heads come back, however many versions a hot key has waiting.
+    order = func.row_number().over(partition_by=Delivery.key, order_by=(Delivery.version, Delivery.id))
+    ranked = (
+        select(Delivery.id, order.label("place"))
+        .where(*_in_lane(lane), Delivery.key.in_(list(keys)), Delivery.state.in_(LIVE_STATES))
+        .subquery()
+    )
+    query = select(Delivery, newest).join(ranked, ranked.c.id == Delivery.id).where(ranked.c.place == 1)
+    return {row.key: _Head(row, version) for row, version in session.execute(query)}
 
 
-def _live_rows(lane: PushLane) -> Select[Delivery]:
-    return select(Delivery).where(*_in_lane(lane), Delivery.state.in_(LIVE_STATES))
+@dataclass(frozen=True)
+class _Started:
+    """A row marked sending, and the attempt to POST."""
+
+    row_id: int
+    outgoing: Outgoing
+
+    @property
+    def key(self) -> str:
+        return self.outgoing.change.key
 
 
-def _start(session: Session, row: Delivery) -> Outgoing | None:
-    """Mark the row as sending and count the attempt, only if nobody moved it since we read it (the fence)."""
-    attempt = row.attempts + 1  # read first: the ORM update below refreshes `row` in place
+def _started(row: Delivery) -> _Started:
     change = ChangeRecord(
         row.division, row.topic, row.key, row.action, row.record, row.version, row.event_id, row.origin
     )
-    outgoing = Outgoing(change, stored_utc(row.created_at), attempt)
+    return _Started(row.id, Outgoing(change, stored_utc(row.created_at), row.attempts + 1))
+
+
+def _start(session: Session, row: Delivery) -> Outgoing | None:
+    """Mark one row as sending and count the attempt, only if nobody moved it since we read it (the fence)."""
+    started = _start_many(session, [row])
+    return started[0].outgoing if started else None
+
+
+def _start_many(session: Session, rows: Sequence[Delivery]) -> list[_Started]:
+    """Mark the rows as sending and count their attempts in one statement and one commit, each only if nobody moved
+    it since we read it (the fence); returns those that moved, in the given order."""
+    if not rows:
+        return []
+    wanted = [_started(r) for r in rows]  # read first: nothing below may refresh the rows
+    seen = [(r.id, r.state, r.attempts) for r in rows]
     moved = session.execute(
         update(Delivery)
-        .where(Delivery.id == row.id, Delivery.state == row.state, Delivery.attempts == row.attempts)
-        .values(state=DeliveryState.SENDING, attempts=attempt, updated_at=utc_now())
+        .where(tuple_(Delivery.id, Delivery.state, Delivery.attempts).in_(seen))
+        .values(state=DeliveryState.SENDING, attempts=Delivery.attempts + 1, updated_at=utc_now())
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = set(moved.scalars())
+    session.commit()
+    return [o for o in wanted if o.row_id in ids]
+
+
+def _delivered(session: Session, ids: Sequence[int]) -> int:
+    """Mark rows delivered (only from `sending`) in one statement and one commit; returns how many moved."""
+    now = utc_now()
+    moved = _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(list(ids)), Delivery.state == DeliveryState.SENDING)
+            .values(state=DeliveryState.DELIVERED, updated_at=now, delivered_at=now, last_error=None)
+            .execution_options(synchronize_session=False)
+        )
     )
     session.commit()
-    return outgoing if _rowcount(moved) == 1 else None
+    return moved
+
+
+def _unsend(session: Session, ids: Sequence[int]) -> None:
+    """Rows marked sending whose POST was never made go back to pending, the attempt not counted."""
+    if ids:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(list(ids)), Delivery.state == DeliveryState.SENDING)
+            .values(state=DeliveryState.PENDING, attempts=Delivery.attempts - 1, updated_at=utc_now())
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
 
 
 def _failed(settings: Settings, session: Session, row_id: int, attempts: int, exc: PushFailed) -> float | None:
@@ -216,14 +445,14 @@ def _failed(settings: Settings, session: Session, row_id: int, attempts: int, ex
     return wait
 
 
-def _hold(session: Session, row_id: int, wait: float | None) -> float | None:
-    """The breaker holds the lane: its head waits `wait` seconds (moved later so the sweeper leaves it alone), or,
-    for a stopped target (None), until `deadletters resume` dispatches the lane again."""
+def _hold(session: Session, ids: Sequence[int], wait: float | None) -> float | None:
+    """The breaker holds the lanes: their heads wait `wait` seconds (moved later so the sweeper leaves them alone),
+    or, for a stopped target (None), until `deadletters resume` dispatches the lanes again."""
     if wait is not None:
         due = utc_now() + timedelta(seconds=wait)
         session.execute(
             update(Delivery)
-            .where(Delivery.id == row_id, Delivery.state == DeliveryState.PENDING, Delivery.due_at < due)
+            .where(Delivery.id.in_(list(ids)), Delivery.state == DeliveryState.PENDING, Delivery.due_at < due)
             .values(due_at=due)
             .execution_options(synchronize_session=False)  # SQLite hands back naive datetimes to compare
         )
@@ -243,20 +472,16 @@ def _gone(session: Session, row_id: int, exc: TargetGone) -> None:
 
 
 def _finish(session: Session, row_id: int, state: str, error: str | None) -> int:
-    """Move a live row to a final state; 1 when it moved (`delivered` only from `sending`)."""
-    now = utc_now()
-    values: dict[str, object] = {"state": state, "updated_at": now}
-    if state == DeliveryState.DELIVERED:
-        values.update(delivered_at=now, last_error=None)
-        live: tuple[str, ...] = (DeliveryState.SENDING,)
-    else:
-        values.update(last_error=error)
-        live = LIVE_STATES
+    """Move a live row to a final state other than delivered; 1 when it moved."""
     moved = _rowcount(
-        session.execute(update(Delivery).where(Delivery.id == row_id, Delivery.state.in_(live)).values(**values))
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == row_id, Delivery.state.in_(LIVE_STATES))
+            .values(state=state, updated_at=utc_now(), last_error=error)
+        )
     )
     session.commit()
-    if moved and state != DeliveryState.DELIVERED:
+    if moved:
         level = logging.ERROR if state == DeliveryState.DEAD else logging.INFO
         log_event(log, f"workers.delivery.{state}", level, delivery=row_id, error=error)
     return moved
@@ -264,3 +489,12 @@ def _finish(session: Session, row_id: int, state: str, error: str | None) -> int
 
 def _rowcount(result: object) -> int:
     return int(getattr(result, "rowcount", 0))
+
+
+def retry_groups(retry: dict[str, float]) -> list[tuple[float, list[str]]]:
+    """The keys to retry, grouped by the whole second their wait ends in: (the group's longest wait, its keys),
+    so that one retried task per group finds every head due, and a batch does not fall apart into a task a key."""
+    groups: dict[int, list[str]] = {}
+    for key, wait in retry.items():
+        groups.setdefault(math.ceil(wait), []).append(key)
+    return [(max(retry[k] for k in keys), keys) for _, keys in sorted(groups.items())]

@@ -16,7 +16,7 @@ from exact._catalogue import (
     WriteSpec,
     account_code,
 )
-from exact._classes import BUDGET_CLASSES, BudgetClass, budget_class, current_budget_class
+from exact._classes import BUDGET_CLASSES, CLASS_HEADER, BudgetClass, budget_class, check_shares, current_budget_class
 from exact._client import ExactClient, SyncPage
 from exact._dates import format_date, normalize_record, parse_date
 from exact._envelope import Page, unwrap, unwrap_page
@@ -52,7 +52,7 @@ from exact._odata import (
     string_literal,
 )
 from exact._preflight import Preflight
-from exact._ratelimit import BudgetUsage, ErrorBudget, RateLimiter
+from exact._ratelimit import BudgetUsage, ClassSpend, ErrorBudget, RateLimiter
 from exact._references import References
 from exact._tokens import REFRESH_MIN_AGE, UNDECRYPTABLE, StoredTokens, TokenManager, TokenStore
 from exact._values import check_values, write_date
@@ -60,8 +60,11 @@ from exact._writes import SPECS, Checks, WriteProgress, Writer, WriteResult, che
 
 __all__ = [
     "BUDGET_CLASSES",
+    "CLASS_HEADER",
     "BudgetClass",
     "budget_class",
+    "check_shares",
+    "ClassSpend",
     "current_budget_class",
     "account_code",
     "AmbiguousMatch",

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from exact._classes import CLASS_HEADER, current_budget_class
 from exact._envelope import unwrap, unwrap_page
 from exact._exceptions import (
     ApiError,
@@ -101,8 +102,11 @@ class ExactClient:
         if len(str(request.url)) > MAX_URL_LENGTH:
             raise ValidationError(f"URL of {len(str(request.url))} characters exceeds Exact's {MAX_URL_LENGTH}")
         failures = refreshed = limited = 0
+        spends_for = current_budget_class()
+        # Exact ignores the header; the sandbox counts each class's calls by it (`/_sandbox/calls`).
+        request.headers[CLASS_HEADER] = spends_for
         while True:
-            self.limiter.acquire(division)
+            self.limiter.acquire(division, spends_for)
             tokens = self._tokens.current()
             request.headers.update({"Authorization": f"Bearer {tokens.access_token}", "Accept": "application/json"})
             try:

@@ -5,6 +5,11 @@ does any of Exact's whole-minute windows, even when network delay shifts a call 
 side (the margin, 5% plus half a second, costs three calls a minute). The day window resets at UTC midnight like
 Exact's. A 429, or headers that say a window is spent, close the division's budget until the reset Exact gives,
 for every process at once.
+
+Each call spends for a budget class (`exact._classes`: command > webhook > delta > backfill). A class's share of
+the minute and the day is reserved for it: a call of a lower class is refused while it would eat into the still
+unused reserves of the classes above it, so a backfill cannot hold a command up, while the classes above may
+borrow whatever the lower ones leave unused (commands may spend the whole window).
 """
 
 from __future__ import annotations
@@ -12,17 +17,20 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
+from exact._classes import BUDGET_CLASSES, BudgetClass, check_shares, current_budget_class
 from exact._exceptions import EndpointBlocked, RateLimited
 
-__all__ = ["BudgetUsage", "ErrorBudget", "RateHeaders", "RateLimiter"]
+__all__ = ["BudgetUsage", "ClassSpend", "ErrorBudget", "RateHeaders", "RateLimiter"]
 
 WINDOW_MARGIN = 1.05
 WINDOW_SLACK_MS = 500
 
+# KEYS: minute log, day count, closed, adopted limits, then each class's minute log and day count in priority order.
+# ARGV: minute limit, window ms, day limit, member, the calling class's index (1 = highest), each class's share.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -31,17 +39,40 @@ if closed > now then return closed - now end
 local minute_limit = tonumber(redis.call('HGET', KEYS[4], 'minute') or ARGV[1])
 local day_limit = tonumber(redis.call('HGET', KEYS[4], 'day') or ARGV[3])
 local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) >= minute_limit then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return tonumber(oldest[2]) + window - now + 1
-end
+local class = tonumber(ARGV[5])
+local classes = (#KEYS - 4) / 2
 local midnight = (math.floor(now / 86400000) + 1) * 86400000
-if tonumber(redis.call('GET', KEYS[2]) or '0') >= day_limit then return midnight - now end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+local day_used = tonumber(redis.call('GET', KEYS[2]) or '0')
+local held_minute, held_day = 0, 0
+for i = 1, class - 1 do
+  local share = tonumber(ARGV[5 + i])
+  if share > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[4 + i], '-inf', now - window)
+    local spent = redis.call('ZCARD', KEYS[4 + i])
+    held_minute = held_minute + math.max(0, math.floor(share * minute_limit) - spent)
+    local spent_day = tonumber(redis.call('GET', KEYS[4 + classes + i]) or '0')
+    held_day = held_day + math.max(0, math.floor(share * day_limit) - spent_day)
+  end
+end
+if used + held_minute >= minute_limit then
+  -- At least this many calls must leave the window first (more if the classes above spend meanwhile).
+  local leaving = used + held_minute - minute_limit + 1
+  if leaving > used then return window end
+  local freed = redis.call('ZRANGE', KEYS[1], leaving - 1, leaving - 1, 'WITHSCORES')
+  return tonumber(freed[2]) + window - now + 1
+end
+if day_used + held_day >= day_limit then return midnight - now end
 redis.call('ZADD', KEYS[1], now, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], window * 2)
 redis.call('INCR', KEYS[2])
 redis.call('PEXPIREAT', KEYS[2], midnight + 60000)
+redis.call('ZREMRANGEBYSCORE', KEYS[4 + class], '-inf', now - window)
+redis.call('ZADD', KEYS[4 + class], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[4 + class], window * 2)
+redis.call('INCR', KEYS[4 + classes + class])
+redis.call('PEXPIREAT', KEYS[4 + classes + class], midnight + 60000)
 return 0
 """
 
@@ -57,8 +88,19 @@ return until_ms - now
 
 
 @dataclass(frozen=True)
+class ClassSpend:
+    """What one budget class spent of a division's windows, and the part of each reserved for it."""
+
+    minute_used: int
+    minute_reserved: int
+    day_used: int
+    day_reserved: int
+
+
+@dataclass(frozen=True)
 class BudgetUsage:
-    """A division's budget as this app spent it: the sliding minute, the UTC day, and how long it stays closed."""
+    """A division's budget as this app spent it: the sliding minute, the UTC day, how long it stays closed, and
+    each class's part."""
 
     division: int | None
     minute_used: int
@@ -66,6 +108,7 @@ class BudgetUsage:
     day_used: int
     day_limit: int
     closed_for_seconds: float
+    classes: dict[str, ClassSpend] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -109,7 +152,7 @@ class RateLimiter:
     """Waits, within a bound, until a call to a division may be sent.
 
     limiter = RateLimiter(redis_client, prefix="exact-pipeline:", client_id=app_id)
-    limiter.acquire(division)          # blocks up to max_wait, else raises RateLimited
+    limiter.acquire(division)          # blocks up to max_wait, else raises RateLimited; spends for the current class
     limiter.observe(division, response.headers, response.status_code)
     """
 
@@ -124,8 +167,12 @@ class RateLimiter:
         window_seconds: float = 60.0,
         max_wait: float = 120.0,
         sleep: Callable[[float], None] = time.sleep,
+        shares: Mapping[str, float] | None = None,
     ) -> None:
+        """`shares`: each class's reserved fraction of the minute and the day (sum <= 1); none given, none reserved:
+        every class spends in arrival order."""
         self._redis = client
+        self.shares = check_shares(shares or {})
         self._prefix = f"{prefix}exact:rl:{client_id}"
         self.per_minute = per_minute
         self.per_day = per_day
@@ -139,19 +186,26 @@ class RateLimiter:
         base = f"{self._prefix}:{division if division is not None else '-'}"
         return [f"{base}:minute", f"{base}:day", f"{base}:closed", f"{base}:limits"]
 
-    def try_acquire(self, division: int | None) -> float:
-        """Take a call from the budget; returns 0, or the seconds to wait before trying again."""
-        member = uuid.uuid4().hex
-        wait_ms = self._acquire(keys=self._keys(division), args=[self.per_minute, self.window_ms, self.per_day, member])
+    def _class_keys(self, division: int | None) -> list[str]:
+        base = f"{self._prefix}:{division if division is not None else '-'}"
+        return [f"{base}:minute:{c}" for c in BUDGET_CLASSES] + [f"{base}:day:{c}" for c in BUDGET_CLASSES]
+
+    def try_acquire(self, division: int | None, budget_class: BudgetClass | None = None) -> float:
+        """Take a call from the budget for `budget_class` (default: the current one); returns 0, or the seconds to
+        wait before trying again."""
+        index = BUDGET_CLASSES.index(budget_class or current_budget_class()) + 1
+        args: list[int | float | str] = [self.per_minute, self.window_ms, self.per_day, uuid.uuid4().hex, index]
+        args += [self.shares[c] for c in BUDGET_CLASSES]
+        wait_ms = self._acquire(keys=self._keys(division) + self._class_keys(division), args=args)
         return int(wait_ms) / 1000
 
     def note_call(self, division: int | None) -> None:
         """Count a call that was made before its division was known (a new connection's first `current/Me`)."""
         self.try_acquire(division)
 
-    def acquire(self, division: int | None) -> None:
+    def acquire(self, division: int | None, budget_class: BudgetClass | None = None) -> None:
         deadline = time.monotonic() + self.max_wait
-        while (wait := self.try_acquire(division)) > 0:
+        while (wait := self.try_acquire(division, budget_class)) > 0:
             if time.monotonic() + wait > deadline:
                 raise RateLimited(
                     f"division {division}: budget closed for {wait:.1f}s more", retry_at=time.time() + wait
@@ -168,15 +222,32 @@ class RateLimiter:
         pipe.get(day)
         pipe.get(closed)
         pipe.hgetall(limits)
-        in_minute, in_day, closed_until, adopted = pipe.execute()
+        class_keys = self._class_keys(division)
+        for key in class_keys[: len(BUDGET_CLASSES)]:
+            pipe.zcount(key, now_ms - self.window_ms, "+inf")
+        for key in class_keys[len(BUDGET_CLASSES) :]:
+            pipe.get(key)
+        in_minute, in_day, closed_until, adopted, *spent = pipe.execute()
         adopted = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in adopted.items()}
+        minute_limit, day_limit = adopted.get("minute", self.per_minute), adopted.get("day", self.per_day)
+        minutes, days = spent[: len(BUDGET_CLASSES)], spent[len(BUDGET_CLASSES) :]
+        classes: dict[str, ClassSpend] = {
+            c: ClassSpend(
+                int(minutes[i]),
+                int(self.shares[c] * minute_limit),
+                int(days[i] or 0),
+                int(self.shares[c] * day_limit),
+            )
+            for i, c in enumerate(BUDGET_CLASSES)
+        }
         return BudgetUsage(
             division,
             int(in_minute),
-            adopted.get("minute", self.per_minute),
+            minute_limit,
             int(in_day or 0),
-            adopted.get("day", self.per_day),
+            day_limit,
             max(0.0, (int(closed_until or 0) - now_ms) / 1000),
+            classes,
         )
 
     def close_until(self, division: int | None, until_epoch_ms: int) -> None:

@@ -5,6 +5,7 @@ Usage:
     exact-pipeline demo --forever               # keeps changing records until Ctrl-C
     exact-pipeline demo --changes 50 --burst 200 --summary-json out.json
     exact-pipeline status [--json]
+    exact-pipeline trace --division 101 --topic Accounts --key <guid> [--json]
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from runtime.db import make_engine, make_session_factory
 from runtime.redis import sync_client
 from runtime.settings import get_settings
 
-__all__ = ["demo", "status"]
+__all__ = ["demo", "status", "trace"]
 
 console = Console()
 
@@ -74,3 +75,21 @@ def status(as_json: bool = typer.Option(False, "--json", help="JSON instead of t
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
         render(report, console)
+
+
+def trace(
+    division: int = typer.Option(..., help="The record's division."),
+    topic: str = typer.Option(..., help="Its topic, e.g. Accounts."),
+    key: str = typer.Option(..., help="Its key (the record's ID)."),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
+) -> None:
+    """One record's way: webhooks, the reads, the mirror's version, each sink's attempts, the commands that wrote it."""
+    from ops.trace import render, trace_record
+
+    sessions = make_session_factory(make_engine(get_settings().database_url))
+    with sessions() as session:
+        found = trace_record(session, division, topic, key)
+    if as_json:
+        typer.echo(json.dumps(found.as_dict(), indent=2))
+    else:
+        render(found, console)

@@ -401,7 +401,13 @@ def _render_schema(status: Status, console: Console) -> None:
 
 def _budget(b: dict[str, Any]) -> str:
     closed = f", closed {b['closed_for_seconds']:.0f}s" if b["closed_for_seconds"] else ""
-    return f"{b['minute_used']}/{b['minute_limit']} this minute, {b['day_used']}/{b['day_limit']} today{closed}"
+    total = f"{b['minute_used']}/{b['minute_limit']} this minute, {b['day_used']}/{b['day_limit']} today{closed}"
+    # Each class's spend, minute and day, against the share reserved for it.
+    spent = [
+        f"{name} {c['minute_used']}/{c['minute_reserved']}, {c['day_used']}/{c['day_reserved']}"
+        for name, c in b.get("classes", {}).items()
+    ]
+    return "\n".join([total, *spent])
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from commands.http import command_status, submit_command
 from receiver.apps import WebhookSecrets
+from receiver.fast import ReceiverApp
 from receiver.handoff import Handoff
 from receiver.metrics import ReceiverMetrics
 from receiver.routes import healthz, metrics, readyz, webhook
@@ -47,9 +48,9 @@ class State(TypedDict):
     metrics: ReceiverMetrics
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, *, lean: bool = True) -> Starlette:
     """The receiver. A missing webhook secret (EXACT_WEBHOOK_SECRET, or an app's) stops it here, never at the first
-    request."""
+    request. `lean=False` serves the webhook through its Starlette route too: the reference fast.py is held to."""
     secrets = WebhookSecrets.from_settings(settings)
 
     @contextlib.asynccontextmanager
@@ -93,7 +94,10 @@ def create_app(settings: Settings) -> Starlette:
         Route(COMMANDS_PATH, submit_command, methods=["POST"]),
         Route(COMMANDS_PATH + "/{key:path}", command_status, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    if not lean:
+        return Starlette(routes=routes, lifespan=lifespan)
+    # The route stays in the router for every other method (405 with Allow: POST), and for a root_path.
+    return ReceiverApp(webhook_path=WEBHOOK_PATH, routes=routes, lifespan=lifespan)
 
 
 def create_app_from_env() -> Starlette:

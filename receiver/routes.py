@@ -7,11 +7,14 @@ the raw `Content` bytes, under the secret of the app it names → 401; pydantic 
 webhook entry for (a set lookup) → 200 "unknown_topic", counted (unknown_topics.py); tracked pair (in memory) → 200
 "untracked"; one Redis round trip that dedupes and enqueues → 200 "duplicate" / 200 "enqueued", or 503 when Redis
 did not take it. No database read or write on that path: the tracked pairs are cached (tracking.py) and the event is
-handed on through Redis only.
+handed on through Redis only. Everything after the body is read is `judge` and `conclude`, which the served path,
+raw ASGI in fast.py, shares with the Starlette route here.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -38,7 +41,7 @@ from runtime.logging import log_event
 if TYPE_CHECKING:
     from receiver.app import State
 
-__all__ = ["Outcome", "healthz", "metrics", "readyz", "webhook"]
+__all__ = ["Outcome", "conclude", "healthz", "judge", "metrics", "readyz", "webhook"]
 
 log = logging.getLogger("receiver")
 
@@ -53,26 +56,51 @@ class Outcome:
 
 
 async def webhook(request: Request) -> Response:
+    """The Starlette route; `POST /webhooks/exact` is served by fast.py, this stays as the reference it is held to."""
     state = cast("State", request.scope["state"])
     started = time.perf_counter()
-    result = await _handle(request, state)
-    state["metrics"].requests.labels(result.outcome).inc()
-    state["metrics"].latency.observe(time.perf_counter() - started)
+    settings = state["settings"]
+    body = await read_body(request, settings.webhook_max_body_bytes, settings.webhook_body_timeout_seconds)
+    result = (
+        Outcome(body.status, body.reason, body.detail) if isinstance(body, BodyRefused) else await judge(body, state)
+    )
+    status, payload = conclude(state, result, started)
+    return Response(payload, status_code=status, media_type="application/json")
+
+
+def conclude(state: State, result: Outcome, started: float) -> tuple[int, bytes]:
+    """Count, time and log one answered webhook; its status and JSON body (JSONResponse's bytes exactly)."""
+    metrics = state["metrics"]
+    metrics.outcome(result.outcome).inc()
+    metrics.latency.observe(time.perf_counter() - started)
     _log(result)
-    return JSONResponse({"outcome": result.outcome, "detail": result.detail}, status_code=result.status)
+    return result.status, _render(result.outcome, result.detail)
+
+
+@functools.lru_cache(maxsize=256)
+def _render(outcome: str, detail: str) -> bytes:
+    """The answer's JSON, as JSONResponse renders it; the few usual answers are rendered once (bounded: a detail can
+    quote its input)."""
+    payload = {"outcome": outcome, "detail": detail}
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def _log(result: Outcome) -> None:
     """One line per request: outcome and ids only, never the body or the HashCode."""
     content = result.content
+    if content is None:
+        level = logging.INFO
+    else:
+        odd = content.Action not in KNOWN_ACTIONS or result.outcome == "unknown_topic"
+        level = logging.WARNING if result.status >= 500 or odd else logging.INFO
+    if not log.isEnabledFor(level):
+        return  # the usual case under LOG_LEVEL=WARNING: no fields built for a line nobody writes
     fields: dict[str, Any] = {"outcome": result.outcome, "status": result.status}
     if result.error is not None:
         fields["error"] = result.error
     if content is None:
-        log_event(log, "receiver.webhook", logging.INFO, **fields)
+        log_event(log, "receiver.webhook", level, **fields)
         return
-    odd = content.Action not in KNOWN_ACTIONS or result.outcome == "unknown_topic"
-    level = logging.WARNING if result.status >= 500 or odd else logging.INFO
     log_event(
         log,
         "receiver.webhook",
@@ -85,11 +113,8 @@ def _log(result: Outcome) -> None:
     )
 
 
-async def _handle(request: Request, state: State) -> Outcome:
-    settings = state["settings"]
-    body = await read_body(request, settings.webhook_max_body_bytes, settings.webhook_body_timeout_seconds)
-    if isinstance(body, BodyRefused):
-        return Outcome(body.status, body.reason, body.detail)
+async def judge(body: bytes, state: State) -> Outcome:
+    """Everything after the body is read, shared by both paths: what to answer, the event handed on if it counts."""
     if not body:
         return Outcome(200, "validation")  # Exact's empty POST when a subscription is created
     content = _parse(body, state["secrets"])

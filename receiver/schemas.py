@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
@@ -10,6 +11,8 @@ __all__ = ["KNOWN_ACTIONS", "WebhookContent"]
 
 # Exact sends Update (creates included) and Delete; anything else is accepted, logged and counted.
 KNOWN_ACTIONS = frozenset({"Update", "Delete"})
+# str(uuid.UUID(key)) of a key already in this form is the key itself: the usual case, checked without the object.
+_CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class WebhookContent(BaseModel):
@@ -26,4 +29,6 @@ class WebhookContent(BaseModel):
     @field_validator("Key")
     @classmethod
     def _guid(cls, value: str) -> str:
+        if _CANONICAL.fullmatch(value):
+            return value
         return str(uuid.UUID(value))

@@ -18,6 +18,7 @@ import asyncio
 import functools
 import http
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -136,7 +137,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if size > self.limits.max_header_bytes:
             self._refusal = "header_too_large"
             raise _HeadRefused(self._refusal)
+        before = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not before:  # a request, not yet run (its task starts at the next turn)
+            transport = _OneWrite(self.transport, cycle)
+            cycle.transport = transport  # type: ignore[assignment]  # the writes uvicorn makes, and close
+            cycle.on_response = functools.partial(_flushed, transport, cycle.on_response)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -173,3 +180,42 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             head.append(b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(body))
             self.transport.write(b"".join([*head, b"connection: close\r\n\r\n", body]))
         self.transport.close()
+
+
+class _OneWrite:
+    """A response's transport: its head is held until the body's first write and goes out with it, one socket write a
+    response instead of two (a third of uvicorn's cost a response). Writes before the head (100 Continue) and after
+    the first body write pass straight on; a response without a body write (HEAD) is flushed as it completes or
+    closes."""
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._held: bytes | None = None
+        self._holding = True  # until the head has been held once
+
+    def write(self, data: bytes) -> None:
+        if self._holding and self._cycle.response_started:
+            self._holding = False
+            self._held = data  # the head: uvicorn writes it as the response starts
+            return
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)  # is_closing, get_extra_info, ...
+
+
+def _flushed(transport: _OneWrite, on_response: Callable[[], None]) -> None:
+    transport.flush()
+    on_response()

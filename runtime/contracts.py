@@ -6,11 +6,13 @@ from typing import TypedDict
 
 __all__ = [
     "RECORD_SCHEMAS",
+    "CHECK_SYSTEM",
     "DELIVER",
     "DELIVERIES_QUEUE",
     "DELIVERY_TASKS",
     "DELTA_SYNC",
     "DELTA_SYNC_ALL",
+    "DELTA_SYNC_DIVISION",
     "EVENTS_QUEUE",
     "FLUSH",
     "HANDLE_EVENT",
@@ -34,11 +36,12 @@ QUEUES = (EVENTS_QUEUE, DELIVERIES_QUEUE)
 # Task names are public: messages already queued name them, so they keep their historical `workers.` spelling.
 # The receiver publishes one HANDLE_EVENT per accepted webhook, with one `WebhookEvent` as its only argument.
 HANDLE_EVENT = "workers.handle_event"
-# Fetching (sync/tasks.py): one flush per lane and coalescing window, the delta sync per lane and its fan-out, the
-# token keep-alive.
+# Fetching (sync/tasks.py): one flush per lane and coalescing window, the delta sync per lane (a backfill, the old
+# cycle) and per due division (the safety net's cycle), their fan-out, the token keep-alive.
 FLUSH = "workers.flush"
 DELTA_SYNC = "workers.delta_sync"
 DELTA_SYNC_ALL = "workers.delta_sync_all"
+DELTA_SYNC_DIVISION = "workers.delta_sync_division"
 KEEP_ALIVE = "workers.keep_alive"
 # Pushing (delivery/tasks.py): one task per push lane (sink, division, topic, key), the sweeper, the pruning.
 DELIVER = "workers.deliver"
@@ -52,6 +55,8 @@ SWEEP_COMMANDS = "workers.commands.sweep"
 RECONCILE = "subscriptions.reconcile"
 # Schema (schema/tasks.py): beat's recording of production's shapes, when SCHEMA_RECORD_HOURS is set.
 RECORD_SCHEMAS = "schema.record"
+# Operational checks (sync/checks.py): consent, silence, dead letters, stuck lanes, pushed as System events.
+CHECK_SYSTEM = "workers.system.check"
 
 # Under the settings' Redis prefix: a hash of (division, topic) → when the receiver last accepted a webhook for it,
 # written by the receiver's handoff and read to find silent subscriptions.

@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "commands.models",
     "subscriptions.models",
     "delivery.models",
+    "delivery.history",
     "sync.cursors",
     "schema.store",
 )

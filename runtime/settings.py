@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ExactAppSettings", "MissingSetting", "Settings", "get_settings"]
@@ -83,8 +83,17 @@ class Settings(BaseSettings):
     receiver_max_connections: int = 512
     dedupe_window_seconds: int = 24 * 3600
     coalesce_window_seconds: float = 2.0
+    # Off: every flush waits the whole window from its first event (the old behaviour; benchmarks' baseline).
+    coalesce_adaptive: bool = True
     delta_sync_minutes: float = 15.0
+    # The safety net backs a quiet lane with a healthy webhook off, doubling, up to this many minutes between walks
+    # (at most DELTA_SYNC_MINUTES: no backoff); a change whose webhook was lost arrives within this plus one cycle.
+    delta_sync_max_minutes: float = 120.0
+    # The old cycle: every lane walked, each with its own sync/Deleted call, every cycle (benchmarks' baseline).
+    delta_sync_per_lane: bool = False
     silent_subscription_hours: float = 48.0
+    # A push lane whose oldest pending delivery waited longer than this is pushed as `System.lane_stuck`.
+    lane_stuck_minutes: float = 30.0
     # Beat records one division per connection every this many hours (schema guard); 0: off, since it costs calls.
     schema_record_hours: float = 0.0
     default_topics: str = "Accounts,Contacts,Items,SalesInvoices"
@@ -96,7 +105,17 @@ class Settings(BaseSettings):
     rate_limit_max_wait_seconds: float = 120.0
     # Length of Exact's "minute"; only tests and benchmarks against the sandbox shrink it.
     rate_limit_window_seconds: float = 60.0
+    # Budget classes: each class's reserved share of a division's minute and day, which the classes below it cannot
+    # take (the classes above may borrow what it leaves unused). At 60 a minute: commands 12 (a write costs 2 to 5
+    # calls), webhook fetches 18 (a burst's few keyed fetches), delta sync 12 (an idle cycle costs 2 per topic),
+    # a backfill 18 (1,000-record pages: 18,000 records a minute it can always count on). The sum may not exceed 1.
+    budget_share_command: float = Field(default=0.2, ge=0.0, le=1.0)
+    budget_share_webhook: float = Field(default=0.3, ge=0.0, le=1.0)
+    budget_share_delta: float = Field(default=0.2, ge=0.0, le=1.0)
+    budget_share_backfill: float = Field(default=0.3, ge=0.0, le=1.0)
     delivery_max_attempts: int = 8
+    # Push lanes (keys) one delivery task carries: their state changes and Redis calls are made once per batch.
+    delivery_batch_keys: int = Field(default=100, ge=1, le=1000)
     # Pushes: backoff base and cap (the cap stays well under the visibility timeout), the POST timeout, and how long
     # a pending delivery may wait before the sweeper dispatches its lane again.
     delivery_backoff_seconds: float = 5.0
@@ -110,6 +129,9 @@ class Settings(BaseSettings):
     # Delivered and superseded delivery rows older than this are pruned (each key's newest delivered row stays, for
     # ordering); 0 keeps every row.
     delivery_retention_days: float = 30.0
+    # `exact-pipeline trace`: webhooks and reads kept per record (the newest this many), and for at most this long.
+    trace_history: int = 20
+    trace_retention_days: float = 30.0
     # A TOML file of named http sinks (URL, secret, topic and division filters, suppress_echo; see
     # delivery/sinks/routes.py), pushed to beside those SINKS names. Unset: none. Workers read it at start.
     sinks_file: str | None = None
@@ -132,6 +154,18 @@ class Settings(BaseSettings):
     commands_error_budget: int = 2
     # A create whose answer was lost is looked up after this pause (Exact may still be committing it).
     commands_settle_seconds: float = 2.0
+    # Prometheus `/metrics` of a worker (every pool process's counters, and the database and Redis state) and of beat
+    # (the state only); 0: not served. Two workers on one host need two ports.
+    worker_metrics_port: int = 0
+    beat_metrics_port: int = 0
+    # The operator's web console (`exact-pipeline console`): off unless CONSOLE_TOKEN is set. Its session cookie is
+    # signed with CONSOLE_SECRET, or a key derived from the token when unset (a new token then ends every session).
+    console_token: SecretStr | None = None
+    console_secret: SecretStr | None = None
+    # Localhost by default: an operator tool, not the internet-facing receiver.
+    console_host: str = "127.0.0.1"
+    console_port: int = 8090
+    console_session_hours: float = 12.0
 
     @property
     def callback_url(self) -> str:
@@ -181,6 +215,18 @@ class Settings(BaseSettings):
         return table
 
     @property
+    def budget_shares(self) -> dict[str, float]:
+        """The BUDGET_SHARE_* settings by class name."""
+        return {name: getattr(self, f"budget_share_{name}") for name in ("command", "webhook", "delta", "backfill")}
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> Settings:
+        total = sum(self.budget_shares.values())
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"BUDGET_SHARE_* sum to {total:.2f}; the reserves must fit in the budget (at most 1)")
+        return self
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -215,6 +261,8 @@ class Settings(BaseSettings):
             "token_encryption_key",
             "push_secret",
             "commands_token",
+            "console_token",
+            "console_secret",
         )
         values = [v.get_secret_value() for n in names if (v := getattr(self, n)) is not None] + self._app_secrets()
         # Each key of a rotation list on its own, and the passwords inside URLs (an error may quote one bare).

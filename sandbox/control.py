@@ -18,11 +18,13 @@
 Modified and every row's Timestamp move (see `documents`) and ONE webhook `Update` fires for the document's topic
 with Key = the header key. Resources without a webhook topic (GLAccounts, VATCodes, Currencies) fire none.
     GET    /_sandbox/records/{division}/{path}/{key}       one record
-    GET    /_sandbox/calls?endpoint=&division=&status=&method=   API call counts, by endpoint, division, status
+    GET    /_sandbox/calls?endpoint=&division=&status=&method=&class=   API call counts, by endpoint, division, status
                                                            and method (GET, POST, PUT, DELETE, or `write` for the
-                                                           three); each entry's `methods` splits its count by method
-                                                           (&log=1 adds each call's time, endpoint, division, status,
-                                                           method)
+                                                           three) and budget class (the X-Exact-Pipeline-Class header,
+                                                           "" for none); each entry's `methods` splits its count by
+                                                           method, its `classes` by class, and `classes` counts every
+                                                           call by class (&log=1 adds each call's time, endpoint,
+                                                           division, status, method, class)
     POST   /_sandbox/calls/reset                           zero the counts
     POST   /_sandbox/divisions                             {"code": 404, "granted_to": "<UserID>"|null, "Description":
                                                            …?, "Country": …?, "Currency": …?}: a new active division
@@ -148,11 +150,20 @@ class _Control:
         method = params.get("method")
         if method is not None and method.upper() not in _METHODS:
             return JSONResponse({"error": f"method: one of {', '.join(sorted(_METHODS))}"}, status_code=400)
-        total = counters.total(endpoint=params.get("endpoint"), division=division, status=status, method=method)
-        body: dict[str, Any] = {"total": total, "calls": counters.snapshot()}
+        total = counters.total(
+            endpoint=params.get("endpoint"),
+            division=division,
+            status=status,
+            method=method,
+            budget_class=params.get("class"),
+        )
+        body: dict[str, Any] = {"total": total, "calls": counters.snapshot(), "classes": counters.by_class()}
         if params.get("log"):
             log = counters.log
-            body["log"] = [{"at": t, "endpoint": e, "division": d, "status": s, "method": m} for t, e, d, s, m in log]
+            body["log"] = [
+                {"at": t, "endpoint": e, "division": d, "status": s, "method": m, "class": c}
+                for t, e, d, s, m, c in log
+            ]
         return JSONResponse(body)
 
     async def reset_calls(self, request: Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sandbox.counters import CLASS_HEADER
 from sandbox.errors import error_response
 
 if TYPE_CHECKING:
@@ -36,8 +38,10 @@ def guarded(state: SandboxState, endpoint: str, handler: Handler) -> Callable[[R
     async def endpoint_fn(request: Request) -> Response:
         raw_division = request.path_params.get("division")
         division = int(raw_division) if raw_division is not None and str(raw_division).isdigit() else None
+        arrived = time.time()
         response = await _run(state, endpoint, handler, request, division)
-        state.counters.record(endpoint, division, response.status_code, request.method)
+        budget_class = request.headers.get(CLASS_HEADER, "")
+        state.counters.record(endpoint, division, response.status_code, request.method, budget_class, arrived)
         return response
 
     return endpoint_fn

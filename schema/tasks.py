@@ -14,7 +14,7 @@ from connections.factory import client_from_settings
 from connections.models import Connection, Division
 from connections.queries import connection_ids
 from delivery.outbox import accept, dispatch_lanes
-from exact import CATALOGUE, Catalogue, ExactError
+from exact import CATALOGUE, Catalogue, ExactError, budget_class
 from runtime.contracts import RECORD_SCHEMAS
 from runtime.db import make_engine, make_session_factory, session_scope
 from runtime.logging import log_event
@@ -58,7 +58,8 @@ def record_connection(
         previous = None if division is None else latest(session, connection_id, division)
     if division is None:
         return None
-    snapshot = record(client_from_settings(settings, sessions, connection_id), division, catalogue)
+    with budget_class("backfill"):  # about 50 reads nobody waits for: the lowest class, never ahead of a fetch
+        snapshot = record(client_from_settings(settings, sessions, connection_id), division, catalogue)
     stored = save_snapshot(sessions, connection_id, division, snapshot)
     if previous is None:
         return Recorded(connection_id, division, False)

@@ -8,7 +8,7 @@ from celery import shared_task
 
 from connections.factory import client_from_settings
 from connections.queries import connection_ids
-from exact import ExactError
+from exact import ExactError, budget_class
 from runtime.db import make_engine, make_session_factory
 from runtime.logging import log_event
 from runtime.redis import sync_client
@@ -33,7 +33,8 @@ def reconcile_all(settings: Settings) -> dict[int, int]:
             client = client_from_settings(settings, sessions, connection_id)
             service = SubscriptionService(settings, sessions, client, connection_id, redis_client)
             try:
-                report = service.reconcile()
+                with budget_class("webhook"):  # a few calls that keep the webhooks coming: ahead of delta and backfill
+                    report = service.reconcile()
             except ExactError as exc:  # one connection's trouble must not stop the others
                 log_event(
                     log, "subscriptions.reconcile_failed", logging.ERROR, connection=connection_id, error=exc.message

@@ -32,7 +32,13 @@ class WorkerContext(ConnectionContext):
 
     @cached_property
     def coalescer(self) -> Coalescer:
-        return Coalescer(self.redis, self.settings.redis_prefix, window_seconds=self.settings.coalesce_window_seconds)
+        settings = self.settings
+        return Coalescer(
+            self.redis,
+            settings.redis_prefix,
+            window_seconds=settings.coalesce_window_seconds,
+            adaptive=settings.coalesce_adaptive,
+        )
 
     @cached_property
     def cursors(self) -> CursorStore:

@@ -13,6 +13,7 @@ do not all come back when one changes; `sync.documents` merges them).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,6 +83,22 @@ class CursorStore:
         with session_scope(self._sessions) as session:
             row = self._row(session, connection_id, division, topic)
             return Cursor(row.timestamp, row.modified_ms, row.deleted_timestamp, row.generation)
+
+    def many(self, connection_id: int, division: int, topics: Iterable[str]) -> dict[str, Cursor]:
+        """The cursors of several lanes of one division in one statement; a lane never walked starts at zero (its
+        first advance creates the row, at generation 0)."""
+        wanted = list(topics)
+        query = select(LaneCursor).where(
+            LaneCursor.connection_id == connection_id, LaneCursor.division == division, LaneCursor.topic.in_(wanted)
+        )
+        with self._sessions() as session:
+            rows = {row.topic: row for row in session.scalars(query)}
+        return {
+            topic: Cursor(row.timestamp, row.modified_ms, row.deleted_timestamp, row.generation)
+            if (row := rows.get(topic)) is not None
+            else Cursor()
+            for topic in wanted
+        }
 
     def advance(
         self,

@@ -14,9 +14,10 @@ from functools import cached_property, partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from delivery import history
 from delivery import outbox as delivery
 from delivery.changes import ChangeRecord
-from exact import CATALOGUE, Entity, ExactClient
+from exact import CATALOGUE, Entity, ExactClient, SyncPage
 from runtime.db import session_scope
 from runtime.logging import log_event
 from runtime.settings import Settings
@@ -27,7 +28,6 @@ from sync.fetch import (
     Fetched,
     by_keys,
     deleted_pages,
-    deleted_walk,
     fetched,
     modified_walk,
     sync_pages,
@@ -88,19 +88,40 @@ class LaneSync:
             accepted += self._deletes(batch.deletes)
         return accepted
 
-    def walk(self, *, full: bool = False) -> int:
-        """The delta sync: everything since the cursor (from the start with `full`), deletions included."""
+    def walk(self, *, full: bool = False, deleted: bool = True, cursor: Cursor | None = None) -> int:
+        """The delta sync: everything since the cursor (from the start with `full`), deletions included unless
+        `deleted` is off (the safety net reads sync/Deleted once for all of a division's lanes: `deleted_page`).
+        `cursor`: the lane's cursor as just read (`CursorStore.many`), saving a read."""
         if full:
             self.cursors.reset(self.lane.connection_id, self.lane.division, self.entity.topic)
             self.coalescer.forget_seen(self.lane)
             if self._documents:
                 with session_scope(self.sessions) as session:
                     Documents(self.lane, self.reading).forget(session)
-        cursor = self.cursors_now()
+        if full or cursor is None:
+            cursor = self.cursors_now()
         accepted = self._sync(cursor) if self.entity.read_path == "sync" else self._modified(cursor)
-        if self.entity.entity_types:
+        if deleted and self.entity.entity_types:
             accepted += self._deleted(cursor)[0]
         return accepted
+
+    def deleted_page(self, cursor: Cursor, page: SyncPage) -> tuple[int, set[str]]:
+        """One page of sync/Deleted, perhaps read for several lanes at once: this lane's rows (by EntityType) after
+        its cursor accepted, then its cursor moved past the page. Returns (accepted, keys tombstoned)."""
+        types, after = set(self.entity.entity_types), cursor.deleted_timestamp
+        rows = [r for r in page.records if int(r["EntityType"]) in types and int(r["Timestamp"]) > after]
+        if not rows:
+            changes: list[ChangeRecord] = []
+        elif self._documents:
+            changes = self._accept(partial(Documents(self.lane, self.reading).deleted_page, rows=rows))
+        else:
+            changes = [
+                tombstone(self.lane.division, self.entity.topic, str(r["EntityKey"]), int(r["Timestamp"])) for r in rows
+            ]
+            self._apply(changes)
+        if page.cursor > after:
+            self._advance(cursor, deleted_timestamp=page.cursor)
+        return len(changes), {c.key for c in changes if c.record is None}
 
     def cursors_now(self) -> Cursor:
         return self.cursors.get(self.lane.connection_id, self.lane.division, self.entity.topic)
@@ -140,18 +161,10 @@ class LaneSync:
     def _deleted(self, cursor: Cursor) -> tuple[int, set[str]]:
         """sync/Deleted for every EntityType of the entity, from the cursor; returns (accepted, keys tombstoned)."""
         accepted, gone = 0, set[str]()
-        if self._documents:
-            documents = Documents(self.lane, self.reading)
-            for page in deleted_pages(self.client, self.lane.division, self.reading, cursor.deleted_timestamp):
-                changes = self._accept(partial(documents.deleted_page, rows=page.records))
-                self._advance(cursor, deleted_timestamp=page.cursor)
-                accepted += len(changes)
-                gone.update(c.key for c in changes if c.record is None)
-            return accepted, gone
-        walk = deleted_walk(self.client, self.lane.division, self.reading, cursor.deleted_timestamp)
-        for done in self._advancing(walk, cursor, "deleted_timestamp"):
-            accepted += len(done.changes)
-            gone.update(done.seen)
+        for page in deleted_pages(self.client, self.lane.division, self.reading, cursor.deleted_timestamp):
+            count, keys = self.deleted_page(cursor, page)
+            accepted += count
+            gone.update(keys)
         return accepted, gone
 
     def _deletes(self, deletes: dict[str, int]) -> int:
@@ -183,10 +196,16 @@ class LaneSync:
         """Accept each page, then move the cursor past it."""
         for page in walk:
             self._apply(page.changes)
-            self._advance(cursor, **{position: page.position})
+            # An empty page moved nothing: no transaction (a quiet lane's walk costs a read of its cursor only).
+            if page.position > getattr(cursor, position):
+                self._advance(cursor, **{position: page.position})
             yield page
 
     def _apply(self, changes: list[ChangeRecord]) -> int:
+        if not changes:
+            if self.on_page is not None:
+                self.on_page(0)
+            return 0
         return len(self._accept(lambda _session: changes))
 
     def _accept(self, build: Build) -> list[ChangeRecord]:
@@ -194,6 +213,7 @@ class LaneSync:
         go out and the coalescer counts them as seen."""
         with session_scope(self.sessions) as session:
             changes = build(session)
+            history.record_reads(session, self.entity, changes)
             accepted = delivery.accept(session, changes, self.settings) if changes else None
         if accepted is not None:
             delivery.dispatch_lanes(self.settings, accepted.lanes)

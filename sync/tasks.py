@@ -1,10 +1,12 @@
-"""Celery tasks that fetch: gather webhook events per lane, flush each lane once per window, delta-sync every lane.
+"""Celery tasks that fetch: gather webhook events per lane, flush each lane once per window, delta-sync divisions.
 
-Flow per event: `handle_event` records the key in its lane's pending set and, for the first event of a window,
-schedules one `flush` `coalesce_window_seconds` later. The flush takes the lane's lock and its pending events,
-fetches (a sync walk, keyed batches, sync/Deleted), has the sinks accept each call's changes in a transaction,
-dispatches the pushes, then advances the cursor. Every task is idempotent: the mirror upserts by version, the
-delivery log is unique per (sink, event id), and a retried flush re-reads from its cursor and its kept events.
+Flow per event: `handle_event` records the key in its lane's pending set; the first event of an idle lane
+schedules a `flush` at once (or `coalesce_window_seconds` after the lane's last fetch ended, if that is later). The
+flush takes the lane's lock and its pending events, fetches (a sync walk, keyed batches, sync/Deleted) in the
+"webhook" budget class, has the sinks accept each call's changes in a transaction, dispatches the pushes, then
+advances the cursor; events that arrived meanwhile get one next flush, a window after this one ended. Every task
+is idempotent: the mirror upserts by version, the delivery log is unique per (sink, event id), and a retried flush
+re-reads from its cursor and its kept events.
 
 Exceptions stay inside this module: `LaneBusy` (another flush or walk owns the lane) is retried, Exact's
 `RateLimited` and `ExactUnavailable` are retried later, `NeedsConsent` waits for a new `connect`. A database error
@@ -25,25 +27,40 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connections.factory import token_manager_from_settings
 from connections.queries import connection_ids
-from exact import CATALOGUE, ExactError, ExactUnavailable, NeedsConsent, RateLimited
-from runtime.contracts import DELTA_SYNC, DELTA_SYNC_ALL, EVENTS_QUEUE, FLUSH, HANDLE_EVENT, KEEP_ALIVE
+from delivery.history import record_webhooks
+from delivery.system_events import emit_consent_needed
+from exact import CATALOGUE, ExactError, ExactUnavailable, NeedsConsent, RateLimited, budget_class
+from runtime.contracts import (
+    DELTA_SYNC,
+    DELTA_SYNC_ALL,
+    DELTA_SYNC_DIVISION,
+    EVENTS_QUEUE,
+    FLUSH,
+    HANDLE_EVENT,
+    KEEP_ALIVE,
+)
 from runtime.logging import log_event
+from runtime.metrics import record_flush
 from runtime.retry import retry_countdown
-from subscriptions.queries import synced_lanes
 from sync.coalesce import Lane
 from sync.context import WorkerContext, process_context
+from sync.cycle import LanesBusy, move_dates, plan_cycle, run_division, synced
 from sync.fetch import epoch_ms
+from sync.safety_net import DivisionRun
 
 __all__ = [
     "LaneBusy",
     "delta_sync",
     "delta_sync_all",
+    "delta_sync_division",
     "fan_out",
+    "fan_out_divisions",
     "flush",
     "flush_lane",
     "handle",
     "handle_event",
     "keep_alive",
+    "sync_division",
     "sync_lane",
 ]
 
@@ -63,8 +80,9 @@ class LaneBusy(RuntimeError):
 
 
 # -- the work, as plain functions (tests call these; the tasks below only add Celery's retries)
-def handle(ctx: WorkerContext, event: dict[str, Any], schedule: Callable[[Lane], None]) -> str:
-    """Record one webhook event in its lane; returns what became of it (for logs and tests)."""
+def handle(ctx: WorkerContext, event: dict[str, Any], schedule: Callable[[Lane, float], None]) -> str:
+    """Record one webhook event in its lane; returns what became of it (for logs and tests). `schedule(lane,
+    countdown)` queues the lane's flush `countdown` seconds out."""
     division, entity = int(event["division"]), CATALOGUE.get(str(event["topic"]))
     if entity is None:
         # Never silent: a subscription Exact accepted for a topic the catalogue lacks loses every change.
@@ -74,30 +92,44 @@ def handle(ctx: WorkerContext, event: dict[str, Any], schedule: Callable[[Lane],
     if connection_id is None:
         return "untracked"
     lane = Lane(connection_id, division, entity.topic)
-    added = ctx.coalescer.add(lane, str(event["key"]), str(event["action"]), _event_ms(event))
-    if added == "schedule":
-        try:
-            schedule(lane)
-        except Exception:
-            ctx.coalescer.unschedule(lane)  # the next event schedules it again
-            raise
+    admitted = ctx.coalescer.admit(lane, str(event["key"]), str(event["action"]), _event_ms(event))
+    if admitted.outcome == "schedule":
+        _schedule(ctx, lane, admitted.countdown, schedule)
         return "scheduled"
-    return added
+    return admitted.outcome
 
 
-def flush_lane(ctx: WorkerContext, lane: Lane, owner: str) -> int:
-    """Fetch everything the lane's pending events point at; returns the number of changes accepted."""
+def flush_lane(ctx: WorkerContext, lane: Lane, owner: str, schedule: Callable[[Lane, float], None]) -> int:
+    """Fetch everything the lane's pending events point at; returns the number of changes accepted. Events that
+    arrived meanwhile are left for one next flush, which `schedule(lane, countdown)` queues."""
     lock = ctx.coalescer.lock(lane, owner, ttl_seconds=LANE_LOCK_TTL_SECONDS)
     if not lock.acquire():
         raise LaneBusy(f"{lane} is held by another flush")
     try:
         with lock.kept():
             batch = ctx.coalescer.take(lane)
-            accepted = ctx.lane_sync(lane, on_page=lambda _n: lock.refresh()).flush(batch) if batch else 0
-            ctx.coalescer.done(lane)  # only now: a crash above leaves the events for the retry
-            return accepted
+            record_webhooks(ctx.sessions, lane.division, lane.topic, batch.updates, batch.deletes)
+            accepted = 0
+            if batch:
+                with budget_class("webhook"):
+                    accepted = ctx.lane_sync(lane, on_page=lambda _n: lock.refresh()).flush(batch)
+                record_flush(lane.topic, len(batch.updates) + len(batch.deletes), accepted)
+            # Only now: a crash above leaves the events for the retry. Atomic with any event's add, so an event
+            # arriving as the flush ends either joins the next flush this returns or schedules its own.
+            countdown = ctx.coalescer.done(lane, fetched=bool(batch))
     finally:
         lock.release()
+    if countdown is not None:
+        _schedule(ctx, lane, countdown, schedule)
+    return accepted
+
+
+def _schedule(ctx: WorkerContext, lane: Lane, countdown: float, schedule: Callable[[Lane, float], None]) -> None:
+    try:
+        schedule(lane, countdown)
+    except Exception:
+        ctx.coalescer.unschedule(lane)  # the next event schedules it again
+        raise
 
 
 def sync_lane(
@@ -114,23 +146,19 @@ def sync_lane(
             on_page(count)
 
     try:
-        with lock.kept():
+        # A full resync (`sync --full`, a division moved) is a backfill; any other walk is delta sync.
+        with lock.kept(), budget_class("backfill" if full else "delta"):
             return ctx.lane_sync(lane, on_page=page).walk(full=full)
     finally:
         lock.release()
 
 
 def fan_out(ctx: WorkerContext, start: Callable[[Lane, bool], None]) -> int:
-    """Start one delta sync per synced lane (`subscriptions.queries.synced_lanes`); a lane whose division moved starts
-    as a full resync. A lane of a topic the catalogue lacks is skipped, with a warning."""
-    with ctx.sessions() as session:
-        pairs = synced_lanes(session)
-    lanes = [Lane(c, d, entity.topic) for c, d, t in pairs if (entity := CATALOGUE.get(t))]
-    for connection_id, division, topic in pairs:
-        if CATALOGUE.get(topic) is None:
-            where = {"connection": connection_id, "division": division}
-            log_event(log, "workers.delta_sync.unknown_topic", logging.WARNING, topic=topic, **where)
-    moves = _move_dates(ctx, lanes)
+    """The old cycle (DELTA_SYNC_PER_LANE): one delta sync per synced lane (`subscriptions.queries.synced_lanes`); a
+    lane whose division moved starts as a full resync. A lane of a topic the catalogue lacks is skipped, with a
+    warning."""
+    lanes = synced(ctx)
+    moves = move_dates(ctx, lanes)
     for lane in lanes:
         moved = lane.division in moves.get(lane.connection_id, {}) and ctx.cursors.note_move_date(
             lane.connection_id, lane.division, lane.topic, moves[lane.connection_id][lane.division]
@@ -141,20 +169,17 @@ def fan_out(ctx: WorkerContext, start: Callable[[Lane, bool], None]) -> int:
     return len(lanes)
 
 
-def _move_dates(ctx: WorkerContext, lanes: list[Lane]) -> dict[int, dict[int, str | None]]:
-    """DivisionMoveDate per connection and division: one `system/Divisions` call per connection."""
-    found: dict[int, dict[int, str | None]] = {}
-    for connection_id in dict.fromkeys(lane.connection_id for lane in lanes):
-        division = next(lane.division for lane in lanes if lane.connection_id == connection_id)
-        try:
-            rows = ctx.client(connection_id).divisions(division)
-        except ExactError as exc:
-            log_event(
-                log, "workers.delta_sync.divisions_failed", logging.WARNING, connection=connection_id, error=exc.message
-            )
-            continue
-        found[connection_id] = {int(r["Code"]): _text(r.get("DivisionMoveDate")) for r in rows if "Code" in r}
-    return found
+def fan_out_divisions(ctx: WorkerContext, start: Callable[[DivisionRun], None]) -> int:
+    """The safety net's cycle: one run per due division (`sync.cycle.plan_cycle`); returns how many."""
+    runs = plan_cycle(ctx)
+    for run in runs:
+        start(run)
+    return len(runs)
+
+
+def sync_division(ctx: WorkerContext, run: DivisionRun, owner: str) -> int:
+    """One division's run of the safety net (`sync.cycle.run_division`); lanes held by a flush raise `LanesBusy`."""
+    return run_division(ctx, run, owner, ttl_seconds=LANE_LOCK_TTL_SECONDS)
 
 
 def keep_alive_all(ctx: WorkerContext) -> int:
@@ -185,10 +210,6 @@ def _event_ms(event: dict[str, Any]) -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
 
 
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
 def _countdown(ctx: WorkerContext, retries: int, exc: Exception) -> float:
     """The retry's countdown for what stopped the flush or walk (`runtime.retry`: under the visibility timeout)."""
     visibility = ctx.settings.broker_visibility_timeout
@@ -215,12 +236,8 @@ def handle_event(self: Task, event: dict[str, Any]) -> str:
     """Thin and idempotent: an event twice is one pending key, and one flush per lane and window."""
     ctx = process_context()
 
-    def schedule(lane: Lane) -> None:
-        args = [lane.connection_id, lane.division, lane.topic]
-        flush.apply_async(args=args, countdown=ctx.settings.coalesce_window_seconds, queue=EVENTS_QUEUE)
-
     try:
-        outcome = handle(ctx, event, schedule)
+        outcome = handle(ctx, event, _schedule_flush)
     except SQLAlchemyError as exc:
         # The lane's connection is looked up in the database; acking here would leave the change to the delta sync.
         wait = _database_wait(ctx, int(event["division"]), str(event["topic"]), exc, self.request.retries)
@@ -235,15 +252,23 @@ def flush(self: Task, connection_id: int, division: int, topic: str) -> int:
     ctx = process_context()
     lane = Lane(connection_id, division, topic)
     try:
-        return flush_lane(ctx, lane, owner=str(self.request.id))
+        return flush_lane(ctx, lane, owner=str(self.request.id), schedule=_schedule_flush)
     except (LaneBusy, RateLimited, ExactUnavailable) as exc:
         raise self.retry(countdown=_countdown(ctx, self.request.retries, exc)) from exc
     except SQLAlchemyError as exc:
         raise self.retry(countdown=_database_wait(ctx, division, topic, exc, self.request.retries)) from exc
     except NeedsConsent:
-        # The events stay in `processing`; after a new `connect` the delta sync walks the cursor anyway.
+        # The events stay in `processing`; after a new `connect` the delta sync walks the cursor anyway. The lane is
+        # not left scheduled: the first webhook after the `connect` must flush at once, not when the flag expires.
+        ctx.coalescer.unschedule(lane)
         log_event(log, "workers.flush.needs_consent", logging.ERROR, connection=connection_id)
+        emit_consent_needed(ctx.settings, ctx.sessions)
         return 0
+
+
+def _schedule_flush(lane: Lane, countdown: float) -> None:
+    args = [lane.connection_id, lane.division, lane.topic]
+    flush.apply_async(args=args, countdown=countdown, queue=EVENTS_QUEUE)
 
 
 @shared_task(name=DELTA_SYNC, bind=True, acks_late=True, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
@@ -263,14 +288,43 @@ def delta_sync(self: Task, connection_id: int, division: int, topic: str, full: 
         return 0
 
 
+@shared_task(name=DELTA_SYNC_DIVISION, bind=True, acks_late=True, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
+def delta_sync_division(self: Task, *args: Any) -> int:
+    """The safety net for one division: its due lanes walked, one sync/Deleted call for all its lanes."""
+    ctx = process_context()
+    run = DivisionRun.of(args)
+    try:
+        return sync_division(ctx, run, owner=str(self.request.id))
+    except LanesBusy as exc:
+        # Only the lanes a flush held are tried again.
+        wait = _countdown(ctx, self.request.retries, LaneBusy(str(exc)))
+        raise self.retry(args=exc.rest.args(), countdown=wait) from exc
+    except RateLimited as exc:
+        raise self.retry(countdown=_countdown(ctx, self.request.retries, exc)) from exc
+    except SQLAlchemyError as exc:
+        raise self.retry(countdown=_database_wait(ctx, run.division, "*", exc, self.request.retries)) from exc
+    except ExactError as exc:
+        # The division's next due cycle starts again from the same cursors.
+        log_event(log, "workers.delta_sync.failed", logging.WARNING, division=run.division, error=exc.message)
+        return 0
+
+
 @shared_task(name=DELTA_SYNC_ALL, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
 def delta_sync_all() -> int:
-    """Beat's entry: one `delta_sync` per subscribed lane."""
+    """Beat's entry: one `delta_sync_division` per due division, or (DELTA_SYNC_PER_LANE) one `delta_sync` per
+    subscribed lane."""
+    ctx = process_context()
+    if ctx.settings.delta_sync_per_lane:
 
-    def start(lane: Lane, full: bool) -> None:
-        delta_sync.apply_async(args=[lane.connection_id, lane.division, lane.topic, full], queue=EVENTS_QUEUE)
+        def start(lane: Lane, full: bool) -> None:
+            delta_sync.apply_async(args=[lane.connection_id, lane.division, lane.topic, full], queue=EVENTS_QUEUE)
 
-    return fan_out(process_context(), start)
+        return fan_out(ctx, start)
+
+    def start_run(run: DivisionRun) -> None:
+        delta_sync_division.apply_async(args=run.args(), queue=EVENTS_QUEUE)
+
+    return fan_out_divisions(ctx, start_run)
 
 
 @shared_task(name=KEEP_ALIVE, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]

@@ -14,6 +14,7 @@ from runtime.broker import broker_app
 from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
 from schema.guard import warn_at_start
+from workers.metrics import StateReader  # noqa: F401  (importing it connects the signals that serve /metrics)
 from workers.schedule import beat_schedule
 
 __all__ = ["app", "make_celery"]
@@ -26,7 +27,14 @@ def make_celery(settings: Settings, *, include: tuple[str, ...] = ()) -> Celery:
     return celery
 
 
-TASK_MODULES = ("sync.tasks", "delivery.tasks", "commands.tasks", "subscriptions.tasks", "schema.tasks")
+TASK_MODULES = (
+    "sync.tasks",
+    "sync.checks",
+    "delivery.tasks",
+    "commands.tasks",
+    "subscriptions.tasks",
+    "schema.tasks",
+)
 app = make_celery(get_settings(), include=TASK_MODULES)
 
 

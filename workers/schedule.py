@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.contracts import (
+    CHECK_SYSTEM,
     DELIVERIES_QUEUE,
     DELTA_SYNC_ALL,
     EVENTS_QUEUE,
@@ -58,6 +59,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "options": {"queue": DELIVERIES_QUEUE, "expires": PRUNE_SECONDS},
         },
         "commands-sweep": {"task": SWEEP_COMMANDS, "schedule": SWEEP_SECONDS},
+        # Operational episodes as System events (sync/checks.py); cheap queries, each episode pushed once.
+        "system-check": {"task": CHECK_SYSTEM, "schedule": SWEEP_SECONDS, "options": {"expires": SWEEP_SECONDS}},
     } | _schema_record(settings)
 
 

@@ -75,7 +75,9 @@ class Sink(Protocol):
 @runtime_checkable
 class PushSink(Sink, Protocol):
     """A sink that delivers outside the transaction: its `accept` writes the delivery log (`delivery.sinks.outbox`),
-    and the delivery tasks call `push` for each logged change, one at a time per key, in version order."""
+    and the delivery tasks call `push` for each logged change, one at a time per key, in version order. A sink whose
+    `push` is thread-safe may set `concurrent_pushes` (otherwise 1): how many pushes of different keys one task may
+    have in flight at once."""
 
     def push(self, outgoing: Outgoing) -> None:
         """Deliver one change, or raise PushFailed. It may run more than once for one change (after a crash), so

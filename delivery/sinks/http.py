@@ -81,6 +81,8 @@ class HttpSink:
 
     name = "http"
     route: Route | None = None
+    # POSTs of different keys a delivery task may have in flight at once (`delivery.push`); the client is shared.
+    concurrent_pushes = 4
 
     def __init__(self, settings: Settings, target: HttpTarget | None = None) -> None:
         if target is None:

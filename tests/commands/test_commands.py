@@ -103,6 +103,8 @@ def test_a_command_runs_once_however_often_it_is_sent(pipeline: Pipeline, api: s
     assert [m.record["result"]["exact_id"] for m in mirrored if m.record] == [created["InvoiceID"]]
     await_true(lambda: pipeline.calls(endpoint=INVOICES, status=201) >= 1, what="the count")
     assert pipeline.calls(endpoint=INVOICES, status=201) == 1
+    # The write and its references spent from the highest budget class, whatever fetching is doing.
+    assert pipeline.calls(endpoint=INVOICES, status=201, **{"class": "command"}) == 1
 
 
 def test_a_reference_the_division_lacks_fails_before_sending_and_says_so(pipeline: Pipeline, api: str) -> None:

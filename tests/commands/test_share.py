@@ -17,8 +17,11 @@ from commands.schema import Command
 from commands.share import ShareSpent, calls_at_most, spend_share
 from commands.store import submit
 from connections.factory import limiter_from_settings
+from connections.models import Connection
 from runtime.settings import Settings
 from sync.context import WorkerContext
+from tests.connections.two_apps import BE, be_entry, with_apps
+from tests.factories import create_connection
 
 
 @pytest.fixture
@@ -43,8 +46,14 @@ def kept(session: Session, client: str, division: int = 101) -> tuple[str, Comma
     return command.key, command
 
 
-def spend(ctx: WorkerContext, session: Session, client: str, division: int = 101) -> None:
-    spend_share(ctx, *kept(session, client, division))
+# No connection is stored under this id: it is the `default` app's, as every connection is with EXACT_APPS unset.
+UNSTORED = 0
+
+
+def spend(
+    ctx: WorkerContext, session: Session, client: str, division: int = 101, connection_id: int = UNSTORED
+) -> None:
+    spend_share(ctx, *kept(session, client, division), connection_id)
 
 
 def test_a_client_spends_at_most_its_share_and_others_keep_theirs(settings: Settings, session: Session) -> None:
@@ -71,6 +80,24 @@ def test_the_division_limit_exact_gives_lowers_the_share(settings: Settings, ses
     spend(ctx, session, shop)
     with pytest.raises(ShareSpent):
         spend(ctx, session, shop)
+
+
+def test_the_share_is_of_the_connections_app_not_the_default_apps(settings: Settings, session: Session) -> None:
+    # Exact told app `be` its division allows 20 a minute; the default app's stays at the settings' 60.
+    two = with_apps(settings, {"be": be_entry(settings.exact_base_url)})
+    ctx = WorkerContext.from_settings(two)
+    connection = create_connection(session)
+    connection.app, connection.client_id = "be", BE.client_id
+    session.commit()
+    division = 300 + uuid.uuid4().int % 600
+    limiter_from_settings(two, client_id=BE.client_id).observe(division, {"X-RateLimit-Minutely-Limit": "20"}, 200)
+    shop = f"shop-{uuid.uuid4().hex[:6]}"
+    clients.add(session, shop, divisions=None, share=0.1)  # 2 of be's 20 a minute; 6 of the default app's 60
+    spend(ctx, session, shop, division, connection_id=connection.id)
+    with pytest.raises(ShareSpent):
+        spend(ctx, session, shop, division, connection_id=connection.id)
+    session.execute(delete(Connection).where(Connection.id == connection.id))
+    session.commit()
 
 
 def test_the_day_is_shared_too(settings: Settings, session: Session) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -116,3 +117,39 @@ def test_a_worker_killed_during_a_post_loses_nothing_and_the_target_sees_one_eve
     assert target.duplicates == [event_id]  # the resend was recognised by its id
     with session_factory() as session:
         assert session.scalars(select(Delivery.attempts).where(Delivery.key == key)).one() == 2
+
+
+@pytest.mark.slow  # two worker starts and a kill; the fast path is test_delivery_batch's crash between commit and POST
+def test_a_worker_killed_during_a_batch_resends_every_started_head_under_its_id(
+    settings: Settings,
+    server: ServerThread,
+    target: PushTarget,
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    settings = push_settings(settings, f"{server.url}/push", push_timeout_seconds=30.0, broker_visibility_timeout=4)
+    keys = sorted(str(uuid.uuid4()) for _ in range(3))
+    first = Worker(settings, tmp_path / "first.log")
+    try:
+        target.delay_seconds = 4.0  # the batch's first POST is still out when the worker dies
+        assert accept_and_dispatch(settings, session_factory, [update(k, 1) for k in keys]) == len(keys)
+        await_true(lambda: target.requests >= 1, timeout=60, what="the first POST", detail=first.log)
+        first.kill()
+    finally:
+        first.stop()
+    # The fence: every head of the batch was committed as sending before its first POST.
+    assert states(session_factory, keys) == {k: [(1, "sending")] for k in keys}
+    await_true(lambda: len(target.accepted) == 1, timeout=30, what="the target finishing the first POST")
+    target.delay_seconds = 0.0
+    second = Worker(settings, tmp_path / "second.log")
+    try:
+        await_true(
+            lambda: states(session_factory, keys) == {k: [(1, "delivered")] for k in keys},
+            timeout=90,
+            what="redelivery of the batch after the kill",
+            detail=second.log,
+        )
+    finally:
+        second.stop()
+    assert sorted(target.ids()) == sorted(f"{DIVISION}:Contacts:{k}:1:Update" for k in keys)  # each accepted once
+    assert target.duplicates == [f"{DIVISION}:Contacts:{keys[0]}:1:Update"]  # the one POSTed before the kill, again

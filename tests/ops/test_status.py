@@ -112,6 +112,30 @@ def test_status_reports_consent_budget_silence_dead_letters_and_lag(
     assert (connection["needs_consent"], connection["consent_error"]) == (True, "invalid_grant")
 
 
+def test_status_shows_each_budget_classs_spend(sandboxed: Settings) -> None:
+    settings = sandboxed
+    connect_to(settings)
+
+    def spent(report: dict[str, object]) -> dict[str, tuple[int, int]]:
+        budget = next(b for b in report["budgets"] if b["division"] == 202)  # type: ignore[attr-defined]
+        return {name: (c["minute_used"], c["day_used"]) for name, c in budget["classes"].items()}
+
+    before = spent(_status(settings))
+    limiter = limiter_from_settings(settings)
+    for name in ("command", "command", "backfill"):
+        limiter.acquire(202, name)
+    report = _status(settings)
+    after = spent(report)
+    grown = {name: (after[name][0] - before[name][0], after[name][1] - before[name][1]) for name in after}
+    assert grown == {"command": (2, 2), "webhook": (0, 0), "delta": (0, 0), "backfill": (1, 1)}
+    budget = next(b for b in report["budgets"] if b["division"] == 202)  # type: ignore[attr-defined]
+    reserved = int(settings.budget_share_backfill * settings.rate_limit_per_minute)
+    assert budget["classes"]["backfill"]["minute_reserved"] == reserved
+    get_settings.cache_clear()
+    table = runner.invoke(app, ["status"], env=settings.child_environment(os.environ), terminal_width=200)
+    assert f"backfill {after['backfill'][0]}/{reserved}" in table.output
+
+
 def test_the_table_says_needs_consent_and_silent(sandboxed: Settings, session_factory: sessionmaker[Session]) -> None:
     settings = sandboxed
     connection_id = connect_to(settings)

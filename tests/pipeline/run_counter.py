@@ -16,14 +16,14 @@ from typing import Any
 import redis
 from celery import signals
 
-from runtime.contracts import DELTA_SYNC, DELTA_SYNC_ALL, FLUSH
+from runtime.contracts import DELTA_SYNC, DELTA_SYNC_ALL, DELTA_SYNC_DIVISION, FLUSH
 from runtime.redis import sync_client
 from runtime.settings import get_settings
 
 __all__ = ["EXACT_TASKS", "INCLUDE", "runs"]
 
 INCLUDE = "tests.pipeline.run_counter"
-EXACT_TASKS = (FLUSH, DELTA_SYNC, DELTA_SYNC_ALL)
+EXACT_TASKS = (FLUSH, DELTA_SYNC, DELTA_SYNC_ALL, DELTA_SYNC_DIVISION)
 
 
 def _key(prefix: str) -> str:

@@ -152,3 +152,36 @@ def test_connections_past_the_cap_get_503_while_open_ones_are_served(serve: Serv
         finally:
             for sock in open_ones:
                 sock.close()
+
+
+def _answer(sock: socket.socket, request: bytes) -> bytes:
+    """The whole response to `request` on a kept-alive connection: head and Content-Length bytes of body."""
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lengths = [v for k, _, v in (h.partition(b":") for h in head.split(b"\r\n")) if k.lower() == b"content-length"]
+    length = 0 if request.startswith(b"HEAD ") else int(lengths[0])
+    while len(body) < length:
+        body += sock.recv(65536)
+    assert len(body) == length
+    return head + b"\r\n\r\n" + body
+
+
+def test_responses_written_in_one_go_stay_whole_on_a_kept_alive_connection(serve: Serve) -> None:
+    """The head is held until the body's write (serving._OneWrite): every kind of response still arrives whole, and
+    a 100 Continue still before the body is sent."""
+    with serve() as port, _connect(port) as sock:
+        assert _answer(sock, _head()).endswith(b'\r\n\r\n{"status":"alive"}')
+        head_only = _answer(sock, b"HEAD /healthz HTTP/1.1\r\nHost: receiver\r\n\r\n")
+        assert head_only.startswith(b"HTTP/1.1 200 ")
+        assert head_only.endswith(b"\r\n\r\n")
+        empty = b"POST /webhooks/exact HTTP/1.1\r\nHost: receiver\r\nContent-Length: 0\r\n\r\n"
+        assert _answer(sock, empty).endswith(b'{"outcome":"validation","detail":""}')
+        sock.sendall(
+            b"POST /webhooks/exact HTTP/1.1\r\nHost: receiver\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+        )
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"  # not held back with the response's head
+        assert b" 401 " in _answer(sock, b"{}").split(b"\r\n", 1)[0]
+        assert _answer(sock, _head()).endswith(b'{"status":"alive"}')  # the connection still in step

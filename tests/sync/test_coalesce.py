@@ -1,4 +1,5 @@
-"""The lane's pending events in a real Redis: one flush per window, Delete over Update, seen versions, the lane lock."""
+"""The lane's pending events in a real Redis: an idle lane at once, then one flush per window, Delete over Update,
+seen versions, the lane lock."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import uuid
 import redis
 
 from runtime.settings import Settings
-from sync.coalesce import EVENT_LAG_MS, Batch, Coalescer, Lane
+from sync.coalesce import EVENT_LAG_MS, Admission, Batch, Coalescer, Lane
 
 LANE = Lane(1, 101, "Contacts")
 
@@ -22,20 +23,71 @@ def _coalescer(settings: Settings, redis_client: redis.Redis) -> Coalescer:
     return Coalescer(redis_client, settings.redis_prefix, window_seconds=0.5)
 
 
-def test_the_first_event_of_a_window_schedules_one_flush(settings: Settings, redis_client: redis.Redis) -> None:
+def test_the_first_event_of_an_idle_lane_schedules_a_flush_at_once(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     lanes = _coalescer(settings, redis_client)
     keys = [_key() for _ in range(5)]
-    outcomes = [lanes.add(LANE, k, "Update", 1000 + n) for n, k in enumerate(keys)]
-    assert outcomes == ["schedule", "queued", "queued", "queued", "queued"]
+    admitted = [lanes.admit(LANE, k, "Update", 1000 + n) for n, k in enumerate(keys)]
+    assert [a.outcome for a in admitted] == ["schedule", "queued", "queued", "queued", "queued"]
+    assert admitted[0].countdown == 0.0  # no fetch of this lane ever ended: nothing to wait for
     # An event twice is one key, with the later event time.
     assert lanes.add(LANE, keys[0].upper(), "Update", 5000) == "queued"
     batch = lanes.take(LANE)
     assert batch.updates == {**{k: 1000 + n for n, k in enumerate(keys)}, keys[0]: 5000}
     assert batch.deletes == {}
-    # The take dropped the flag: the next event opens a new window.
-    assert lanes.add(LANE, _key(), "Update", 6000) == "schedule"
     # Another lane has its own window.
-    assert lanes.add(Lane(1, 202, "Contacts"), _key(), "Update", 6000) == "schedule"
+    assert lanes.admit(Lane(1, 202, "Contacts"), _key(), "Update", 6000) == Admission("schedule", 0.0)
+
+
+def test_events_during_a_fetch_wait_for_one_next_flush_a_window_after_it(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    lanes = Coalescer(redis_client, settings.redis_prefix, window_seconds=60)
+    first = _key()
+    assert lanes.add(LANE, first, "Update", 1000) == "schedule"
+    assert set(lanes.take(LANE).updates) == {first}
+    # The flush runs: whatever arrives now only joins pending.
+    during = [_key() for _ in range(3)]
+    assert [lanes.add(LANE, k, "Update", 2000) for k in during] == ["queued"] * 3
+    # Its end asks for exactly one next flush, a whole window out.
+    assert lanes.done(LANE) == 60.0
+    assert lanes.add(LANE, _key(), "Update", 3000) == "queued"
+    assert len(lanes.take(LANE).updates) == 4
+    assert lanes.done(LANE) is None  # nothing arrived meanwhile: the lane goes idle
+    # Idle, but within the window after the last fetch: the flush is due when that window ends, not now.
+    later = lanes.admit(LANE, _key(), "Update", 4000)
+    assert later.outcome == "schedule"
+    assert 0.0 < later.countdown <= 60.0
+    fetched, heard = lanes.last_fetched_ms(LANE), lanes.last_heard_ms(LANE)
+    assert fetched is not None
+    assert heard is not None
+    assert heard >= fetched  # the last event came after the last fetch ended
+
+
+def test_a_lane_idle_for_a_window_fetches_at_once_again(settings: Settings, redis_client: redis.Redis) -> None:
+    lanes = Coalescer(redis_client, settings.redis_prefix, window_seconds=0.05)
+    lanes.add(LANE, _key(), "Update", 1000)
+    lanes.take(LANE)
+    assert lanes.done(LANE) is None
+    time.sleep(0.1)  # more than the window: an order, not a threshold
+    assert lanes.admit(LANE, _key(), "Update", 2000) == Admission("schedule", 0.0)
+
+
+def test_an_empty_flush_does_not_count_as_a_fetch(settings: Settings, redis_client: redis.Redis) -> None:
+    lanes = Coalescer(redis_client, settings.redis_prefix, window_seconds=60)
+    assert not lanes.take(LANE)
+    assert lanes.done(LANE, fetched=False) is None
+    assert lanes.last_fetched_ms(LANE) is None
+    assert lanes.admit(LANE, _key(), "Update", 1000) == Admission("schedule", 0.0)
+
+
+def test_the_fixed_mode_always_waits_the_window(settings: Settings, redis_client: redis.Redis) -> None:
+    lanes = Coalescer(redis_client, settings.redis_prefix, window_seconds=2, adaptive=False)
+    assert lanes.admit(LANE, _key(), "Update", 1000) == Admission("schedule", 2.0)
+    lanes.take(LANE)
+    lanes.add(LANE, _key(), "Update", 2000)
+    assert lanes.done(LANE) == 2.0
 
 
 def test_a_delete_beats_an_update_of_the_same_key(settings: Settings, redis_client: redis.Redis) -> None:
@@ -82,21 +134,40 @@ def test_events_a_walk_already_covered_are_dropped(settings: Settings, redis_cli
     assert lanes.unseen(LANE, batch) == batch
 
 
-def test_no_event_is_stranded_without_a_scheduled_flush(settings: Settings, redis_client: redis.Redis) -> None:
-    """Adders race a flusher that takes and finishes; afterwards every event was taken or has a flush coming."""
+def test_no_event_is_stranded_and_one_flush_is_owed_at_a_time(settings: Settings, redis_client: redis.Redis) -> None:
+    """Adders race a flusher that runs each flush it is owed; a flush is owed when an add says "schedule" or a
+    flush's end returns a countdown. Never two at once, and once the last is run every event was taken."""
     lanes = _coalescer(settings, redis_client)
     taken: list[str] = []
-    stop = threading.Event()
+    owed, most = [0], [0]
+    guard = threading.Lock()
+    adders_done = threading.Event()
 
     def flusher() -> None:
-        while not stop.is_set():
-            batch = lanes.take(LANE)
-            taken.extend(batch.updates)
-            lanes.done(LANE)
+        while True:
+            with guard:
+                due = owed[0] > 0
+            if not due:
+                if adders_done.is_set():
+                    with guard:
+                        if owed[0] == 0:
+                            return
+                time.sleep(0.001)
+                continue
+            taken.extend(lanes.take(LANE).updates)
+            with guard:
+                owed[0] -= 1  # before `done`: once it drops the flag, an add may be owed the next one at once
+            if lanes.done(LANE) is not None:
+                with guard:
+                    owed[0] += 1
+                    most[0] = max(most[0], owed[0])
 
     def adder(keys: list[str]) -> None:
         for key in keys:
-            lanes.add(LANE, key, "Update", 1000)
+            if lanes.add(LANE, key, "Update", 1000) == "schedule":
+                with guard:
+                    owed[0] += 1
+                    most[0] = max(most[0], owed[0])
 
     groups = [[_key() for _ in range(300)] for _ in range(4)]
     threads = [threading.Thread(target=adder, args=(g,)) for g in groups]
@@ -106,13 +177,12 @@ def test_no_event_is_stranded_without_a_scheduled_flush(settings: Settings, redi
         t.start()
     for t in threads:
         t.join()
-    stop.set()
+    adders_done.set()
     taker.join()
-    pending = redis_client.exists(LANE.key(settings.redis_prefix, "pending"))
-    scheduled = redis_client.exists(LANE.key(settings.redis_prefix, "scheduled"))
-    assert not pending or scheduled, "events left pending with no flush scheduled"
-    left = lanes.take(LANE)
-    assert set(taken) | set(left.updates) == {k for g in groups for k in g}
+    assert most[0] == 1, "two flushes owed at once"
+    assert not redis_client.exists(LANE.key(settings.redis_prefix, "pending")), "events left with no flush owed"
+    assert not redis_client.exists(LANE.key(settings.redis_prefix, "scheduled"))
+    assert set(taken) == {k for g in groups for k in g}
 
 
 def test_the_lane_lock(settings: Settings, redis_client: redis.Redis) -> None:

@@ -1,4 +1,4 @@
-"""`handle`: a webhook event into its lane, one flush scheduled per window, events we do not track dropped."""
+"""`handle`: a webhook event into its lane, an idle lane's flush at once, events we do not track dropped."""
 
 from __future__ import annotations
 
@@ -56,32 +56,47 @@ def _event(division: int, topic: str, action: str = "Update", key: str | None = 
     }
 
 
-def test_events_of_a_window_schedule_one_flush_per_lane(ctx: WorkerContext) -> None:
-    scheduled: list[Lane] = []
-    outcomes = [handle(ctx, _event(101, "contacts"), scheduled.append) for _ in range(20)]
+def test_the_first_event_of_an_idle_lane_schedules_its_flush_with_no_countdown(ctx: WorkerContext) -> None:
+    scheduled: list[tuple[Lane, float]] = []
+
+    def schedule(lane: Lane, countdown: float) -> None:
+        scheduled.append((lane, countdown))
+
+    outcomes = [handle(ctx, _event(101, "contacts"), schedule) for _ in range(20)]
     assert outcomes == ["scheduled"] + ["queued"] * 19
-    [lane] = scheduled
-    assert (lane.division, lane.topic) == (101, "Contacts")
+    [(lane, countdown)] = scheduled
+    assert (lane.division, lane.topic, countdown) == (101, "Contacts", 0.0)
     batch = ctx.coalescer.take(lane)
     assert len(batch.updates) == 20
     assert set(batch.updates.values()) == {1_795_392_001_250}  # EventCreatedOn in ms, read as UTC
-    assert handle(ctx, _event(101, "Contacts", "Delete"), scheduled.append) == "scheduled"
+    # While the flush runs, events only join pending; its end asks for the next flush, a window out.
+    assert handle(ctx, _event(101, "Contacts", "Delete"), schedule) == "queued"
+    assert ctx.coalescer.done(lane) == ctx.settings.coalesce_window_seconds
+    assert len(scheduled) == 1
 
 
 def test_events_we_do_not_track_are_dropped(ctx: WorkerContext) -> None:
     scheduled: list[Lane] = []
-    assert handle(ctx, _event(202, "Contacts"), scheduled.append) == "untracked"  # subscription removed
-    assert handle(ctx, _event(101, "Accounts"), scheduled.append) == "untracked"
-    assert handle(ctx, _event(101, "NoSuchTopic"), scheduled.append) == "unknown-topic"
+
+    def schedule(lane: Lane, _countdown: float) -> None:
+        scheduled.append(lane)
+
+    assert handle(ctx, _event(202, "Contacts"), schedule) == "untracked"  # subscription removed
+    assert handle(ctx, _event(101, "Accounts"), schedule) == "untracked"
+    assert handle(ctx, _event(101, "NoSuchTopic"), schedule) == "unknown-topic"
     assert scheduled == []
 
 
 def test_a_failed_schedule_lets_the_next_event_try_again(ctx: WorkerContext) -> None:
-    def broken(lane: Lane) -> None:
+    def broken(lane: Lane, countdown: float) -> None:
         raise ConnectionError("broker down")
 
     with pytest.raises(ConnectionError):
         handle(ctx, _event(101, "Contacts"), broken)
     scheduled: list[Lane] = []
-    assert handle(ctx, _event(101, "Contacts"), scheduled.append) == "scheduled"
+
+    def schedule(lane: Lane, _countdown: float) -> None:
+        scheduled.append(lane)
+
+    assert handle(ctx, _event(101, "Contacts"), schedule) == "scheduled"
     assert len(ctx.coalescer.take(scheduled[0]).updates) == 2

@@ -85,6 +85,6 @@ def test_lanes_and_events_of_unknown_topics_are_skipped_with_a_warning(
     [skipped] = [r for r in caplog.records if r.getMessage() == "workers.delta_sync.unknown_topic"]
     assert (skipped.levelno, vars(skipped)["topic"]) == (logging.WARNING, "PayrollRuns")
     event = {"division": 101, "topic": "PayrollRuns", "key": str(uuid.uuid4()), "action": "Update"}
-    assert handle(ctx, event, started.append) == "unknown-topic"
+    assert handle(ctx, event, lambda lane, _countdown: started.append(lane)) == "unknown-topic"
     [dropped] = [r for r in caplog.records if r.getMessage() == "workers.event.unknown_topic"]
     assert dropped.levelno == logging.WARNING
