@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +19,7 @@ import httpx
 import redis
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
+from sqlalchemy.orm import Session
 
 from connections.consent import finish_connect
 from connections.factory import oauth_from_settings
@@ -97,17 +98,22 @@ def track(settings: Settings, pairs: Sequence[tuple[int, str]]) -> int:
         )
         session.add(connection)
         session.flush()
-        for division, topic in pairs:
-            session.add(
-                Subscription(
-                    connection_id=connection.id,
-                    division=division,
-                    topic=topic,
-                    state=SubscriptionState.ACTIVE,
-                    callback_url=settings.callback_url,
-                )
-            )
+        subscribe(session, connection.id, pairs, settings.callback_url)
         return connection.id
+
+
+def subscribe(session: Session, connection_id: int, pairs: Iterable[tuple[int, str]], callback_url: str) -> None:
+    """An active subscription of the connection per (division, topic)."""
+    for division, topic in pairs:
+        session.add(
+            Subscription(
+                connection_id=connection_id,
+                division=division,
+                topic=topic,
+                state=SubscriptionState.ACTIVE,
+                callback_url=callback_url,
+            )
+        )
 
 
 def environment(settings: Settings) -> dict[str, str]:
@@ -155,7 +161,10 @@ def connect(settings: Settings) -> int:
 
 def enqueue_events(settings: Settings, client: redis.Redis, division: int, topic: str, keys: Sequence[str]) -> None:
     """The Celery messages the receiver would have enqueued for webhooks about these keys, pushed the same way."""
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000")
+    # Exact's `.fff`, whole milliseconds: truncated to the second, an edit made in the second its record was first
+    # fetched would look older than that fetch and be dropped as already seen.
+    ms = time.time_ns() // 1_000_000
+    created = f"{datetime.fromtimestamp(ms // 1000, UTC):%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}"
     pipe = client.pipeline(transaction=False)
     for key in keys:
         event = {

@@ -19,7 +19,7 @@ import httpx
 import redis
 from sqlalchemy import func, select
 
-from bench.common import bench_env, connect, enqueue_events, peak_rss_mb, print_table, start_worker
+from bench.common import bench_env, connect, enqueue_events, peak_rss_mb, print_table, start_worker, subscribe
 from connections.factory import client_from_settings
 from delivery.models import MirrorRecord
 from exact import CATALOGUE
@@ -29,7 +29,6 @@ from runtime.serving import ServerThread
 from runtime.settings import Settings
 from sandbox.app import create_sandbox_app
 from sandbox.config import SandboxConfig
-from subscriptions.models import Subscription, SubscriptionState
 from sync.coalesce import Lane
 from sync.context import WorkerContext
 from sync.tasks import sync_lane
@@ -51,16 +50,7 @@ class Run:
         """Walk each lane once, so the scenarios measure changes, not the seeded records."""
         ctx = WorkerContext(self.settings, self.sessions, self.redis)
         with session_scope(self.sessions) as session:
-            for division, topic in pairs:
-                session.add(
-                    Subscription(
-                        connection_id=self.connection_id,
-                        division=division,
-                        topic=topic,
-                        state=SubscriptionState.ACTIVE,
-                        callback_url=self.settings.callback_url,
-                    )
-                )
+            subscribe(session, self.connection_id, pairs, self.settings.callback_url)
         for division, topic in pairs:
             sync_lane(ctx, Lane(self.connection_id, division, topic), owner="bench-prime")
 

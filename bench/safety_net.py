@@ -27,7 +27,7 @@ import httpx
 import redis
 from sqlalchemy import select
 
-from bench.common import bench_env, connect, environment, print_table
+from bench.common import bench_env, connect, environment, print_table, subscribe
 from delivery.models import MirrorRecord
 from exact import CATALOGUE
 from ops.children import Children
@@ -36,7 +36,6 @@ from runtime.serving import ServerThread
 from runtime.settings import Settings
 from sandbox.app import create_sandbox_app
 from sandbox.config import SandboxConfig
-from subscriptions.models import Subscription, SubscriptionState
 from sync.coalesce import Lane
 from sync.context import WorkerContext
 from sync.cycle import safety_net
@@ -66,17 +65,8 @@ class Bench:
 
     def subscribe(self, divisions: list[int], topics: tuple[str, ...]) -> None:
         with session_scope(self.sessions) as session:
-            for division in divisions:
-                for topic in topics:
-                    session.add(
-                        Subscription(
-                            connection_id=self.connection_id,
-                            division=division,
-                            topic=topic,
-                            state=SubscriptionState.ACTIVE,
-                            callback_url=f"{self.settings.callback_url}?{uuid.uuid4().hex[:8]}",
-                        )
-                    )
+            pairs = [(division, topic) for division in divisions for topic in topics]
+            subscribe(session, self.connection_id, pairs, self.settings.callback_url)
 
     def old_cycle(self, ctx: WorkerContext) -> int:
         """The per-lane cycle: one walk (sync and sync/Deleted) per lane, as one `delta_sync` task each runs it."""

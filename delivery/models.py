@@ -6,12 +6,33 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    ScalarSelect,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from runtime.db import Base, utc_now
 
-__all__ = ["DELIVERY_STATES", "LIVE_STATES", "CommandWrite", "Delivery", "DeliveryState", "MirrorRecord"]
+__all__ = [
+    "DELIVERY_STATES",
+    "LIVE_STATES",
+    "CommandWrite",
+    "Delivery",
+    "DeliveryState",
+    "MirrorRecord",
+    "newest_delivered_version",
+]
 
 
 class DeliveryState(StrEnum):
@@ -102,3 +123,21 @@ class CommandWrite(Base):
     command: Mapped[str] = mapped_column(String(100))
     source: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+def newest_delivered_version() -> ScalarSelect[Any]:
+    """The newest delivered version of the outer `Delivery` row's (sink, division, topic, key): a correlated scalar
+    subquery, for the delivery heads and the retention prune."""
+    done = aliased(Delivery)
+    return (
+        select(func.max(done.version))
+        .where(
+            done.sink == Delivery.sink,
+            done.division == Delivery.division,
+            done.topic == Delivery.topic,
+            done.key == Delivery.key,
+            done.state == DeliveryState.DELIVERED,
+        )
+        .correlate(Delivery)
+        .scalar_subquery()
+    )

@@ -24,12 +24,12 @@ from datetime import timedelta
 
 from redis import Redis
 from sqlalchemy import ColumnElement, func, select, tuple_, update
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from delivery.breaker import Breaker
 from delivery.changes import ChangeRecord
 from delivery.locks import LaneLocks
-from delivery.models import LIVE_STATES, Delivery, DeliveryState
+from delivery.models import LIVE_STATES, Delivery, DeliveryState, newest_delivered_version
 from delivery.outbox import PushLane, sinks_for
 from delivery.sinks import Outgoing, PushFailed, PushSink, TargetGone
 from runtime.db import stored_utc, utc_now
@@ -325,19 +325,7 @@ def _in_lane(lane: PushLane) -> tuple[ColumnElement[bool], ...]:
 
 def _heads(session: Session, lane: PushLane, keys: Sequence[str]) -> dict[str, _Head]:
     """Each key's oldest live row and its lane's newest delivered version, in one statement."""
-    done = aliased(Delivery)
-    newest = (
-        select(func.max(done.version))
-        .where(
-            done.sink == Delivery.sink,
-            done.division == Delivery.division,
-            done.topic == Delivery.topic,
-            done.key == Delivery.key,
-            done.state == DeliveryState.DELIVERED,
-        )
-        .correlate(Delivery)
-        .scalar_subquery()
-    )
+    newest = newest_delivered_version()
     # Only the heads come back, however many versions a hot key has waiting.
     order = func.row_number().over(partition_by=Delivery.key, order_by=(Delivery.version, Delivery.id))
     ranked = (

@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy import Select, delete, or_, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from delivery.models import Delivery, DeliveryState
+from delivery.models import Delivery, DeliveryState, newest_delivered_version
 from runtime.db import utc_now
 
 __all__ = ["PRUNE_BATCH", "prune_deliveries", "prune_in_batches"]
@@ -57,18 +57,7 @@ def prune_in_batches(
 
 
 def _prunable(cutoff: datetime) -> Select[int]:
-    newer = aliased(Delivery)
-    newest = (
-        select(func.max(newer.version))
-        .where(
-            newer.sink == Delivery.sink,
-            newer.division == Delivery.division,
-            newer.topic == Delivery.topic,
-            newer.key == Delivery.key,
-            newer.state == DeliveryState.DELIVERED,
-        )
-        .scalar_subquery()
-    )
+    newest = newest_delivered_version()
     return (
         select(Delivery.id)
         .where(Delivery.state.in_((DeliveryState.DELIVERED, DeliveryState.SUPERSEDED)), Delivery.updated_at < cutoff)

@@ -18,6 +18,7 @@ from console.auth import COOKIE, ConsoleAuth, ConsoleOff
 from runtime.settings import Settings
 from tests.conftest import ServerThread, free_port
 from tests.console.support import TOKEN, console_settings, csrf_of, logged_in, serve_console
+from tests.pipeline.fresh_db import fresh_database
 
 
 @pytest.fixture
@@ -87,8 +88,13 @@ def test_the_login_sets_a_signed_httponly_samesite_cookie_with_an_expiry(server:
         assert client.get("/console").status_code == 303
 
 
-def test_an_action_without_or_with_a_wrong_csrf_token_is_403(server: ServerThread, settings: Settings) -> None:
-    with logged_in(server) as client:
+def test_an_action_without_or_with_a_wrong_csrf_token_is_403(settings: Settings, tmp_path: Path) -> None:
+    # A database of its own: "replay all" would replay other tests' dead letters in the shared one.
+    with (
+        fresh_database(tmp_path) as url,
+        serve_console(console_settings(settings.model_copy(update={"database_url": url}))) as server,
+        logged_in(server) as client,
+    ):
         assert client.post("/console/deadletters/replay", data={"all": "1"}).status_code == 403
         assert client.post("/console/deadletters/replay", data={"all": "1", "csrf": "forged"}).status_code == 403
         # Another session's token is not this one's.

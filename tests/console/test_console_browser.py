@@ -9,8 +9,7 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from sqlalchemy import select
 from delivery.models import Delivery, DeliveryState
 from tests.console.support import TOKEN, console_settings, serve_console
 from tests.pipeline.harness import Pipeline
+from tests.pipeline.push_support import await_true
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -58,14 +58,6 @@ def page(browser: Browser) -> Iterator[Page]:
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def wait_for(what: str, found: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := found()):
-        assert time.monotonic() < deadline, f"no {what} after {timeout}s"
-        time.sleep(0.2)
-    return value
 
 
 def status_json(pipeline: Pipeline) -> dict[str, Any]:
@@ -118,7 +110,8 @@ def test_log_in_read_the_overview_and_replay_a_dead_letter_from_its_page(pipelin
             query = select(Delivery).where(Delivery.key == key, Delivery.state == DeliveryState.DEAD)
             return list(session.scalars(query))
 
-    [letter] = wait_for("dead letter", dead)
+    await_true(lambda: bool(dead()), what="a dead letter")
+    [letter] = dead()
 
     with serve_console(pipeline.settings) as console:
         page.goto(f"{console.url}/console")
@@ -146,7 +139,7 @@ def test_log_in_read_the_overview_and_replay_a_dead_letter_from_its_page(pipelin
         page.click(f"#replay-{letter.id}")
         assert page.inner_text("#replayed") == "Replayed 1 dead letter(s)."
 
-        wait_for("push of the replayed version", lambda: letter.event_id in pipeline.push.ids())
+        await_true(lambda: letter.event_id in pipeline.push.ids(), what="the push of the replayed version")
         assert pipeline.push.latest()[(101, "Accounts", key)]["Name"] == "console, changed"  # type: ignore[index]
 
         def delivered() -> bool:
@@ -154,7 +147,7 @@ def test_log_in_read_the_overview_and_replay_a_dead_letter_from_its_page(pipelin
                 row = session.get(Delivery, letter.id)
                 return row is not None and row.state == DeliveryState.DELIVERED
 
-        wait_for("the delivery row delivered", delivered)
+        await_true(delivered, what="the delivery row delivered")
         page.goto(f"{console.url}/console/deadletters")
         assert page.is_visible("#no-dead-letters")
         shot(page, "dead-letters-replayed")

@@ -218,18 +218,23 @@ def test_a_key_another_task_holds_is_left_to_it_and_the_rest_of_the_batch_goes_o
         assert ctx.redis.exists(lane.lock_key(ctx.settings.redis_prefix)) == 0  # released, the held one by its owner
 
 
+def breaker_settings(settings: Settings, server: ServerThread) -> Settings:
+    """Push to `server` with a breaker that opens after two failures and stays open for an hour."""
+    return push_settings(
+        settings,
+        f"{server.url}/push",
+        delivery_max_attempts=50,
+        delivery_breaker_failures=2,
+        delivery_breaker_cooldown_seconds=3600.0,
+    )
+
+
 def test_when_the_breaker_opens_mid_batch_the_rest_waits_unsent_and_uncounted(
     settings: Settings, session_factory: sessionmaker[Session], redis_client: redis.Redis
 ) -> None:
     scripted = ScriptedTarget(status=503)
     with serve_scripted(scripted) as server:
-        push = push_settings(
-            settings,
-            f"{server.url}/push",
-            delivery_max_attempts=50,
-            delivery_breaker_failures=2,
-            delivery_breaker_cooldown_seconds=3600.0,
-        )
+        push = breaker_settings(settings, server)
         ctx = DeliveryContext.build(push, session_factory, redis_client)
         keys = [str(uuid.uuid4()) for _ in range(6)]
         accept(ctx, [change(k, 1) for k in keys])
@@ -277,13 +282,7 @@ def test_after_a_probe_goes_through_the_rest_of_the_batch_follows_in_one_round(
 ) -> None:
     scripted = ScriptedTarget(status=503)
     with serve_scripted(scripted) as server:
-        push = push_settings(
-            settings,
-            f"{server.url}/push",
-            delivery_max_attempts=50,
-            delivery_breaker_failures=2,
-            delivery_breaker_cooldown_seconds=3600.0,
-        )
+        push = breaker_settings(settings, server)
         ctx = DeliveryContext.build(push, session_factory, redis_client)
         keys = [str(uuid.uuid4()) for _ in range(7)]
         accept(ctx, [change(k, 1) for k in keys])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -86,52 +85,14 @@ def test_a_worker_killed_during_a_post_loses_nothing_and_the_target_sees_one_eve
     session_factory: sessionmaker[Session],
     tmp_path: Path,
 ) -> None:
+    """A batch of three keys: the worker dies while its first POST is out; every head of the batch was committed as
+    sending before it, and a second worker resends them all under their ids."""
     # A short visibility timeout, so the killed worker's unacked message comes back within the test.
-    settings = push_settings(settings, f"{server.url}/push", push_timeout_seconds=30.0, broker_visibility_timeout=4)
-    key = str(uuid.uuid4())
-    first = Worker(settings, tmp_path / "first.log")
-    try:
-        target.delay_seconds = 4.0  # the target takes its time: the worker is killed while it waits
-        accept_and_dispatch(settings, session_factory, [update(key, 1)])
-        await_true(lambda: target.requests >= 1, timeout=60, what="the first POST", detail=first.log)
-        first.kill()
-    finally:
-        first.stop()
-    assert states(session_factory, [key]) == {key: [(1, "sending")]}
-    await_true(lambda: len(target.accepted) == 1, timeout=30, what="the target finishing the first POST")
-    target.delay_seconds = 0.0
-    second = Worker(settings, tmp_path / "second.log")
-    try:
-        # Nobody dispatches again: the broker hands the unacked message to the new worker, which sends the row
-        # left `sending` once more, under the same webhook-id.
-        await_true(
-            lambda: states(session_factory, [key]) == {key: [(1, "delivered")]},
-            timeout=90,
-            what="redelivery after the kill",
-            detail=second.log,
-        )
-    finally:
-        second.stop()
-    event_id = f"{DIVISION}:Contacts:{key}:1:Update"
-    assert target.ids() == [event_id]  # accepted once
-    assert target.duplicates == [event_id]  # the resend was recognised by its id
-    with session_factory() as session:
-        assert session.scalars(select(Delivery.attempts).where(Delivery.key == key)).one() == 2
-
-
-@pytest.mark.slow  # two worker starts and a kill; the fast path is test_delivery_batch's crash between commit and POST
-def test_a_worker_killed_during_a_batch_resends_every_started_head_under_its_id(
-    settings: Settings,
-    server: ServerThread,
-    target: PushTarget,
-    session_factory: sessionmaker[Session],
-    tmp_path: Path,
-) -> None:
     settings = push_settings(settings, f"{server.url}/push", push_timeout_seconds=30.0, broker_visibility_timeout=4)
     keys = sorted(str(uuid.uuid4()) for _ in range(3))
     first = Worker(settings, tmp_path / "first.log")
     try:
-        target.delay_seconds = 4.0  # the batch's first POST is still out when the worker dies
+        target.delay_seconds = 4.0  # the target takes its time: the worker is killed while it waits
         assert accept_and_dispatch(settings, session_factory, [update(k, 1) for k in keys]) == len(keys)
         await_true(lambda: target.requests >= 1, timeout=60, what="the first POST", detail=first.log)
         first.kill()
@@ -143,6 +104,8 @@ def test_a_worker_killed_during_a_batch_resends_every_started_head_under_its_id(
     target.delay_seconds = 0.0
     second = Worker(settings, tmp_path / "second.log")
     try:
+        # Nobody dispatches again: the broker hands the unacked message to the new worker, which sends the rows
+        # left `sending` once more, under the same webhook-ids.
         await_true(
             lambda: states(session_factory, keys) == {k: [(1, "delivered")] for k in keys},
             timeout=90,
@@ -151,5 +114,8 @@ def test_a_worker_killed_during_a_batch_resends_every_started_head_under_its_id(
         )
     finally:
         second.stop()
+    first_id = f"{DIVISION}:Contacts:{keys[0]}:1:Update"
     assert sorted(target.ids()) == sorted(f"{DIVISION}:Contacts:{k}:1:Update" for k in keys)  # each accepted once
-    assert target.duplicates == [f"{DIVISION}:Contacts:{keys[0]}:1:Update"]  # the one POSTed before the kill, again
+    assert target.duplicates == [first_id]  # the one POSTed before the kill, recognised by its id
+    with session_factory() as session:
+        assert session.scalars(select(Delivery.attempts).where(Delivery.key == keys[0])).one() == 2

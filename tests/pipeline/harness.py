@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from commands.models import CommandRecord
 from connections.models import Connection, Division
+from delivery.history import TraceEvent
 from delivery.models import CommandWrite, Delivery, MirrorRecord
 from exact import CATALOGUE
 from ops.levels import control_path, sandbox_view, view
@@ -152,7 +153,7 @@ def running_pipeline(
     # the row `connect_to` updates) holds tokens a dead sandbox issued.
     with session_factory() as session, session.begin():
         tables = (MirrorRecord, Delivery, CommandWrite, LaneCursor, DocumentState, Subscription, FollowRule)
-        tables += (CommandRecord, SchemaSnapshot)
+        tables += (CommandRecord, SchemaSnapshot, TraceEvent)
         for table in (*tables, Division, Connection):
             session.execute(delete(table))
     push = PushTarget()
